@@ -1,0 +1,41 @@
+#pragma once
+// What every subcommand shares: the global options and the shape of an entry in the table.
+
+#include <string>
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+
+namespace pgkit::cli {
+
+/// Exit codes, as documented in `pgkit --help` and man/pgkit.1.
+enum exit_code : int {
+  exit_ok = 0,            ///< success
+  exit_failure = 1,       ///< a database or runtime failure
+  exit_usage = 2,         ///< a usage or configuration error
+  exit_check_failed = 3,  ///< a requested check failed (status --exit-code)
+};
+
+/// Options accepted before or after any command name.
+struct global_options {
+  std::string addr;                 ///< --addr URL
+  std::string config_file;          ///< --config FILE (empty: the default search)
+  std::string connection = "main";  ///< --connection NAME
+  std::string schema = "pgkit";     ///< --schema NAME
+  bool json = false;                ///< --json
+  bool quiet = false;               ///< --quiet
+  bool verbose = false;             ///< --verbose
+};
+
+/// Registers a subcommand's options on `command` and sets its callback. The callback stores
+/// the command's exit code in `exit_status`; failures are thrown as pgkit::error.
+using setup_function = void (*)(CLI::App& command, const global_options& globals, int& exit_status);
+
+/// One row of the command table in main.cpp.
+struct command_entry {
+  std::string_view name;
+  std::string_view summary;
+  setup_function setup;
+};
+
+}  // namespace pgkit::cli

@@ -1,0 +1,10 @@
+#pragma once
+// The setup functions of all subcommands, one per file in cli/, registered in main.cpp.
+
+#include "command.hpp"
+
+namespace pgkit::cli {
+
+void setup_complete(CLI::App& command, const global_options& globals, int& exit_status);
+
+}  // namespace pgkit::cli

@@ -1,0 +1,37 @@
+// `pgkit __complete WHAT`: words for the shell completions that change with the build or the
+// configuration (module names), so the completion scripts never copy lists.
+
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "commands.hpp"
+#include "pgkit/builtin.hpp"
+#include "pgkit/error.hpp"
+
+namespace pgkit::cli {
+namespace {
+
+struct complete_options {
+  std::string what;
+};
+
+int run_complete(const complete_options& options, const global_options& /*globals*/) {
+  if (options.what == "modules") {
+    for (const auto& name : builtin_module_names())
+      std::cout << name << '\n';
+    return exit_ok;
+  }
+  throw usage_error("__complete does not know '" + options.what + "'", "use: modules");
+}
+
+}  // namespace
+
+void setup_complete(CLI::App& command, const global_options& globals, int& exit_status) {
+  auto options = std::make_shared<complete_options>();
+  command.add_option("what", options->what, "what to list: modules")->required();
+  command.callback(
+      [options, &globals, &exit_status] { exit_status = run_complete(*options, globals); });
+}
+
+}  // namespace pgkit::cli

@@ -1,0 +1,23 @@
+#include "pgkit/connection.hpp"
+
+#include "pgkit/error.hpp"
+#include "pqxx_compat.hpp"
+
+namespace pgkit {
+
+std::unique_ptr<pqxx::connection> connect(const std::string& conninfo) {
+  try {
+    return std::make_unique<pqxx::connection>(conninfo);
+  } catch (const pqxx::broken_connection& e) {
+    std::string reason = e.what();
+    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' '))
+      reason.pop_back();
+    std::string where = conninfo.empty() ? std::string{"the default server (libpq defaults)"}
+                                         : "'" + conninfo + "'";
+    throw error(error_kind::connection, "cannot connect to " + where + ": " + reason,
+                "check that the server is running and accepts connections at that address, "
+                "or pass --wait SECONDS to wait for it");
+  }
+}
+
+}  // namespace pgkit

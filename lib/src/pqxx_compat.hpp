@@ -1,0 +1,115 @@
+#pragma once
+// The one place that knows libpqxx 6.4 and 7.x apart (see shared notes/libpqxx.md). Everything
+// else in pgkit calls these helpers instead of version-specific libpqxx API.
+
+// Debian's 6.4.5 headers leave std::optional support off unless asked.
+#ifndef PQXX_HAVE_OPTIONAL
+#define PQXX_HAVE_OPTIONAL 1
+#endif
+#include <pqxx/pqxx>
+#include <pqxx/version>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#if PQXX_VERSION_MAJOR > 7 || (PQXX_VERSION_MAJOR == 7 && PQXX_VERSION_MINOR >= 10)
+#define PGKIT_PQXX_PARAMS_EXEC 1  // exec(sql, pqxx::params) and exec(pqxx::prepped, params)
+#endif
+
+namespace pgkit::detail {
+
+/// The major version of the libpqxx that pgkit was compiled against.
+inline constexpr int pqxx_major = PQXX_VERSION_MAJOR;
+
+/// A bytea parameter, sent in binary format.
+#if PQXX_VERSION_MAJOR >= 7
+using bytea_param = std::basic_string_view<std::byte>;
+inline bytea_param make_bytea_param(std::string_view bytes) {
+  return {reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()};
+}
+#else
+using bytea_param = pqxx::binarystring;
+inline bytea_param make_bytea_param(std::string_view bytes) {
+  return pqxx::binarystring{bytes.data(), bytes.size()};
+}
+#endif
+
+/// Returns the bytes of a bytea field (which must not be null).
+inline std::string read_bytea(const pqxx::field& field) {
+#if PQXX_VERSION_MAJOR >= 7
+  auto bytes = field.as<std::basic_string<std::byte>>();
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+#else
+  pqxx::binarystring bytes{field};
+  return bytes.str();
+#endif
+}
+
+/// Runs a parameterised statement.
+template <typename... Args>
+pqxx::result exec_params(pqxx::transaction_base& tx, std::string_view sql, Args&&... args) {
+#ifdef PGKIT_PQXX_PARAMS_EXEC
+  return tx.exec(sql, pqxx::params{std::forward<Args>(args)...});
+#else
+  return tx.exec_params(std::string{sql}, std::forward<Args>(args)...);
+#endif
+}
+
+/// Runs a statement prepared on this connection under `name`.
+template <typename... Args>
+pqxx::result exec_prepared(pqxx::transaction_base& tx, const std::string& name, Args&&... args) {
+#ifdef PGKIT_PQXX_PARAMS_EXEC
+  return tx.exec(pqxx::prepped{name}, pqxx::params{std::forward<Args>(args)...});
+#else
+  return tx.exec_prepared(name, std::forward<Args>(args)...);
+#endif
+}
+
+/// A run-time list of text parameters; std::nullopt is SQL NULL.
+using param_list = std::vector<std::optional<std::string>>;
+
+/// Runs a statement whose parameters are only known at run time.
+inline pqxx::result exec_param_list(pqxx::transaction_base& tx, std::string_view sql,
+                                    const param_list& params) {
+#if PQXX_VERSION_MAJOR >= 7
+  pqxx::params list;
+  for (const auto& value : params)
+    list.append(value);
+#ifdef PGKIT_PQXX_PARAMS_EXEC
+  return tx.exec(sql, list);
+#else
+  return tx.exec_params(sql, list);
+#endif
+#else
+  return tx.exec_params(std::string{sql}, pqxx::prepare::make_dynamic_params(params));
+#endif
+}
+
+/// Closes a connection; never throws.
+inline void close(pqxx::connection& connection) noexcept {
+  try {
+#if PQXX_VERSION_MAJOR >= 7
+    connection.close();
+#else
+    connection.disconnect();
+#endif
+  } catch (...) {
+    // Closing is best effort: the connection is gone either way.
+  }
+}
+
+/// Returns the number of rows as a size_t whatever the libpqxx version's size_type.
+inline std::size_t row_count(const pqxx::result& result) {
+  return static_cast<std::size_t>(result.size());
+}
+
+/// Turns the exception being handled (call only inside a catch block) into a pgkit::error and
+/// throws it. `context` says what pgkit was doing ("applying migration ..."); it is prefixed
+/// to the message. Passwords never reach the message.
+[[noreturn]] void rethrow_as_pgkit(std::string_view context = {});
+
+}  // namespace pgkit::detail

@@ -1,0 +1,15 @@
+#include "pgkit/version.hpp"
+
+#include "pqxx_compat.hpp"
+
+namespace pgkit {
+
+const char* version() noexcept {
+  return PGKIT_VERSION_STRING;
+}
+
+const char* pqxx_version() noexcept {
+  return PQXX_VERSION;
+}
+
+}  // namespace pgkit

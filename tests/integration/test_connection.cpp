@@ -1,0 +1,96 @@
+#include <doctest/doctest.h>
+
+#include "harness.hpp"
+#include "pgkit/connection.hpp"
+#include "pgkit/error.hpp"
+#include "pqxx_compat.hpp"
+
+namespace {
+
+// Runs `sql` and returns the pgkit::error it turns into.
+pgkit::error error_of(pqxx::connection& connection, const std::string& sql) {
+  try {
+    pqxx::work tx{connection};
+    tx.exec(sql);
+    tx.commit();
+  } catch (...) {
+    try {
+      pgkit::detail::rethrow_as_pgkit("running the test statement");
+    } catch (const pgkit::error& e) {
+      return e;
+    }
+  }
+  FAIL("the statement did not fail: " << sql);
+  return pgkit::error{pgkit::error_kind::internal, "unreachable"};
+}
+
+}  // namespace
+
+TEST_CASE("pgkit::connect") {
+  pgkit_test::scratch_database db{"connect"};
+
+  SUBCASE("opens a connection to the scratch database") {
+    auto connection = pgkit::connect(db.url());
+    pqxx::nontransaction tx{*connection};
+    CHECK(tx.exec("SELECT current_database()")[0][0].as<std::string>() == db.name());
+  }
+  SUBCASE("a refused connection names the redacted address and what to do") {
+    try {
+      pgkit::connect("postgresql://app:topsecret@127.0.0.1:1/app?connect_timeout=2");
+      FAIL("connect succeeded on port 1");
+    } catch (const pgkit::error& e) {
+      std::string message = e.what();
+      CHECK(e.kind() == pgkit::error_kind::connection);
+      CHECK(message.find("postgresql://app:***@127.0.0.1:1/app") != std::string::npos);
+      CHECK(message.find("topsecret") == std::string::npos);
+      CHECK(message.find("refused") != std::string::npos);
+      CHECK(e.hint().find("server is running") != std::string::npos);
+    }
+  }
+  SUBCASE("a wrong password in a conninfo string stays hidden") {
+    try {
+      pgkit::connect("host=127.0.0.1 port=1 password=topsecret connect_timeout=2");
+      FAIL("connect succeeded on port 1");
+    } catch (const pgkit::error& e) {
+      CHECK(std::string{e.what()}.find("topsecret") == std::string::npos);
+      CHECK(std::string{e.what()}.find("password=***") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("pgkit::detail::rethrow_as_pgkit") {
+  pgkit_test::scratch_database db{"errors"};
+  auto connection = pgkit::connect(db.url());
+  {
+    pqxx::work tx{*connection};
+    tx.exec("CREATE TABLE parent (id int PRIMARY KEY, n int CHECK (n > 0))");
+    tx.exec("CREATE TABLE child (parent_id int REFERENCES parent (id))");
+    tx.exec("INSERT INTO parent VALUES (1, 1)");
+    tx.commit();
+  }
+
+  SUBCASE("server errors keep their SQLSTATE, kind and statement") {
+    auto unique = error_of(*connection, "INSERT INTO parent VALUES (1, 1)");
+    CHECK(unique.kind() == pgkit::error_kind::unique_violation);
+    CHECK(unique.sqlstate() == "23505");
+    CHECK(std::string{unique.what()}.rfind("running the test statement: ", 0) == 0);
+    CHECK(error_of(*connection, "INSERT INTO child VALUES (2)").kind() ==
+          pgkit::error_kind::foreign_key_violation);
+    CHECK(error_of(*connection, "INSERT INTO parent VALUES (2, 0)").kind() ==
+          pgkit::error_kind::check_violation);
+    CHECK(error_of(*connection, "SELECT * FROM missing_table").kind() ==
+          pgkit::error_kind::undefined_object);
+    CHECK(error_of(*connection, "SET LOCAL statement_timeout = 50; SELECT pg_sleep(2)").kind() ==
+          pgkit::error_kind::canceled);
+  }
+  SUBCASE("a backend terminated under the caller is a lost connection") {
+    auto victim = pgkit::connect(db.url());
+    auto pid = victim->backendpid();
+    {
+      pqxx::nontransaction tx{*connection};
+      tx.exec("SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+    }
+    auto lost = error_of(*victim, "SELECT 1");
+    CHECK(lost.kind() == pgkit::error_kind::connection_lost);
+  }
+}

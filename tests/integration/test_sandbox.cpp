@@ -1,0 +1,61 @@
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "harness.hpp"
+#include "pgkit/connection.hpp"
+
+namespace {
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("scripts/pg-sandbox") {
+  std::string script = pgkit_test::source_dir() + "/scripts/pg-sandbox";
+  std::string owner = "pgkit-test-sandbox-" + std::to_string(::getpid());
+
+  SUBCASE("two sandboxes run at once on their own ports and are gone after stop") {
+    auto first = pgkit_test::run_process({script, "start", "--owner", owner});
+    auto second = pgkit_test::run_process({script, "start", "--owner", owner});
+    REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+    REQUIRE_MESSAGE(second.exit_code == 0, second.err);
+    std::string first_dir = trimmed(first.out), second_dir = trimmed(second.out);
+    CHECK(first_dir != second_dir);
+
+    std::string first_url = trimmed(pgkit_test::run_process({script, "url", first_dir}).out);
+    std::string second_url = trimmed(pgkit_test::run_process({script, "url", second_dir}).out);
+    CHECK(first_url != second_url);
+    // Each server is a separate cluster: a table made in one is absent from the other.
+    pgkit_test::query_value(first_url, "CREATE TABLE only_in_first (x int)");
+    CHECK(pgkit_test::query_value(first_url, "SELECT to_regclass('only_in_first') IS NOT NULL") ==
+          "t");
+    CHECK(pgkit_test::query_value(second_url, "SELECT to_regclass('only_in_first') IS NOT NULL") ==
+          "f");
+    CHECK(pgkit_test::query_value(first_url, "SHOW fsync") == "off");
+
+    auto stopped = pgkit_test::run_process({script, "stop-owned", owner});
+    CHECK_MESSAGE(stopped.exit_code == 0, stopped.err);
+    CHECK_FALSE(std::filesystem::exists(first_dir));
+    CHECK_FALSE(std::filesystem::exists(second_dir));
+    CHECK_THROWS(pgkit::connect(first_url + "?connect_timeout=2"));
+  }
+  SUBCASE("a restarted sandbox keeps its port and data") {
+    auto started = pgkit_test::run_process({script, "start", "--owner", owner});
+    REQUIRE_MESSAGE(started.exit_code == 0, started.err);
+    std::string dir = trimmed(started.out);
+    std::string url = trimmed(pgkit_test::run_process({script, "url", dir}).out);
+    pgkit_test::query_value(url, "CREATE TABLE kept (x int)");
+    auto restarted = pgkit_test::run_process({script, "restart", dir});
+    CHECK_MESSAGE(restarted.exit_code == 0, restarted.err);
+    CHECK(pgkit_test::query_value(url, "SELECT to_regclass('kept') IS NOT NULL") == "t");
+    CHECK(pgkit_test::run_process({script, "stop", dir}).exit_code == 0);
+    CHECK_FALSE(std::filesystem::exists(dir));
+  }
+}
