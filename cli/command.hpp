@@ -21,7 +21,7 @@ struct global_options {
   std::string addr;                 ///< --addr URL
   std::string config_file;          ///< --config FILE (empty: the default search)
   std::string connection = "main";  ///< --connection NAME
-  std::string schema = "pgkit";     ///< --schema NAME
+  std::string schema;               ///< --schema NAME (empty: not given; see resolve_schema)
   bool json = false;                ///< --json
   bool quiet = false;               ///< --quiet
   bool verbose = false;             ///< --verbose
