@@ -46,6 +46,23 @@ TEST_CASE("scripts/pg-sandbox") {
     CHECK_FALSE(std::filesystem::exists(second_dir));
     CHECK_THROWS(pgkit::connect(first_url + "?connect_timeout=2"));
   }
+  SUBCASE("a state file from a killed run is cleaned up by the next start") {
+    std::string state = pgkit_test::temp_dir("sandbox-state") + "/sandbox.env";
+    auto killed_run =
+        pgkit_test::run_process({script, "start", "--owner", owner, "--state", state});
+    REQUIRE_MESSAGE(killed_run.exit_code == 0, killed_run.err);
+    std::string stale_dir = trimmed(killed_run.out);
+    // The next run finds the state file its predecessor left and stops that server first.
+    auto next_run = pgkit_test::run_process({script, "start", "--owner", owner, "--state", state});
+    REQUIRE_MESSAGE(next_run.exit_code == 0, next_run.err);
+    CHECK_FALSE(std::filesystem::exists(stale_dir));
+    auto listed = pgkit_test::run_process({script, "list"});
+    CHECK(listed.out.find(stale_dir) == std::string::npos);
+    CHECK(listed.out.find(trimmed(next_run.out)) != std::string::npos);
+    CHECK(pgkit_test::run_process({script, "stop", state}).exit_code == 0);
+    CHECK_FALSE(std::filesystem::exists(trimmed(next_run.out)));
+    CHECK_FALSE(std::filesystem::exists(state));
+  }
   SUBCASE("a restarted sandbox keeps its port and data") {
     auto started = pgkit_test::run_process({script, "start", "--owner", owner});
     REQUIRE_MESSAGE(started.exit_code == 0, started.err);
