@@ -44,8 +44,7 @@ int run_complete(const complete_options& options, const global_options& globals)
       std::cout << name << '\n';
     return exit_ok;
   }
-  throw usage_error("__complete does not know '" + options.what + "'",
-                    "use: modules, connections");
+  throw usage_error("__complete does not know '" + options.what + "'", "use: modules, connections");
 }
 
 }  // namespace

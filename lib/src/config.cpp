@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -12,7 +13,6 @@
 #include <limits>
 #include <memory>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "pgkit/error.hpp"
 #include "pgkit/redact.hpp"
@@ -39,7 +39,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 }
 
 // Returns the candidate closest to `word` when it is close enough to be a likely typo.
-std::optional<std::string> nearest(std::string_view word, const std::vector<std::string>& candidates) {
+std::optional<std::string> nearest(std::string_view word,
+                                   const std::vector<std::string>& candidates) {
   std::optional<std::string> best;
   std::size_t best_distance = std::numeric_limits<std::size_t>::max();
   for (const auto& candidate : candidates) {
@@ -105,10 +106,10 @@ std::vector<std::pair<std::string, std::string>> parse_conninfo(const std::strin
     PQfreemem(raw_error);
     while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' '))
       reason.pop_back();
-    throw config_error("the URL of " + source +
-                           " is not a valid PostgreSQL URL or conninfo string: " +
-                           without_password(reason, url),
-                       "write it as postgresql://user@host:port/database");
+    throw config_error(
+        "the URL of " + source +
+            " is not a valid PostgreSQL URL or conninfo string: " + without_password(reason, url),
+        "write it as postgresql://user@host:port/database");
   }
   std::vector<std::pair<std::string, std::string>> pairs;
   for (auto* option = options.get(); option->keyword != nullptr; ++option) {
@@ -329,8 +330,7 @@ class connection_reader {
         std::string at = begin.line == 0 ? where(node)
                                          : m_path + ":" + std::to_string(begin.line) + ":" +
                                                std::to_string(begin.column) + ": ";
-        throw config_error(at + "unknown key '" + key + "' in [connections." + m_name + "]",
-                           hint);
+        throw config_error(at + "unknown key '" + key + "' in [connections." + m_name + "]", hint);
       }
       constexpr auto int_max = std::numeric_limits<int>::max();
       if (key == "url") {
@@ -385,9 +385,9 @@ class connection_reader {
       }
     }
     if (driver == "postgres_url" && config.url.empty()) {
-      throw config_error(m_path + ": [connections." + m_name +
-                             "] has driver = \"postgres_url\" but no url",
-                         "add url = \"postgresql://user@host/database\"");
+      throw config_error(
+          m_path + ": [connections." + m_name + "] has driver = \"postgres_url\" but no url",
+          "add url = \"postgresql://user@host/database\"");
     }
     if (config.min_idle > config.pool_size) {
       throw config_error((pool_size_node != nullptr ? where(*pool_size_node) : m_path + ": ") +
@@ -505,10 +505,8 @@ std::string expand_variables(std::string_view text, const env_lookup& env, std::
     } else if (value) {
       out += *value;  // set but empty, and no fallback: the empty value
     } else {
-      throw config_error(std::string{what} + " uses ${" + name + "}, but " + name +
-                             " is not set",
-                         "set " + name + " in the environment, or write ${" + name +
-                             ":-fallback}");
+      throw config_error(std::string{what} + " uses ${" + name + "}, but " + name + " is not set",
+                         "set " + name + " in the environment, or write ${" + name + ":-fallback}");
     }
     i = close + 1;
   }
@@ -552,8 +550,8 @@ config_file parse_config(std::string_view toml_text, const std::string& path,
   for (const auto& [raw_key, node] : root) {
     std::string key{raw_key.str()};
     const auto& begin = raw_key.source().begin;
-    std::string at = path + ":" + std::to_string(begin.line) + ":" + std::to_string(begin.column) +
-                     ": ";
+    std::string at =
+        path + ":" + std::to_string(begin.line) + ":" + std::to_string(begin.column) + ": ";
     if (key != "connections") {
       auto suggestion = nearest(key, {"connections"});
       throw config_error(at + "unknown top-level key '" + key + "'",
@@ -584,10 +582,10 @@ config_file parse_config(std::string_view toml_text, const std::string& path,
 config_file load_config(const std::string& path, const env_lookup& env) {
   std::ifstream in{path, std::ios::binary};
   if (!in || std::filesystem::is_directory(path)) {
-    throw config_error("cannot read the configuration file " + path + ": " +
-                           (std::filesystem::exists(path) ? "permission denied or not a file"
-                                                          : "no such file"),
-                       "pass --config FILE with an existing database.toml");
+    throw config_error(
+        "cannot read the configuration file " + path + ": " +
+            (std::filesystem::exists(path) ? "permission denied or not a file" : "no such file"),
+        "pass --config FILE with an existing database.toml");
   }
   std::ostringstream text;
   text << in.rdbuf();

@@ -22,8 +22,8 @@ namespace {
 using clock = std::chrono::steady_clock;
 
 clock::time_point deadline_after(clock::time_point start, std::chrono::milliseconds timeout) {
-  if (timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() -
-                                                                       start)) {
+  if (timeout >=
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - start)) {
     return clock::time_point::max();
   }
   return start + timeout;
@@ -63,12 +63,12 @@ struct pool_state {
   mutable std::mutex mutex;
   std::deque<std::unique_ptr<pooled_connection>> idle;  // back: most recently given back
   std::deque<waiter*> waiters;                          // front: first in line
-  std::size_t total = 0;   // open connections plus those being opened
-  std::size_t in_use = 0;  // leased out plus being opened for a caller
+  std::size_t total = 0;                                // open connections plus those being opened
+  std::size_t in_use = 0;                               // leased out plus being opened for a caller
   bool closed = false;
   pool_stats counters;
   std::mt19937_64 random{std::random_device{}()};
-  std::condition_variable drained;       // in_use reached 0
+  std::condition_variable drained;  // in_use reached 0
   std::condition_variable maintenance_wake;
   std::thread maintenance;
 
@@ -228,8 +228,8 @@ struct pool_state {
         ++counters.create_failed;
         offer_capacity();
         // A server that is down is not hammered: back off up to 30 s between attempts.
-        failure_pause = std::min<std::chrono::milliseconds>(failure_pause * 2,
-                                                            std::chrono::seconds{30});
+        failure_pause =
+            std::min<std::chrono::milliseconds>(failure_pause * 2, std::chrono::seconds{30});
         maintenance_wake.wait_for(lock, failure_pause);
         continue;
       }
@@ -349,12 +349,12 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
           auto waited = clock::now() - started;
           ++state.counters.timed_out;
           state.counters.wait_time += waited;
-          state.counters.longest_wait = std::max<std::chrono::nanoseconds>(
-              state.counters.longest_wait, waited);
+          state.counters.longest_wait =
+              std::max<std::chrono::nanoseconds>(state.counters.longest_wait, waited);
           throw error(error_kind::timeout,
                       "no connection from the pool for " + state.label() + " after waiting " +
-                          std::to_string(detail::whole_ms(waited)) + " ms: " +
-                          std::to_string(state.in_use) + " of " +
+                          std::to_string(detail::whole_ms(waited)) +
+                          " ms: " + std::to_string(state.in_use) + " of " +
                           std::to_string(state.config.pool_size) + " connections are busy, " +
                           std::to_string(state.waiters.size()) + " other callers waiting",
                       "raise pool_size or acquire_timeout_ms, or give leases back sooner");

@@ -18,9 +18,7 @@ namespace pgkit::detail {
 
 /// The pool's private view of a lease.
 struct lease_access {
-  static pooled_connection& slot(const lease& borrowed) noexcept {
-    return *borrowed.m_connection;
-  }
+  static pooled_connection& slot(const lease& borrowed) noexcept { return *borrowed.m_connection; }
 };
 
 /// Prepares `sql` as `name` on the lease's connection unless that was done before. Throws

@@ -45,10 +45,10 @@ void retry_or_rethrow(int attempt, const retry_options& options) {
     if (!e.is_transient())
       throw;
     if (!attempts_left) {
-      throw error(e.kind(),
-                  std::string{e.what()} + " (gave up after " + std::to_string(attempt) +
-                      " attempts)",
-                  e.hint(), e.sqlstate());
+      throw error(
+          e.kind(),
+          std::string{e.what()} + " (gave up after " + std::to_string(attempt) + " attempts)",
+          e.hint(), e.sqlstate());
     }
   } catch (const pqxx::in_doubt_error&) {
     rethrow_as_pgkit("committing the transaction");

@@ -127,11 +127,11 @@ std::vector<std::string> default_config_files();
 
 /// What a command was given to find its connection, in the order of precedence.
 struct connection_request {
-  std::string addr;                  ///< an explicit URL or conninfo (--addr), or empty
-  std::string database_url;          ///< the value of DATABASE_URL, or empty
-  std::string config_file;           ///< a configuration file that must exist (--config)
-  std::vector<std::string> search;   ///< files tried in order when config_file is empty
-  std::string connection = "main";   ///< the connection to use from the file
+  std::string addr;                 ///< an explicit URL or conninfo (--addr), or empty
+  std::string database_url;         ///< the value of DATABASE_URL, or empty
+  std::string config_file;          ///< a configuration file that must exist (--config)
+  std::vector<std::string> search;  ///< files tried in order when config_file is empty
+  std::string connection = "main";  ///< the connection to use from the file
 };
 
 /// Resolves the connection, first match wins: addr, database_url, the configuration file with

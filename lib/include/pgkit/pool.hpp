@@ -59,23 +59,23 @@ class lease {
 
 /// The pool's counters, read together at one instant.
 struct pool_stats {
-  std::uint64_t acquired = 0;   ///< leases handed out
-  std::uint64_t waited = 0;     ///< acquires that had to queue for a connection
+  std::uint64_t acquired = 0;                ///< leases handed out
+  std::uint64_t waited = 0;                  ///< acquires that had to queue for a connection
   std::chrono::nanoseconds wait_time{0};     ///< total time spent queued
   std::chrono::nanoseconds longest_wait{0};  ///< the longest single time spent queued
-  std::uint64_t timed_out = 0;  ///< acquires that gave up after their timeout
-  std::uint64_t created = 0;    ///< connections opened
-  std::uint64_t create_failed = 0;  ///< connection attempts that failed
+  std::uint64_t timed_out = 0;               ///< acquires that gave up after their timeout
+  std::uint64_t created = 0;                 ///< connections opened
+  std::uint64_t create_failed = 0;           ///< connection attempts that failed
   /// Connections closed, by reason.
-  std::uint64_t destroyed_broken = 0;          ///< given back broken (lost, terminated)
-  std::uint64_t destroyed_in_transaction = 0;  ///< given back inside a transaction block or busy
+  std::uint64_t destroyed_broken = 0;             ///< given back broken (lost, terminated)
+  std::uint64_t destroyed_in_transaction = 0;     ///< given back inside a transaction block or busy
   std::uint64_t destroyed_failed_validation = 0;  ///< idle, then did not answer a check
-  std::uint64_t destroyed_lifetime = 0;        ///< older than max_lifetime
-  std::uint64_t destroyed_idle = 0;            ///< idle longer than idle_timeout
-  std::uint64_t destroyed_closed = 0;          ///< closed by close() or the pool's destruction
-  std::size_t in_use = 0;   ///< connections leased out now
-  std::size_t idle = 0;     ///< connections open and idle now
-  std::size_t waiting = 0;  ///< callers queued now
+  std::uint64_t destroyed_lifetime = 0;           ///< older than max_lifetime
+  std::uint64_t destroyed_idle = 0;               ///< idle longer than idle_timeout
+  std::uint64_t destroyed_closed = 0;             ///< closed by close() or the pool's destruction
+  std::size_t in_use = 0;                         ///< connections leased out now
+  std::size_t idle = 0;                           ///< connections open and idle now
+  std::size_t waiting = 0;                        ///< callers queued now
 
   /// Returns the total of the destroyed_* counters.
   std::uint64_t destroyed() const noexcept {
