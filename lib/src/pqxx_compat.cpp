@@ -99,6 +99,23 @@ void rethrow_as_pgkit(std::string_view context) {
                 "the connection broke during COMMIT; check whether the change was applied");
   } catch (const pqxx::broken_connection& e) {
     throw error(error_kind::connection_lost, with_context(context, e.what()));
+  } catch (const pqxx::statement_completion_unknown& e) {
+    throw error(error_kind::connection_lost, with_context(context, e.what()),
+                "the statement's outcome is unknown; check whether the change was applied");
+  } catch (const pqxx::transaction_rollback& e) {
+    // 6.4 derives these from pqxx::failure without a SQLSTATE; 7.x from sql_error with one.
+#if PQXX_VERSION_MAJOR >= 7
+    std::string sqlstate = e.sqlstate();
+    std::string query = e.query();
+#else
+    std::string query;
+    std::string sqlstate = "40000";
+    if (dynamic_cast<const pqxx::serialization_failure*>(&e) != nullptr)
+      sqlstate = "40001";
+    else if (dynamic_cast<const pqxx::deadlock_detected*>(&e) != nullptr)
+      sqlstate = "40P01";
+#endif
+    throw sql_error(with_context(context, e.what()), sqlstate, query);
   } catch (const pqxx::sql_error& e) {
     throw sql_error(with_context(context, e.what()), e.sqlstate(), e.query());
   } catch (const pqxx::usage_error& e) {

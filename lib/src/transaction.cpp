@@ -38,31 +38,25 @@ void set_isolation(pqxx::transaction_base& tx, isolation_level isolation) {
 }
 
 void retry_or_rethrow(int attempt, const retry_options& options) {
-  bool attempts_left = attempt < options.max_attempts;
   try {
-    throw;
+    try {
+      throw;
+    } catch (const pgkit::error&) {
+      throw;
+    } catch (const pqxx::failure&) {
+      // Server errors, lost connections and in-doubt commits become pgkit errors; anything
+      // else (the application's own exceptions) passes through unchanged.
+      rethrow_as_pgkit();
+    }
   } catch (const pgkit::error& e) {
     if (!e.is_transient())
       throw;
-    if (!attempts_left) {
-      throw error(
-          e.kind(),
-          std::string{e.what()} + " (gave up after " + std::to_string(attempt) + " attempts)",
-          e.hint(), e.sqlstate());
+    if (attempt >= options.max_attempts) {
+      throw error(e.kind(),
+                  std::string{e.what()} + " (gave up after " + std::to_string(attempt) +
+                      " attempts)",
+                  e.hint(), e.sqlstate());
     }
-  } catch (const pqxx::in_doubt_error&) {
-    rethrow_as_pgkit("committing the transaction");
-  } catch (const pqxx::sql_error& e) {
-    auto kind = kind_from_sqlstate(e.sqlstate());
-    bool transient = kind == error_kind::serialization_failure || kind == error_kind::deadlock;
-    if (!transient)
-      rethrow_as_pgkit();
-    if (!attempts_left)
-      rethrow_as_pgkit("gave up after " + std::to_string(attempt) + " attempts");
-  } catch (const pqxx::failure&) {
-    rethrow_as_pgkit();
-  } catch (const pqxx::usage_error&) {
-    rethrow_as_pgkit();
   }
   pause_before(attempt + 1, options);
 }
