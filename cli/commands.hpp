@@ -6,5 +6,6 @@
 namespace pgkit::cli {
 
 void setup_complete(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_resolve(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

@@ -1,12 +1,16 @@
 // `pgkit __complete WHAT`: words for the shell completions that change with the build or the
-// configuration (module names), so the completion scripts never copy lists.
+// configuration (module names, connection names), so the completion scripts never copy lists.
 
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "pgkit/builtin.hpp"
+#include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
 
 namespace pgkit::cli {
@@ -16,20 +20,38 @@ struct complete_options {
   std::string what;
 };
 
-int run_complete(const complete_options& options, const global_options& /*globals*/) {
+// The connection names of the configuration file that --config names, else of the first
+// default file that exists; none when there is no file.
+std::vector<std::string> connection_names(const global_options& globals) {
+  auto env = process_environment();
+  if (!globals.config_file.empty())
+    return load_config(globals.config_file, env).names();
+  for (const auto& candidate : default_config_files()) {
+    if (std::ifstream{candidate})
+      return load_config(candidate, env).names();
+  }
+  return {};
+}
+
+int run_complete(const complete_options& options, const global_options& globals) {
   if (options.what == "modules") {
     for (const auto& name : builtin_module_names())
       std::cout << name << '\n';
     return exit_ok;
   }
-  throw usage_error("__complete does not know '" + options.what + "'", "use: modules");
+  if (options.what == "connections") {
+    for (const auto& name : connection_names(globals))
+      std::cout << name << '\n';
+    return exit_ok;
+  }
+  throw usage_error("__complete does not know '" + options.what + "'", "use: modules, connections");
 }
 
 }  // namespace
 
 void setup_complete(CLI::App& command, const global_options& globals, int& exit_status) {
   auto options = std::make_shared<complete_options>();
-  command.add_option("what", options->what, "what to list: modules")->required();
+  command.add_option("what", options->what, "what to list: modules, connections")->required();
   command.callback(
       [options, &globals, &exit_status] { exit_status = run_complete(*options, globals); });
 }

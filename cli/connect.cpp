@@ -1,6 +1,7 @@
 #include "connect.hpp"
 
 #include <cstdlib>
+#include <iostream>
 #include <thread>
 
 #include "pgkit/connection.hpp"
@@ -8,26 +9,39 @@
 
 namespace pgkit::cli {
 
-std::string resolve_conninfo(const global_options& globals) {
-  if (!globals.addr.empty())
-    return globals.addr;
+connection_config resolve_connection(const global_options& globals) {
   // The CLI reads the environment; the library is handed values.
-  if (const char* url = std::getenv("DATABASE_URL"); url != nullptr && *url != '\0')
-    return url;
-  return {};
+  connection_request request;
+  request.addr = globals.addr;
+  if (const char* url = std::getenv("DATABASE_URL"); url != nullptr)
+    request.database_url = url;
+  request.config_file = globals.config_file;
+  request.search = default_config_files();
+  request.connection = globals.connection.empty() ? std::string{"main"} : globals.connection;
+  return pgkit::resolve_connection(request, process_environment());
+}
+
+std::string resolve_conninfo(const global_options& globals) {
+  return resolve_connection(globals).conninfo();
 }
 
 std::string resolve_schema(const global_options& globals) {
-  return globals.schema.empty() ? std::string{"pgkit"} : globals.schema;
+  if (!globals.schema.empty())
+    return globals.schema;
+  return pgkit::resolve_schema({}, resolve_connection(globals));
 }
 
 std::unique_ptr<pqxx::connection> open_connection(const global_options& globals,
                                                   std::chrono::seconds wait) {
-  auto conninfo = resolve_conninfo(globals);
+  auto config = resolve_connection(globals);
+  if (globals.verbose) {
+    std::cerr << "pgkit: connecting to " << config.describe() << " (from " << config.source
+              << ")\n";
+  }
   auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     try {
-      return connect(conninfo);
+      return connect(config);
     } catch (const error& e) {
       if (e.kind() != error_kind::connection || std::chrono::steady_clock::now() >= deadline) {
         throw;

@@ -22,6 +22,7 @@ namespace {
 
 const command_entry k_commands[] = {
     {"__complete", "", setup_complete},
+    {"__resolve", "", setup_resolve},
 };
 
 const char* const k_footer = R"(Exit codes:

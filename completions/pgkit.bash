@@ -30,7 +30,12 @@ _pgkit() {
     --addr|--schema) return 0 ;;
     --config) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --connection)
-      COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" __complete connections 2>/dev/null)" -- "$cur"))
+      # Names come from the configuration file the line names with --config, else the default.
+      local config=()
+      for ((i = 1; i < COMP_CWORD - 1; i++)); do
+        [[ ${COMP_WORDS[i]} == --config ]] && config=(--config "${COMP_WORDS[i+1]}")
+      done
+      COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" "${config[@]}" __complete connections 2>/dev/null)" -- "$cur"))
       return 0 ;;
   esac
 

@@ -26,7 +26,19 @@ end
 complete -c pgkit -f
 complete -c pgkit -l addr -r -d 'PostgreSQL URL or conninfo to connect to'
 complete -c pgkit -l config -r -F -d 'database.toml to read'
-complete -c pgkit -l connection -r -a '(pgkit __complete connections 2>/dev/null)' -d 'connection name in database.toml'
+function __pgkit_connections
+    # Names come from the configuration file the line names with --config, else the default.
+    set -l words (commandline -opc)
+    set -l config
+    for i in (seq (count $words))
+        if test "$words[$i]" = --config; and test $i -lt (count $words)
+            set config --config $words[(math $i + 1)]
+        end
+    end
+    pgkit $config __complete connections 2>/dev/null
+end
+
+complete -c pgkit -l connection -r -a '(__pgkit_connections)' -d 'connection name in database.toml'
 complete -c pgkit -l schema -r -d 'schema holding pgkit tables'
 complete -c pgkit -l json -d 'print one JSON document'
 complete -c pgkit -s q -l quiet -d 'print nothing on success'

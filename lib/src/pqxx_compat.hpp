@@ -89,6 +89,46 @@ inline pqxx::result exec_param_list(pqxx::transaction_base& tx, std::string_view
 #endif
 }
 
+/// Runs a statement prepared under `name` with parameters only known at run time.
+inline pqxx::result exec_prepared_list(pqxx::transaction_base& tx, const std::string& name,
+                                       const param_list& params) {
+#if PQXX_VERSION_MAJOR >= 7
+  pqxx::params list;
+  for (const auto& value : params)
+    list.append(value);
+#ifdef PGKIT_PQXX_PARAMS_EXEC
+  return tx.exec(pqxx::prepped{name}, list);
+#else
+  return tx.exec_prepared(name, list);
+#endif
+#else
+  return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
+#endif
+}
+
+/// Prepares `sql` under `name` on `connection` (6.4 sends it on first use, 7.x at once).
+inline void prepare(pqxx::connection& connection, const std::string& name, const std::string& sql) {
+  connection.prepare(name, sql);
+}
+
+/// What the server session behind a connection is doing, from libpq's point of view.
+enum class session_state {
+  idle,            ///< open, outside any transaction block: safe to hand to someone else
+  in_transaction,  ///< inside a transaction block (open or failed)
+  busy,            ///< a statement or COPY is still running
+  broken,          ///< closed or lost
+};
+
+/// Returns the state of `connection`'s session without talking to the server.
+session_state session_state_of(const pqxx::connection& connection) noexcept;
+
+/// Sends an empty query and returns true when the server answered; never throws.
+bool ping(pqxx::connection& connection) noexcept;
+
+/// Stops libpqxx 6.4 from silently reopening a broken connection (7.x never does), so that a
+/// pool sees a broken connection as broken.
+void disable_reactivation(pqxx::connection& connection) noexcept;
+
 /// Closes a connection; never throws.
 inline void close(pqxx::connection& connection) noexcept {
   try {

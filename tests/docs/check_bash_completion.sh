@@ -50,6 +50,18 @@ for command in $commands; do
   done
 done
 
+# Connection names come from database.toml in the current directory, or the --config file.
+config_dir=$(mktemp -d "${TMPDIR:-/tmp}/pgkit-completion.XXXXXX")
+printf '[connections.main]\nurl = "postgresql://h/a"\n[connections.replica]\nhost = "r"\n' \
+  > "$config_dir/database.toml"
+printf '[connections.staging]\nhost = "s"\n' > "$config_dir/other.toml"
+binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+expect "pgkit --connection <TAB> offers the names of ./database.toml" \
+  "$(printf 'main\nreplica')" "$(cd "$config_dir" && complete_words --connection "")"
+expect "pgkit --config other.toml --connection <TAB> offers that file's names" "staging" \
+  "$(cd "$config_dir" && complete_words --config other.toml --connection "")"
+rm -rf "$config_dir"
+
 if [ "$failures" -gt 0 ]; then
   echo "$failures bash completion check(s) failed"
   exit 1

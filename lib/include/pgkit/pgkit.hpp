@@ -2,7 +2,10 @@
 /// Everything pgkit offers, in one include.
 
 #include "pgkit/builtin.hpp"
+#include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
+#include "pgkit/pool.hpp"
 #include "pgkit/redact.hpp"
+#include "pgkit/transaction.hpp"
 #include "pgkit/version.hpp"

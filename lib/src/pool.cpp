@@ -1,0 +1,500 @@
+#include "pgkit/pool.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "pgkit/connection.hpp"
+#include "pgkit/error.hpp"
+#include "pooled_connection.hpp"
+#include "pqxx_compat.hpp"
+
+namespace pgkit {
+namespace detail {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+clock::time_point deadline_after(clock::time_point start, std::chrono::milliseconds timeout) {
+  if (timeout >=
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - start)) {
+    return clock::time_point::max();
+  }
+  return start + timeout;
+}
+
+long long whole_ms(clock::duration duration) {
+  return static_cast<long long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(duration).count());
+}
+
+enum class close_reason {
+  none,
+  broken,
+  in_transaction,
+  failed_validation,
+  lifetime,
+  idle,
+  closed,
+};
+
+}  // namespace
+
+// A caller queued in acquire(); it lives on that caller's stack and is only touched under the
+// pool's mutex.
+struct waiter {
+  std::condition_variable ready;
+  std::unique_ptr<pooled_connection> handed;  // a connection given straight to this caller
+  bool may_open = false;                      // capacity reserved: open a new connection
+  bool closed = false;                        // the pool was closed while waiting
+};
+
+struct pool_state {
+  explicit pool_state(connection_config settings) : config(std::move(settings)) {}
+
+  const connection_config config;
+
+  mutable std::mutex mutex;
+  std::deque<std::unique_ptr<pooled_connection>> idle;  // back: most recently given back
+  std::deque<waiter*> waiters;                          // front: first in line
+  std::size_t total = 0;                                // open connections plus those being opened
+  std::size_t in_use = 0;                               // leased out plus being opened for a caller
+  bool closed = false;
+  pool_stats counters;
+  std::mt19937_64 random{std::random_device{}()};
+  std::condition_variable drained;  // in_use reached 0
+  std::condition_variable maintenance_wake;
+  std::thread maintenance;
+
+  std::string label() const {
+    return config.name.empty() ? config.describe() : "'" + config.name + "'";
+  }
+
+  // Opens a new connection; called without the mutex held.
+  std::unique_ptr<pooled_connection> open() {
+    auto opened = std::make_unique<pooled_connection>();
+    opened->connection = connect(config);
+    opened->created = clock::now();
+    opened->last_used = opened->created;
+    if (config.max_lifetime.count() > 0) {
+      auto lifetime = std::chrono::duration_cast<clock::duration>(config.max_lifetime);
+      std::lock_guard lock{mutex};
+      std::uniform_int_distribution<clock::rep> jitter{0, lifetime.count() / 10};
+      opened->expires = opened->created + lifetime - clock::duration{jitter(random)};
+    }
+    return opened;
+  }
+
+  void count_closed(close_reason reason) {
+    switch (reason) {
+      case close_reason::broken:
+        ++counters.destroyed_broken;
+        break;
+      case close_reason::in_transaction:
+        ++counters.destroyed_in_transaction;
+        break;
+      case close_reason::failed_validation:
+        ++counters.destroyed_failed_validation;
+        break;
+      case close_reason::lifetime:
+        ++counters.destroyed_lifetime;
+        break;
+      case close_reason::idle:
+        ++counters.destroyed_idle;
+        break;
+      case close_reason::closed:
+        ++counters.destroyed_closed;
+        break;
+      case close_reason::none:
+        break;
+    }
+  }
+
+  // With the mutex held: when capacity is free and someone waits, lets the first in line open
+  // a connection.
+  void offer_capacity() {
+    if (closed || waiters.empty() || total >= config.pool_size)
+      return;
+    waiter* first = waiters.front();
+    waiters.pop_front();
+    ++total;
+    ++in_use;
+    first->may_open = true;
+    first->ready.notify_one();
+  }
+
+  // With the mutex held: gives `connection` to the first waiter, or makes it idle.
+  void hand_over(std::unique_ptr<pooled_connection> connection) {
+    if (!waiters.empty()) {
+      waiter* first = waiters.front();
+      waiters.pop_front();
+      ++in_use;
+      first->handed = std::move(connection);
+      first->ready.notify_one();
+      return;
+    }
+    idle.push_back(std::move(connection));
+  }
+
+  void give_back(std::unique_ptr<pooled_connection> connection) noexcept {
+    auto now = clock::now();
+    auto reason = close_reason::none;
+    switch (session_state_of(*connection->connection)) {
+      case session_state::idle:
+        break;
+      case session_state::broken:
+        reason = close_reason::broken;
+        break;
+      case session_state::in_transaction:
+      case session_state::busy:
+        reason = close_reason::in_transaction;
+        break;
+    }
+    if (reason == close_reason::none && now >= connection->expires)
+      reason = close_reason::lifetime;
+    std::unique_ptr<pooled_connection> doomed;
+    {
+      std::lock_guard lock{mutex};
+      --in_use;
+      if (reason == close_reason::none && closed)
+        reason = close_reason::closed;
+      if (reason != close_reason::none) {
+        count_closed(reason);
+        --total;
+        doomed = std::move(connection);
+        offer_capacity();
+      } else {
+        connection->last_used = now;
+        hand_over(std::move(connection));
+      }
+      if (in_use == 0)
+        drained.notify_all();
+    }
+    // `doomed` closes here, outside the mutex.
+  }
+
+  // The maintenance thread: closes expired and surplus idle connections, refills min_idle.
+  void maintain() {
+    auto failure_pause = config.maintenance_interval;
+    std::unique_lock lock{mutex};
+    while (!closed) {
+      maintenance_wake.wait_for(lock, config.maintenance_interval);
+      if (closed)
+        break;
+      auto now = clock::now();
+      std::vector<std::unique_ptr<pooled_connection>> doomed;
+      for (auto it = idle.begin(); it != idle.end();) {
+        auto reason = close_reason::none;
+        if (now >= (*it)->expires) {
+          reason = close_reason::lifetime;
+        } else if (config.idle_timeout.count() > 0 && idle.size() > config.min_idle &&
+                   now - (*it)->last_used >= config.idle_timeout) {
+          reason = close_reason::idle;
+        }
+        if (reason == close_reason::none) {
+          ++it;
+          continue;
+        }
+        count_closed(reason);
+        --total;
+        doomed.push_back(std::move(*it));
+        it = idle.erase(it);
+        offer_capacity();
+      }
+      bool refill = idle.size() < config.min_idle && total < config.pool_size;
+      if (refill)
+        ++total;
+      lock.unlock();
+      doomed.clear();
+      if (!refill) {
+        lock.lock();
+        continue;
+      }
+      std::unique_ptr<pooled_connection> opened;
+      try {
+        opened = open();
+      } catch (...) {
+        opened.reset();
+      }
+      lock.lock();
+      if (!opened) {
+        --total;
+        ++counters.create_failed;
+        offer_capacity();
+        // A server that is down is not hammered: back off up to 30 s between attempts.
+        failure_pause =
+            std::min<std::chrono::milliseconds>(failure_pause * 2, std::chrono::seconds{30});
+        maintenance_wake.wait_for(lock, failure_pause);
+        continue;
+      }
+      failure_pause = config.maintenance_interval;
+      ++counters.created;
+      if (closed) {
+        --total;
+        ++counters.destroyed_closed;
+        lock.unlock();
+        opened.reset();
+        lock.lock();
+        continue;
+      }
+      hand_over(std::move(opened));
+    }
+  }
+};
+
+}  // namespace detail
+
+using detail::clock;
+using detail::pooled_connection;
+
+// --- lease -----------------------------------------------------------------------------------
+
+lease::lease(std::shared_ptr<detail::pool_state> state,
+             std::unique_ptr<pooled_connection> connection) noexcept
+    : m_state(std::move(state)), m_connection(std::move(connection)) {}
+
+lease::lease(lease&& other) noexcept = default;
+
+lease& lease::operator=(lease&& other) noexcept {
+  if (this != &other) {
+    release();
+    m_state = std::move(other.m_state);
+    m_connection = std::move(other.m_connection);
+  }
+  return *this;
+}
+
+lease::~lease() {
+  release();
+}
+
+pqxx::connection& lease::connection() const noexcept {
+  return *m_connection->connection;
+}
+
+const connection_config& lease::config() const noexcept {
+  return m_state->config;
+}
+
+void lease::release() noexcept {
+  if (m_connection)
+    m_state->give_back(std::move(m_connection));
+  m_state.reset();
+}
+
+// --- pool ------------------------------------------------------------------------------------
+
+pool::pool(connection_config config) {
+  if (config.pool_size == 0)
+    throw config_error("pool_size must be at least 1");
+  if (config.min_idle > config.pool_size) {
+    throw config_error("min_idle (" + std::to_string(config.min_idle) +
+                       ") must not exceed pool_size (" + std::to_string(config.pool_size) + ")");
+  }
+  if (config.maintenance_interval.count() <= 0)
+    config.maintenance_interval = std::chrono::milliseconds{1000};
+  config.conninfo();  // an unusable URL fails here, not at the first acquire
+  m_state = std::make_shared<detail::pool_state>(std::move(config));
+  auto* state = m_state.get();
+  m_state->maintenance = std::thread{[state] { state->maintain(); }};
+}
+
+pool::~pool() {
+  close(std::chrono::milliseconds{0});
+  if (m_state->maintenance.joinable())
+    m_state->maintenance.join();
+}
+
+const connection_config& pool::config() const noexcept {
+  return m_state->config;
+}
+
+lease pool::acquire() {
+  return acquire(m_state->config.acquire_timeout);
+}
+
+lease pool::acquire(std::chrono::milliseconds timeout) {
+  auto& state = *m_state;
+  auto started = clock::now();
+  std::unique_ptr<pooled_connection> connection;
+  bool must_open = false;
+  {
+    std::unique_lock lock{state.mutex};
+    if (state.closed)
+      throw usage_error("the pool for " + state.label() + " is closed");
+    // Nobody may overtake a queued caller: the fast paths only apply when no one waits.
+    if (state.waiters.empty() && !state.idle.empty()) {
+      connection = std::move(state.idle.back());
+      state.idle.pop_back();
+      ++state.in_use;
+    } else if (state.waiters.empty() && state.total < state.config.pool_size) {
+      ++state.total;
+      ++state.in_use;
+      must_open = true;
+    } else {
+      detail::waiter self;
+      state.waiters.push_back(&self);
+      ++state.counters.waited;
+      auto deadline = detail::deadline_after(started, timeout);
+      while (!self.handed && !self.may_open && !self.closed) {
+        if (self.ready.wait_until(lock, deadline) == std::cv_status::timeout && !self.handed &&
+            !self.may_open && !self.closed) {
+          state.waiters.erase(std::find(state.waiters.begin(), state.waiters.end(), &self));
+          auto waited = clock::now() - started;
+          ++state.counters.timed_out;
+          state.counters.wait_time += waited;
+          state.counters.longest_wait =
+              std::max<std::chrono::nanoseconds>(state.counters.longest_wait, waited);
+          throw error(error_kind::timeout,
+                      "no connection from the pool for " + state.label() + " after waiting " +
+                          std::to_string(detail::whole_ms(waited)) +
+                          " ms: " + std::to_string(state.in_use) + " of " +
+                          std::to_string(state.config.pool_size) + " connections are busy, " +
+                          std::to_string(state.waiters.size()) + " other callers waiting",
+                      "raise pool_size or acquire_timeout_ms, or give leases back sooner");
+        }
+      }
+      auto waited = clock::now() - started;
+      state.counters.wait_time += waited;
+      state.counters.longest_wait =
+          std::max<std::chrono::nanoseconds>(state.counters.longest_wait, waited);
+      if (self.closed)
+        throw usage_error("the pool for " + state.label() + " was closed while waiting");
+      connection = std::move(self.handed);
+      must_open = self.may_open;
+    }
+  }
+
+  // Outside the mutex: check a connection that sat idle, open a new one where needed. The
+  // capacity reserved above stays this caller's throughout.
+  for (;;) {
+    if (!must_open) {
+      auto now = clock::now();
+      auto reason = detail::close_reason::none;
+      if (now >= connection->expires) {
+        reason = detail::close_reason::lifetime;
+      } else if (now - connection->last_used >= state.config.validate_after_idle &&
+                 !detail::ping(*connection->connection)) {
+        reason = detail::close_reason::failed_validation;
+      }
+      if (reason == detail::close_reason::none)
+        break;
+      {
+        std::lock_guard lock{state.mutex};
+        state.count_closed(reason);
+      }
+      connection.reset();
+      must_open = true;
+    }
+    try {
+      connection = state.open();
+    } catch (...) {
+      std::lock_guard lock{state.mutex};
+      --state.total;
+      --state.in_use;
+      ++state.counters.create_failed;
+      state.offer_capacity();
+      if (state.in_use == 0)
+        state.drained.notify_all();
+      throw;
+    }
+    std::lock_guard lock{state.mutex};
+    ++state.counters.created;
+    break;
+  }
+  {
+    std::lock_guard lock{state.mutex};
+    ++state.counters.acquired;
+  }
+  return lease{m_state, std::move(connection)};
+}
+
+void pool::warm_up() {
+  auto& state = *m_state;
+  auto target = std::max<std::size_t>(state.config.min_idle, 1);
+  for (;;) {
+    {
+      std::lock_guard lock{state.mutex};
+      if (state.closed)
+        throw usage_error("the pool for " + state.label() + " is closed");
+      if (state.idle.size() >= target || state.total >= state.config.pool_size)
+        return;
+      ++state.total;
+    }
+    std::unique_ptr<pooled_connection> opened;
+    try {
+      opened = state.open();
+    } catch (...) {
+      std::lock_guard lock{state.mutex};
+      --state.total;
+      ++state.counters.create_failed;
+      state.offer_capacity();
+      throw;
+    }
+    std::lock_guard lock{state.mutex};
+    ++state.counters.created;
+    state.hand_over(std::move(opened));
+  }
+}
+
+bool pool::close(std::chrono::milliseconds timeout) {
+  auto& state = *m_state;
+  auto deadline = detail::deadline_after(clock::now(), timeout);
+  std::deque<std::unique_ptr<pooled_connection>> doomed;
+  std::unique_lock lock{state.mutex};
+  state.closed = true;
+  for (auto* queued : state.waiters) {
+    queued->closed = true;
+    queued->ready.notify_one();
+  }
+  state.waiters.clear();
+  state.counters.destroyed_closed += state.idle.size();
+  state.total -= state.idle.size();
+  doomed.swap(state.idle);
+  state.maintenance_wake.notify_all();
+  lock.unlock();
+  doomed.clear();
+  lock.lock();
+  return state.drained.wait_until(lock, deadline, [&] { return state.in_use == 0; });
+}
+
+pool_stats pool::stats() const {
+  std::lock_guard lock{m_state->mutex};
+  pool_stats copy = m_state->counters;
+  copy.in_use = m_state->in_use;
+  copy.idle = m_state->idle.size();
+  copy.waiting = m_state->waiters.size();
+  return copy;
+}
+
+// --- start -----------------------------------------------------------------------------------
+
+std::shared_ptr<pool> start(const connection_config& config) {
+  auto started = std::make_shared<pool>(config);
+  started->warm_up();
+  return started;
+}
+
+std::shared_ptr<pool> start(const std::string& name) {
+  auto env = process_environment();
+  for (const auto& candidate : default_config_files()) {
+    std::error_code ignored;
+    if (std::filesystem::exists(candidate, ignored))
+      return start(load_config(candidate, env).connection(name));
+  }
+  std::string looked;
+  for (const auto& candidate : default_config_files())
+    looked += (looked.empty() ? "" : " and ") + candidate;
+  throw config_error("pgkit::start(\"" + name + "\") found no configuration file (looked for " +
+                         looked + " in " + std::filesystem::current_path().string() + ")",
+                     "create database.toml with a [connections." + name +
+                         "] table, or build a connection_config and call pgkit::start(config)");
+}
+
+}  // namespace pgkit

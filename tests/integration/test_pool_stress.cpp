@@ -1,0 +1,97 @@
+// The pool under contention: 16 threads share a pool of 4 for 20 000 statements. Also run by
+// the tsan suite (ThreadSanitizer), so it must stay quick enough to run instrumented.
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+#include "pgkit/connection.hpp"
+#include "pgkit/pool.hpp"
+#include "statements.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("pgkit::pool under contention") {
+  pgkit_test::scratch_database db{"stress"};
+  constexpr int k_threads = 16;
+  constexpr int k_statements = 20000;
+  constexpr std::size_t k_pool_size = 4;
+  // The fairness bound: with first-come-first-served hand-over no caller waits longer than
+  // this, even on a loaded machine under ThreadSanitizer. Each wait is normally a few ms.
+  constexpr auto k_wait_bound = 10s;
+
+  auto config = pgkit::config_from_url(db.url(), "test");
+  config.pool_size = k_pool_size;
+  config.acquire_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(k_wait_bound);
+  pgkit::pool pool{config};
+
+  std::atomic<int> errors{0};
+  std::atomic<long long> sum{0};
+  std::atomic<bool> running{true};
+  std::vector<std::chrono::steady_clock::duration> longest_wait(k_threads);
+
+  // Watches the server's view: never more than pool_size connections to this database.
+  std::atomic<int> most_backends{0};
+  std::thread watcher{[&] {
+    auto admin = pgkit::connect(db.url());
+    while (running) {
+      pqxx::nontransaction tx{*admin};
+      auto backends = tx.exec(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND pid <> pg_backend_pid()")[0][0]
+                          .as<int>();
+      most_backends = std::max(most_backends.load(), backends);
+      std::this_thread::sleep_for(5ms);
+    }
+  }};
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < k_statements; i += k_threads) {
+        try {
+          auto before = std::chrono::steady_clock::now();
+          auto lease = pool.acquire();
+          longest_wait[static_cast<std::size_t>(t)] = std::max(
+              longest_wait[static_cast<std::size_t>(t)], std::chrono::steady_clock::now() - before);
+          pqxx::nontransaction tx{*lease};
+          auto result =
+              pgkit::detail::exec_statement(lease, tx, "pgkit_stress", "SELECT $1::int", i);
+          sum += result[0][0].as<int>();
+        } catch (const std::exception& e) {
+          if (errors++ < 5)
+            MESSAGE("statement " << i << " failed: " << e.what());
+        }
+      }
+    });
+  }
+  for (auto& thread : threads)
+    thread.join();
+  running = false;
+  watcher.join();
+
+  CHECK(errors == 0);
+  CHECK(sum == static_cast<long long>(k_statements) * (k_statements - 1) / 2);
+  auto stats = pool.stats();
+  CHECK(stats.acquired == k_statements);
+  CHECK(stats.created <= k_pool_size);
+  CHECK(stats.destroyed() == 0);
+  CHECK(stats.in_use == 0);
+  CHECK(stats.idle == stats.created);
+  CHECK(stats.timed_out == 0);
+  CHECK(most_backends <= static_cast<int>(k_pool_size));
+  CHECK(stats.longest_wait < k_wait_bound);
+  auto slowest = *std::max_element(longest_wait.begin(), longest_wait.end());
+  CHECK(slowest < k_wait_bound);
+  MESSAGE("longest wait " << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count()
+                          << " ms, " << stats.waited << " of " << stats.acquired
+                          << " acquires waited");
+  pool.close();
+  CHECK(pgkit_test::query_value(db.url(),
+                                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                "current_database() AND pid <> pg_backend_pid()") == "0");
+}
