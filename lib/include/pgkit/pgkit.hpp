@@ -4,5 +4,6 @@
 #include "pgkit/builtin.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
+#include "pgkit/migration.hpp"
 #include "pgkit/redact.hpp"
 #include "pgkit/version.hpp"
