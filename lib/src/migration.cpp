@@ -183,9 +183,9 @@ migration parse_migration(const std::string& module, const std::string& file_nam
   parsed.file_name = file_name;
   parsed.path = path;
   const std::string hint = "migration files are named <14-digit UTC version>_<name>.sql";
-  bool digits = file_name.size() > 20 && std::all_of(file_name.begin(), file_name.begin() + 14,
+  bool digits = file_name.size() >= 20 && std::all_of(file_name.begin(), file_name.begin() + 14,
                                                      [](char c) { return c >= '0' && c <= '9'; });
-  if (!digits || file_name[14] != '_' || file_name.size() <= 19 ||
+  if (!digits || file_name[14] != '_' ||
       file_name.compare(file_name.size() - 4, 4, ".sql") != 0) {
     throw usage_error(path + ": malformed file name", hint);
   }
@@ -344,7 +344,7 @@ std::vector<const schema_module*> module_catalog::select(
     const std::vector<std::string>& names) const {
   std::string known = "known modules: " + join(this->names(), ", ");
   if (names.empty())
-    throw usage_error("no module named", known);
+    throw usage_error("name at least one module; " + known);
   std::set<std::string> chosen;
   std::vector<std::string> unknown;
   std::vector<std::string> queue{names.begin(), names.end()};

@@ -87,6 +87,10 @@ enum class out_of_order_policy { refuse, allow };
 
 /// Everything a migration run needs besides the connection.
 struct migration_options {
+  /// Creates the defaults. (User-provided so that the type is no aggregate and
+  /// `apply_modules(connection, {"cache"})` picks the module-list overload.)
+  migration_options() {}
+
   std::string schema = "pgkit";                   ///< the schema holding pgkit's tables
   std::vector<std::string> modules;               ///< modules to act on (dependencies are added)
   std::vector<std::string> migrations_dirs;       ///< directories of user modules
