@@ -19,9 +19,7 @@ void add_migrations_dir_option(CLI::App& command, migration_cli_options& options
       .add_option("--migrations-dir", options.migrations_dirs,
                   "directory of your own modules, one subdirectory each (repeatable)")
       ->option_text("DIR")
-      ->take_last()
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->allow_extra_args(false);
 }
 
 void add_wait_option(CLI::App& command, migration_cli_options& options) {
