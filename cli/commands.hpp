@@ -7,5 +7,10 @@ namespace pgkit::cli {
 
 void setup_complete(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_resolve(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_migrate(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_apply(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_print_sql(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_status(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_rollback(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

@@ -9,15 +9,16 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "pgkit/builtin.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
+#include "pgkit/migration.hpp"
 
 namespace pgkit::cli {
 namespace {
 
 struct complete_options {
   std::string what;
+  std::vector<std::string> migrations_dirs;
 };
 
 // The connection names of the configuration file that --config names, else of the first
@@ -35,7 +36,14 @@ std::vector<std::string> connection_names(const global_options& globals) {
 
 int run_complete(const complete_options& options, const global_options& globals) {
   if (options.what == "modules") {
-    for (const auto& name : builtin_module_names())
+    // Completion must not fail loudly: an unreadable directory just adds no names.
+    std::vector<std::string> names;
+    try {
+      names = module_catalog::load(options.migrations_dirs).names();
+    } catch (const error&) {
+      names = module_catalog::load().names();
+    }
+    for (const auto& name : names)
       std::cout << name << '\n';
     return exit_ok;
   }
@@ -52,6 +60,10 @@ int run_complete(const complete_options& options, const global_options& globals)
 void setup_complete(CLI::App& command, const global_options& globals, int& exit_status) {
   auto options = std::make_shared<complete_options>();
   command.add_option("what", options->what, "what to list: modules, connections")->required();
+  command
+      .add_option("--migrations-dir", options->migrations_dirs,
+                  "also list the modules in DIR (repeatable)")
+      ->allow_extra_args(false);
   command.callback(
       [options, &globals, &exit_status] { exit_status = run_complete(*options, globals); });
 }

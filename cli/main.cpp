@@ -23,6 +23,12 @@ namespace {
 const command_entry k_commands[] = {
     {"__complete", "", setup_complete},
     {"__resolve", "", setup_resolve},
+    {"migrate", "print the SQL of pending migrations, or apply them with --apply", setup_migrate},
+    {"apply", "apply pending migrations of MODULE... (migrate --apply)", setup_apply},
+    {"status", "show applied, pending and drifted migrations per module", setup_status},
+    {"rollback", "run down sections of a module's newest migrations", setup_rollback},
+    {"print-sql", "print the SQL of modules for psql or dbmate, without a database",
+     setup_print_sql},
 };
 
 const char* const k_footer = R"(Exit codes:

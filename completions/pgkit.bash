@@ -1,13 +1,29 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands=""
+_pgkit_commands="migrate apply status rollback print-sql"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
+
+_pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait"
 
 _pgkit_command_options() {
   case $1 in
+    migrate) echo "--apply $_pgkit_migration_run_options" ;;
+    apply) echo "$_pgkit_migration_run_options" ;;
+    status) echo "--migrations-dir --exit-code --wait" ;;
+    rollback) echo "--steps --to --migrations-dir --lock-wait --lock-timeout --statement-timeout --wait" ;;
+    print-sql) echo "--format --out --migrations-dir" ;;
     *) echo "" ;;
   esac
+}
+
+# Module names from the binary, including those of any --migrations-dir on the line.
+_pgkit_modules() {
+  local i dirs=()
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    [[ ${COMP_WORDS[i]} == --migrations-dir ]] && dirs+=(--migrations-dir "${COMP_WORDS[i+1]}")
+  done
+  "${COMP_WORDS[0]}" __complete modules "${dirs[@]}" 2>/dev/null
 }
 
 _pgkit() {
@@ -48,10 +64,21 @@ _pgkit() {
     return 0
   fi
 
+  case $prev in
+    --migrations-dir) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
+    --out) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+    --format) COMPREPLY=($(compgen -W "plain dbmate" -- "$cur")); return 0 ;;
+    --lock-wait|--lock-timeout|--statement-timeout|--wait|--steps|--to) return 0 ;;
+  esac
+
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$(_pgkit_command_options "$command") $_pgkit_global_options" -- "$cur"))
     return 0
   fi
+  case $command in
+    migrate|apply|status|rollback|print-sql)
+      COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur")) ;;
+  esac
   return 0
 }
 

@@ -436,8 +436,14 @@ std::string connection_config::describe() const {
     return "libpq defaults";
   }
   std::string text = "postgresql://";
-  if (shown_user != nullptr)
-    text += percent_encode(*shown_user) + "@";
+  // DESIGN.md's redacted form: a password that is set shows as ***, never as itself.
+  auto* shown_password = find_pair(pairs, "password");
+  if (shown_user != nullptr) {
+    text += percent_encode(*shown_user);
+    if (shown_password != nullptr && !shown_password->empty())
+      text += ":***";
+    text += "@";
+  }
   if (shown_host != nullptr)
     text += percent_encode(*shown_host);
   if (shown_port != nullptr)

@@ -72,7 +72,7 @@ TEST_CASE("pgkit --config / --connection") {
   SUBCASE("the main connection is the default; the password never shows") {
     auto result = run_pgkit({"__resolve"}, in_dir(dir));
     CHECK(result.exit_code == 0);
-    CHECK(contains(result.out, "address: postgresql://app@db.internal/app\n"));
+    CHECK(contains(result.out, "address: postgresql://app:***@db.internal/app\n"));
     CHECK(contains(result.out, "source: database.toml [connections.main]\n"));
     CHECK(contains(result.out, "schema: infra\n"));
     CHECK(!contains(result.out + result.err, "topsecret"));
@@ -82,7 +82,7 @@ TEST_CASE("pgkit --config / --connection") {
                       std::vector<std::string>{"__resolve", "--connection=replica"}}) {
       auto result = run_pgkit(args, in_dir(dir));
       CHECK(result.exit_code == 0);
-      CHECK(contains(result.out, "address: postgresql://reader@replica.internal:6432/app\n"));
+      CHECK(contains(result.out, "address: postgresql://reader:***@replica.internal:6432/app\n"));
       CHECK(contains(result.out, "pooler: pgbouncer-transaction\n"));
       CHECK(contains(result.out, "schema: pgkit\n"));
       CHECK(!contains(result.out, "alsosecret"));
@@ -105,7 +105,7 @@ TEST_CASE("pgkit --config / --connection") {
     options.unset_env.clear();
     options.env["DATABASE_URL"] = "postgresql://u:envsecret@from-env/app";
     auto from_env = run_pgkit({"__resolve"}, options);
-    CHECK(contains(from_env.out, "address: postgresql://u@from-env/app\n"));
+    CHECK(contains(from_env.out, "address: postgresql://u:***@from-env/app\n"));
     CHECK(contains(from_env.out, "source: DATABASE_URL\n"));
     CHECK(!contains(from_env.out, "envsecret"));
     auto from_addr = run_pgkit({"__resolve", "--addr", "postgresql://from-addr/app"}, options);
@@ -114,7 +114,7 @@ TEST_CASE("pgkit --config / --connection") {
   SUBCASE("--json prints one document") {
     auto result = run_pgkit({"__resolve", "--json"}, in_dir(dir));
     CHECK(result.exit_code == 0);
-    CHECK(contains(result.out, "\"address\": \"postgresql://app@db.internal/app\""));
+    CHECK(contains(result.out, "\"address\": \"postgresql://app:***@db.internal/app\""));
     CHECK(contains(result.out, "\"pool_size\": 10"));
   }
 }
@@ -155,7 +155,7 @@ TEST_CASE("pgkit configuration errors") {
     options.env["PGKIT_TEST_URL"] = "postgresql://app:hidden@expanded/app";
     auto result = run_pgkit({"__resolve"}, options);
     CHECK(result.exit_code == 0);
-    CHECK(contains(result.out, "address: postgresql://app@expanded/app\n"));
+    CHECK(contains(result.out, "address: postgresql://app:***@expanded/app\n"));
     CHECK(!contains(result.out, "hidden"));
   }
   SUBCASE("--config naming a missing file, exit 2") {

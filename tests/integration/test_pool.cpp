@@ -316,7 +316,7 @@ TEST_CASE("pgkit::pool connection failures") {
     } catch (const pgkit::error& e) {
       std::string message = e.what();
       CHECK(e.kind() == pgkit::error_kind::connection);
-      CHECK(message.find("postgresql://app@127.0.0.1:1/app") != std::string::npos);
+      CHECK(message.find("postgresql://app:***@127.0.0.1:1/app") != std::string::npos);
       CHECK(message.find("topsecret") == std::string::npos);
     }
   }

@@ -59,7 +59,7 @@ pool_size = 15
     CHECK(main.username == "app");
     CHECK(main.password == "s3cret");
     CHECK(main.pool_size == 15);
-    CHECK(main.describe() == "postgresql://app@db.internal:6432/app");
+    CHECK(main.describe() == "postgresql://app:***@db.internal:6432/app");
     CHECK(main.source == "database.toml [connections.main]");
   }
   SUBCASE("every pool key is read") {
@@ -117,7 +117,7 @@ port = 5433
     CHECK(contains(conninfo, R"(password='pa ss\'w')"));
     CHECK(contains(conninfo, "port='5433'"));
     CHECK(contains(conninfo, "connect_timeout='4'"));
-    CHECK(main.describe() == "postgresql://app@db.internal:5433/app");
+    CHECK(main.describe() == "postgresql://app:***@db.internal:5433/app");
   }
   SUBCASE("several connections, names sorted") {
     auto file = pgkit::parse_config(R"(
@@ -312,9 +312,9 @@ TEST_CASE("pgkit::resolve_connection") {
 }
 
 TEST_CASE("pgkit::connection_config::describe") {
-  SUBCASE("never shows the password") {
+  SUBCASE("shows a password as ***, never itself") {
     auto config = pgkit::config_from_url("postgresql://app:topsecret@db:5432/app");
-    CHECK(config.describe() == "postgresql://app@db:5432/app");
+    CHECK(config.describe() == "postgresql://app:***@db:5432/app");
     CHECK(contains(config.conninfo(), "password='topsecret'"));
   }
   SUBCASE("a conninfo string works as a url") {

@@ -6,6 +6,7 @@
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
+#include "pgkit/migration.hpp"
 #include "pgkit/redact.hpp"
 #include "pgkit/transaction.hpp"
 #include "pgkit/version.hpp"

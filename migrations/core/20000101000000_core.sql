@@ -1,15 +1,17 @@
--- pgkit core: bookkeeping for every module, and uuid7() for the modules' ids.
+-- pgkit core: the bookkeeping tables of every module, and uuid7() for the modules' ids.
 -- Names are unqualified: pgkit runs every migration with search_path set to the target
--- schema (pgkit by default, --schema to change).
+-- schema (pgkit by default, --schema to change) followed by public, and creates that schema
+-- when it is missing. Built-in versions start in 2000 so that any module of yours sorts
+-- after the ones it builds on.
 
 -- migrate:up
 CREATE TABLE schema_migration (
-  module      text        NOT NULL,
-  version     text        NOT NULL CHECK (version ~ '^[0-9]{14}$'),
-  name        text        NOT NULL,
-  checksum    text        NOT NULL,
-  applied_at  timestamptz NOT NULL DEFAULT now(),
-  duration_ms bigint      NOT NULL DEFAULT 0 CHECK (duration_ms >= 0),
+  module     text        NOT NULL,
+  version    text        NOT NULL CHECK (version ~ '^[0-9]{14}$'),
+  name       text        NOT NULL DEFAULT '',
+  checksum   text        NOT NULL DEFAULT '',
+  applied_at timestamptz NOT NULL DEFAULT now(),
+  duration   interval    NOT NULL DEFAULT '0 seconds',
   PRIMARY KEY (module, version)
 );
 
@@ -21,7 +23,7 @@ CREATE TABLE module_version (
 
 -- A time-ordered UUID (RFC 9562 version 7): 48 bits of Unix time in milliseconds, then the
 -- random bits of gen_random_uuid() (built in since PostgreSQL 13) with the version nibble
--- turned from 4 into 7 by setting its two low bits.
+-- turned from 4 into 7 by setting its two low bits (bits 52 and 53 of the bytea).
 CREATE FUNCTION uuid7() RETURNS uuid
 LANGUAGE sql VOLATILE PARALLEL SAFE
 AS $$

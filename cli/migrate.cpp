@@ -1,0 +1,137 @@
+// `pgkit migrate [--apply] MODULE...` and `pgkit apply MODULE...`: Pevensie's behaviour. Without
+// --apply the SQL of what is pending goes to stdout and nothing changes; with it (or as
+// `apply`) the pending migrations run under the advisory lock.
+
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "connect.hpp"
+#include "migration_common.hpp"
+#include "pgkit/migration.hpp"
+
+namespace pgkit::cli {
+namespace {
+
+struct migrate_options : migration_cli_options {
+  bool apply = false;
+};
+
+nlohmann::json migration_json(const migration& m) {
+  return {{"module", m.module}, {"version", m.version}, {"name", m.name}, {"file", m.path}};
+}
+
+void warn_drift(const std::vector<migration>& drifted, const global_options& globals) {
+  if (globals.quiet)
+    return;
+  for (const auto& m : drifted) {
+    std::cerr << "pgkit: warning: " << m.path << " (module " << m.module
+              << ") has changed since it was applied (its checksum differs)\n";
+  }
+}
+
+std::string module_list(const std::vector<std::string>& modules) {
+  std::string out;
+  for (const auto& name : modules)
+    out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+int run_apply(const migrate_options& options, const global_options& globals) {
+  auto settings = library_options(globals, options);
+  auto connection = open_connection(globals, std::chrono::seconds{options.wait_s});
+  auto result = apply_modules(*connection, settings);
+  warn_drift(result.drifted, globals);
+  if (globals.json) {
+    nlohmann::json applied = nlohmann::json::array();
+    for (const auto& step : result.applied) {
+      applied.push_back({{"module", step.module},
+                         {"version", step.version},
+                         {"name", step.name},
+                         {"duration_ms", to_milliseconds(step.duration)}});
+    }
+    nlohmann::json drifted = nlohmann::json::array();
+    for (const auto& m : result.drifted)
+      drifted.push_back(migration_json(m));
+    std::cout << nlohmann::json{{"schema", settings.schema},
+                                {"applied", applied},
+                                {"drifted", drifted}}
+                     .dump(2)
+              << '\n';
+  } else if (!globals.quiet) {
+    if (result.applied.empty()) {
+      std::cerr << "nothing to apply: " << module_list(options.modules) << " up to date in schema "
+                << settings.schema << '\n';
+    } else {
+      std::cerr << "applied " << result.applied.size() << " migration"
+                << (result.applied.size() == 1 ? "" : "s") << " in schema " << settings.schema
+                << '\n';
+    }
+  }
+  return exit_ok;
+}
+
+int run_dry(const migrate_options& options, const global_options& globals) {
+  auto settings = library_options(globals, options);
+  auto connection = open_connection(globals, std::chrono::seconds{options.wait_s});
+  auto plan = plan_migrations(*connection, settings);
+  warn_drift(plan.drifted, globals);
+  std::vector<const migration*> pending;
+  for (const auto& m : plan.pending)
+    pending.push_back(&m);
+  std::string sql = pending.empty() ? std::string{} : render_plain_script(pending, settings.schema);
+  if (globals.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& m : plan.pending)
+      list.push_back(migration_json(m));
+    std::cout << nlohmann::json{{"schema", settings.schema}, {"pending", list}, {"sql", sql}}.dump(
+                     2)
+              << '\n';
+    return exit_ok;
+  }
+  std::cout << sql;
+  if (!globals.quiet) {
+    if (pending.empty()) {
+      std::cerr << "nothing to apply: " << module_list(options.modules) << " up to date in schema "
+                << settings.schema << '\n';
+    }
+    for (const auto& m : plan.pending)
+      std::cerr << "pending: " << m.module << " " << m.file_name << '\n';
+    if (!pending.empty()) {
+      std::cerr << pending.size() << " pending migration" << (pending.size() == 1 ? "" : "s")
+                << " printed; nothing was changed (pass --apply, or run pgkit apply, to apply)\n";
+    }
+  }
+  return exit_ok;
+}
+
+void add_run_options(CLI::App& command, migrate_options& options) {
+  command.add_option("module", options.modules, "modules to migrate (dependencies are added)");
+  add_migrations_dir_option(command, options);
+  add_lock_options(command, options);
+  command.add_flag("--allow-out-of-order", options.allow_out_of_order,
+                   "apply pending migrations older than their module's newest applied one");
+  add_wait_option(command, options);
+}
+
+}  // namespace
+
+void setup_migrate(CLI::App& command, const global_options& globals, int& exit_status) {
+  auto options = std::make_shared<migrate_options>();
+  command.add_flag("--apply", options->apply, "apply the pending migrations instead of printing");
+  add_run_options(command, *options);
+  command.callback([options, &globals, &exit_status] {
+    exit_status = options->apply ? run_apply(*options, globals) : run_dry(*options, globals);
+  });
+}
+
+void setup_apply(CLI::App& command, const global_options& globals, int& exit_status) {
+  auto options = std::make_shared<migrate_options>();
+  add_run_options(command, *options);
+  command.callback(
+      [options, &globals, &exit_status] { exit_status = run_apply(*options, globals); });
+}
+
+}  // namespace pgkit::cli

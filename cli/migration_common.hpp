@@ -1,0 +1,41 @@
+#pragma once
+// What the migration commands (migrate, apply, status, rollback, print-sql) share: their
+// common options and the translation into pgkit::migration_options.
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "command.hpp"
+#include "pgkit/migration.hpp"
+
+namespace pgkit::cli {
+
+/// Options common to the commands that run migrations.
+struct migration_cli_options {
+  std::vector<std::string> modules;          ///< MODULE... positionals
+  std::vector<std::string> migrations_dirs;  ///< --migrations-dir DIR (repeatable)
+  double lock_wait_s = 60;                   ///< --lock-wait SECONDS
+  double lock_timeout_s = 10;                ///< --lock-timeout SECONDS
+  double statement_timeout_s = 0;            ///< --statement-timeout SECONDS (0: none)
+  bool allow_out_of_order = false;           ///< --allow-out-of-order
+  int wait_s = 0;                            ///< --wait SECONDS
+};
+
+/// Adds --migrations-dir.
+void add_migrations_dir_option(CLI::App& command, migration_cli_options& options);
+/// Adds --wait.
+void add_wait_option(CLI::App& command, migration_cli_options& options);
+/// Adds --lock-wait, --lock-timeout and --statement-timeout.
+void add_lock_options(CLI::App& command, migration_cli_options& options);
+
+/// Returns the library options for `options`, with progress lines going to stderr unless
+/// --quiet.
+migration_options library_options(const global_options& globals,
+                                  const migration_cli_options& options);
+
+/// Returns `duration` in milliseconds, as JSON wants it.
+double to_milliseconds(std::chrono::microseconds duration);
+
+}  // namespace pgkit::cli

@@ -1,0 +1,526 @@
+// The migration engine's database side: reading the bookkeeping, the advisory lock, applying
+// and rolling back.
+
+#include <algorithm>
+#include <map>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "migration_sql.hpp"
+#include "pgkit/error.hpp"
+#include "pgkit/migration.hpp"
+#include "pqxx_compat.hpp"
+
+namespace pgkit {
+namespace {
+
+using std::chrono::milliseconds;
+using clock_type = std::chrono::steady_clock;
+
+void report(const migration_options& options, const std::string& line) {
+  if (options.progress)
+    options.progress(line);
+}
+
+detail::run_timeouts timeouts_of(const migration_options& options) {
+  return {options.lock_timeout, options.statement_timeout};
+}
+
+std::string describe(const migration& m) {
+  return m.module + " " + m.version + " (" + m.path + ")";
+}
+
+// Every row of schema_migration, or none when the table does not exist yet.
+std::vector<applied_migration> read_applied(pqxx::connection& connection,
+                                            const std::string& schema) {
+  try {
+    pqxx::nontransaction tx{connection};
+    auto table = detail::quote_identifier(schema) + ".schema_migration";
+    auto exists = tx.exec("SELECT to_regclass(" + detail::quote_literal(table) + ") IS NOT NULL");
+    if (!exists[0][0].as<bool>())
+      return {};
+    auto rows = tx.exec("SELECT module, version, name, checksum, applied_at::text FROM " + table +
+                        " ORDER BY module, version");
+    std::vector<applied_migration> applied;
+    for (const auto& row : rows) {
+      applied.push_back({row[0].as<std::string>(), row[1].as<std::string>(),
+                         row[2].as<std::string>(), row[3].as<std::string>(),
+                         row[4].as<std::string>()});
+    }
+    return applied;
+  } catch (...) {
+    detail::rethrow_as_pgkit("reading the migration state of schema " + schema);
+  }
+}
+
+module_status status_of(const schema_module& module,
+                        const std::vector<applied_migration>& applied) {
+  module_status status;
+  status.module = module.name;
+  std::map<std::string, const applied_migration*> by_version;
+  for (const auto& row : applied) {
+    if (row.module == module.name) {
+      by_version[row.version] = &row;
+      status.applied_version = std::max(status.applied_version, row.version);
+    }
+  }
+  std::set<std::string> file_versions;
+  for (const auto& m : module.migrations) {
+    file_versions.insert(m.version);
+    auto it = by_version.find(m.version);
+    if (it == by_version.end()) {
+      status.pending.push_back(m);
+      if (m.version < status.applied_version)
+        status.out_of_order.push_back(m);
+    } else if (it->second->checksum != m.checksum) {
+      status.drifted.push_back(m);
+    }
+  }
+  for (const auto& [version, row] : by_version) {
+    if (file_versions.count(version) == 0)
+      status.unknown.push_back(*row);
+  }
+  return status;
+}
+
+// The modules a status call covers: the selection, or every module with applied migrations.
+migration_status compute_status(const module_catalog& catalog, const migration_options& options,
+                                const std::vector<applied_migration>& applied) {
+  migration_status result;
+  result.schema = options.schema;
+  if (!options.modules.empty()) {
+    for (const auto* module : catalog.select(options.modules))
+      result.modules.push_back(status_of(*module, applied));
+  } else {
+    std::set<std::string> names;
+    for (const auto& row : applied)
+      names.insert(row.module);
+    for (const auto& name : names) {
+      if (const auto* module = catalog.find(name)) {
+        result.modules.push_back(status_of(*module, applied));
+        continue;
+      }
+      module_status unknown;
+      unknown.module = name;
+      unknown.known = false;
+      for (const auto& row : applied) {
+        if (row.module == name) {
+          unknown.unknown.push_back(row);
+          unknown.applied_version = std::max(unknown.applied_version, row.version);
+        }
+      }
+      result.modules.push_back(std::move(unknown));
+    }
+  }
+  std::sort(result.modules.begin(), result.modules.end(),
+            [](const module_status& a, const module_status& b) { return a.module < b.module; });
+  return result;
+}
+
+// What a run applies: the pending migrations of the selection, in run order.
+struct plan {
+  std::vector<const migration*> pending;
+  std::vector<migration> drifted;
+};
+
+plan make_plan(const std::vector<const migration*>& order,
+               const std::vector<applied_migration>& applied, const migration_options& options) {
+  std::map<std::pair<std::string, std::string>, const applied_migration*> done;
+  std::map<std::string, std::string> newest;
+  for (const auto& row : applied) {
+    done[{row.module, row.version}] = &row;
+    newest[row.module] = std::max(newest[row.module], row.version);
+  }
+  plan result;
+  std::vector<std::string> out_of_order;
+  for (const auto* m : order) {
+    auto it = done.find({m->module, m->version});
+    if (it != done.end()) {
+      if (it->second->checksum != m->checksum)
+        result.drifted.push_back(*m);
+      continue;
+    }
+    result.pending.push_back(m);
+    if (m->version < newest[m->module])
+      out_of_order.push_back(m->path + " (module " + m->module + " is at " + newest[m->module] +
+                             ")");
+  }
+  if (!out_of_order.empty() && options.out_of_order == out_of_order_policy::refuse) {
+    std::string list;
+    for (const auto& line : out_of_order)
+      list += "\n  " + line;
+    throw usage_error(
+        "refusing to apply migrations older than their module's newest applied one:" + list,
+        "if they are independent of the newer ones, pass --allow-out-of-order");
+  }
+  return result;
+}
+
+// A session-level advisory lock taken by polling pg_try_advisory_lock (a blocked waiter would
+// deadlock a CREATE INDEX CONCURRENTLY of the holder), released on destruction.
+class migration_lock {
+ public:
+  migration_lock(pqxx::connection& connection, const migration_options& options)
+      : m_connection(connection), m_key(migration_lock_key(options.schema)) {
+    auto deadline = clock_type::now() + options.lock_wait;
+    auto pause = milliseconds{20};
+    bool told = false;
+    for (;;) {
+      if (try_lock())
+        return;
+      if (clock_type::now() >= deadline)
+        break;
+      if (!told) {
+        report(options, "waiting up to " + seconds_text(options.lock_wait) +
+                            " for the migration lock of schema " + options.schema + holder_text());
+        told = true;
+      }
+      auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_type::now());
+      std::this_thread::sleep_for(std::max(milliseconds{1}, std::min(pause, left)));
+      pause = std::min(milliseconds{1000}, pause * 3 / 2);
+    }
+    auto holder = holder_pid();
+    std::string who =
+        holder ? "backend pid " + std::to_string(*holder) + " holds it" : "another session held it";
+    std::string hint = "another pgkit apply or rollback is probably running; wait for it";
+    if (holder) {
+      hint += ", or look at it with: SELECT * FROM pg_stat_activity WHERE pid = " +
+              std::to_string(*holder);
+    }
+    throw error(error_kind::timeout,
+                "could not take the migration lock of schema " + options.schema + " within " +
+                    seconds_text(options.lock_wait) + ": " + who,
+                hint);
+  }
+  ~migration_lock() {
+    try {
+      pqxx::nontransaction tx{m_connection};
+      tx.exec("SELECT pg_advisory_unlock(" + std::to_string(m_key) + ")");
+    } catch (...) {
+      // A broken connection has released the lock already.
+    }
+  }
+  migration_lock(const migration_lock&) = delete;
+  migration_lock& operator=(const migration_lock&) = delete;
+
+ private:
+  static std::string seconds_text(milliseconds duration) {
+    auto count = duration.count();
+    if (count % 1000 == 0)
+      return std::to_string(count / 1000) + " s";
+    return std::to_string(count) + " ms";
+  }
+  bool try_lock() {
+    try {
+      pqxx::nontransaction tx{m_connection};
+      return tx.exec("SELECT pg_try_advisory_lock(" + std::to_string(m_key) + ")")[0][0].as<bool>();
+    } catch (...) {
+      detail::rethrow_as_pgkit("taking the migration lock");
+    }
+  }
+  std::optional<long> holder_pid() {
+    try {
+      auto bits = static_cast<std::uint64_t>(m_key);
+      pqxx::nontransaction tx{m_connection};
+      auto rows = tx.exec(
+          "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+          " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+          " AND classid = " +
+          std::to_string(bits >> 32) + " AND objid = " + std::to_string(bits & 0xffffffffULL) +
+          " AND pid <> pg_backend_pid() LIMIT 1");
+      if (rows.empty())
+        return std::nullopt;
+      return rows[0][0].as<long>();
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+  std::string holder_text() {
+    auto pid = holder_pid();
+    return pid ? " (held by backend pid " + std::to_string(*pid) + ")" : "";
+  }
+
+  pqxx::connection& m_connection;
+  std::int64_t m_key;
+};
+
+// The file line that the server's "LINE n:" refers to, when it says one.
+std::string file_position(const std::string& message, const migration& m, std::size_t first_line) {
+  static const std::regex line_pattern{"LINE ([0-9]+):"};
+  std::smatch match;
+  if (!std::regex_search(message, match, line_pattern))
+    return {};
+  auto line = std::stoul(match[1].str());
+  return " at " + m.path + ":" + std::to_string(first_line + line - 1);
+}
+
+// Runs one section; on failure throws an error naming module, version, file and position.
+std::chrono::microseconds run_section(pqxx::transaction_base& tx, const migration& m,
+                                      const std::string& sql, std::size_t first_line,
+                                      const std::string& what) {
+  auto start = clock_type::now();
+  try {
+    tx.exec(sql);
+  } catch (const pqxx::sql_error& e) {
+    detail::rethrow_as_pgkit(what + " " + describe(m) + " failed" +
+                             file_position(e.what(), m, first_line));
+  } catch (...) {
+    detail::rethrow_as_pgkit(what + " " + describe(m) + " failed");
+  }
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
+}
+
+std::string interval_literal(std::chrono::microseconds duration) {
+  return "interval '" + std::to_string(duration.count()) + " microseconds'";
+}
+
+std::string milliseconds_text(std::chrono::microseconds duration) {
+  auto tenths = duration.count() / 100;
+  return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " ms";
+}
+
+void exec_all(pqxx::transaction_base& tx, const std::vector<std::string>& statements,
+              const std::string& context) {
+  try {
+    for (const auto& statement : statements)
+      tx.exec(statement);
+  } catch (...) {
+    detail::rethrow_as_pgkit(context);
+  }
+}
+
+void commit(pqxx::work& tx, const std::string& context) {
+  try {
+    tx.commit();
+  } catch (...) {
+    detail::rethrow_as_pgkit(context);
+  }
+}
+
+// Applies `batch` (all transactional) in one transaction.
+void apply_batch(pqxx::connection& connection, const std::vector<const migration*>& batch,
+                 const migration_options& options, std::vector<migration_step>& applied) {
+  std::vector<migration_step> steps;
+  pqxx::work tx{connection};
+  exec_all(tx, detail::transaction_setup_statements(options.schema, timeouts_of(options)),
+           "preparing the migration transaction in schema " + options.schema);
+  for (const auto* m : batch) {
+    report(options, "applying " + m->module + " " + m->file_name);
+    auto took = run_section(tx, *m, m->up_sql, m->up_line, "migration");
+    exec_all(tx, {detail::record_up_sql(*m, options.schema, interval_literal(took))},
+             "recording migration " + describe(*m));
+    steps.push_back({m->module, m->version, m->name, took});
+  }
+  commit(tx, "committing migrations");
+  for (const auto& step : steps) {
+    report(options, "applied " + step.module + " " + step.version + "_" + step.name + " in " +
+                        milliseconds_text(step.duration));
+  }
+  applied.insert(applied.end(), steps.begin(), steps.end());
+}
+
+// Applies one transaction:false migration on its own.
+void apply_alone(pqxx::connection& connection, const migration& m, const migration_options& options,
+                 std::vector<migration_step>& applied) {
+  report(options, "applying " + m.module + " " + m.file_name + " (transaction:false)");
+  std::chrono::microseconds took{0};
+  {
+    pqxx::nontransaction tx{connection};
+    exec_all(tx, detail::session_setup_statements(options.schema, timeouts_of(options)),
+             "preparing the session in schema " + options.schema);
+    try {
+      took = run_section(tx, m, m.up_sql, m.up_line, "migration");
+    } catch (...) {
+      try {
+        for (const auto& statement : detail::session_reset_statements(timeouts_of(options)))
+          tx.exec(statement);
+      } catch (...) {
+        // The original failure is what matters.
+      }
+      throw;
+    }
+    exec_all(tx, detail::session_reset_statements(timeouts_of(options)), "resetting the session");
+  }
+  pqxx::work tx{connection};
+  exec_all(tx, {detail::record_up_sql(m, options.schema, interval_literal(took))},
+           "recording migration " + describe(m));
+  commit(tx, "recording migration " + describe(m));
+  report(options, "applied " + m.module + " " + m.file_name + " in " + milliseconds_text(took));
+  applied.push_back({m.module, m.version, m.name, took});
+}
+
+}  // namespace
+
+migration_status read_migration_status(pqxx::connection& connection,
+                                       const migration_options& options) {
+  validate_schema_name(options.schema);
+  auto catalog = module_catalog::load(options.migrations_dirs);
+  if (!options.modules.empty())
+    catalog.select(options.modules);  // unknown modules fail before the database is asked
+  return compute_status(catalog, options, read_applied(connection, options.schema));
+}
+
+migration_plan plan_migrations(pqxx::connection& connection, const migration_options& options) {
+  validate_schema_name(options.schema);
+  auto catalog = module_catalog::load(options.migrations_dirs);
+  auto order = run_order(catalog.select(options.modules));
+  auto found = make_plan(order, read_applied(connection, options.schema), options);
+  migration_plan result;
+  for (const auto* m : found.pending)
+    result.pending.push_back(*m);
+  result.drifted = std::move(found.drifted);
+  return result;
+}
+
+apply_result apply_modules(pqxx::connection& connection, const migration_options& options) {
+  validate_schema_name(options.schema);
+  auto catalog = module_catalog::load(options.migrations_dirs);
+  auto order = run_order(catalog.select(options.modules));
+
+  apply_result result;
+  // Most runs find nothing to do; they need not wait for a lock to learn that.
+  auto first_look = make_plan(order, read_applied(connection, options.schema), options);
+  if (first_look.pending.empty()) {
+    result.drifted = std::move(first_look.drifted);
+    return result;
+  }
+  migration_lock lock{connection, options};
+  auto work = make_plan(order, read_applied(connection, options.schema), options);
+  result.drifted = std::move(work.drifted);
+  std::vector<const migration*> batch;
+  for (const auto* m : work.pending) {
+    if (m->up_transaction == transaction_mode::inside) {
+      batch.push_back(m);
+      continue;
+    }
+    if (!batch.empty())
+      apply_batch(connection, batch, options, result.applied);
+    batch.clear();
+    apply_alone(connection, *m, options, result.applied);
+  }
+  if (!batch.empty())
+    apply_batch(connection, batch, options, result.applied);
+  return result;
+}
+
+apply_result apply_modules(pqxx::connection& connection, const std::vector<std::string>& modules,
+                           const std::string& schema) {
+  migration_options options;
+  options.modules = modules;
+  options.schema = schema;
+  return apply_modules(connection, options);
+}
+
+std::vector<migration_step> rollback_module(pqxx::connection& connection,
+                                            const migration_options& options,
+                                            const std::string& module_name,
+                                            const rollback_target& target) {
+  validate_schema_name(options.schema);
+  auto catalog = module_catalog::load(options.migrations_dirs);
+  catalog.select({module_name});
+  const auto* module = catalog.find(module_name);
+  if (target.to_version) {
+    const auto& version = *target.to_version;
+    bool digits =
+        !version.empty() && version.size() <= 14 &&
+        std::all_of(version.begin(), version.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits)
+      throw usage_error("--to " + version + " is not a version", "give a 14-digit version, or 0");
+  }
+
+  migration_lock lock{connection, options};
+  auto applied = read_applied(connection, options.schema);
+  std::vector<const applied_migration*> mine;
+  std::set<std::string> other_modules;
+  for (const auto& row : applied) {
+    if (row.module == module_name)
+      mine.push_back(&row);
+    else
+      other_modules.insert(row.module);
+  }
+  std::sort(mine.begin(), mine.end(), [](const applied_migration* a, const applied_migration* b) {
+    return a->version > b->version;
+  });
+  std::vector<const applied_migration*> chosen;
+  for (const auto* row : mine) {
+    if (target.to_version) {
+      std::string bound = *target.to_version;
+      bound.insert(0, 14 - bound.size(), '0');
+      if (row->version <= bound)
+        break;
+    } else if (chosen.size() >= target.steps) {
+      break;
+    }
+    chosen.push_back(row);
+  }
+  if (chosen.empty()) {
+    report(options, "nothing to roll back in module " + module_name);
+    return {};
+  }
+  if (chosen.size() == mine.size()) {
+    std::vector<std::string> dependents;
+    for (const auto& other : other_modules) {
+      const auto* m = catalog.find(other);
+      bool depends = m == nullptr || std::find(m->depends_on.begin(), m->depends_on.end(),
+                                               module_name) != m->depends_on.end();
+      if (depends)
+        dependents.push_back(other);
+    }
+    if (!dependents.empty()) {
+      std::string list;
+      for (const auto& name : dependents)
+        list += (list.empty() ? "" : ", ") + name;
+      throw usage_error("cannot roll back all of module " + module_name + ": " + list + " depend" +
+                            (dependents.size() == 1 ? "s" : "") + " on it",
+                        "roll back " + list + " first");
+    }
+  }
+  std::vector<const migration*> steps;
+  for (const auto* row : chosen) {
+    auto it = std::find_if(module->migrations.begin(), module->migrations.end(),
+                           [&](const migration& m) { return m.version == row->version; });
+    if (it == module->migrations.end()) {
+      throw usage_error("module " + module_name + " has version " + row->version +
+                            " applied but no file for it, so its down section is unknown",
+                        "restore the file, or pass the --migrations-dir that holds it");
+    }
+    steps.push_back(&*it);
+  }
+
+  std::vector<migration_step> done;
+  auto run_down = [&](pqxx::transaction_base& tx, const migration& m) {
+    report(options, "rolling back " + m.module + " " + m.file_name);
+    exec_all(tx, {detail::record_down_sql(m, options.schema)},
+             "recording the rollback of " + describe(m));
+    std::chrono::microseconds took{0};
+    if (!m.down_sql.empty())
+      took = run_section(tx, m, m.down_sql, m.down_line, "rolling back migration");
+    done.push_back({m.module, m.version, m.name, took});
+  };
+  // Consecutive transactional down sections share one transaction; transaction:false ones run
+  // on their own, as in apply.
+  std::size_t i = 0;
+  while (i < steps.size()) {
+    if (steps[i]->down_transaction == transaction_mode::outside) {
+      pqxx::nontransaction tx{connection};
+      exec_all(tx, detail::session_setup_statements(options.schema, timeouts_of(options)),
+               "preparing the session in schema " + options.schema);
+      run_down(tx, *steps[i]);
+      exec_all(tx, detail::session_reset_statements(timeouts_of(options)), "resetting the session");
+      ++i;
+      continue;
+    }
+    pqxx::work tx{connection};
+    exec_all(tx, detail::transaction_setup_statements(options.schema, timeouts_of(options)),
+             "preparing the rollback transaction in schema " + options.schema);
+    while (i < steps.size() && steps[i]->down_transaction == transaction_mode::inside)
+      run_down(tx, *steps[i++]);
+    commit(tx, "committing the rollback");
+  }
+  for (const auto& step : done)
+    report(options, "rolled back " + step.module + " " + step.version + "_" + step.name);
+  return done;
+}
+
+}  // namespace pgkit

@@ -1,0 +1,110 @@
+#pragma once
+// The statements that surround and record a migration. apply_modules runs exactly these, and
+// the offline renderings print them, so a printed script leaves the state apply leaves.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pgkit/migration.hpp"
+
+namespace pgkit::detail {
+
+/// The timeouts a run sets; the defaults are those of the printed scripts.
+struct run_timeouts {
+  std::chrono::milliseconds lock_timeout{10000};
+  std::optional<std::chrono::milliseconds> statement_timeout;
+};
+
+/// Returns `"name"` (the name must have passed validate_schema_name or be otherwise safe).
+inline std::string quote_identifier(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    out += c;
+    if (c == '"')
+      out += '"';
+  }
+  return out + "\"";
+}
+
+/// Returns `'text'` as a standard-conforming SQL string literal.
+inline std::string quote_literal(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    out += c;
+    if (c == '\'')
+      out += '\'';
+  }
+  return out + "'";
+}
+
+/// Returns `<set> search_path TO "schema", public`, with `set` "SET" or "SET LOCAL".
+inline std::string search_path_statement(const std::string& schema, const std::string& set) {
+  return set + " search_path TO " + quote_identifier(schema) + ", public";
+}
+
+/// Returns the statements (without `;`) that open a migration transaction's work.
+inline std::vector<std::string> transaction_setup_statements(const std::string& schema,
+                                                             const run_timeouts& timeouts) {
+  std::vector<std::string> statements{"SET LOCAL lock_timeout = '" +
+                                      std::to_string(timeouts.lock_timeout.count()) + "ms'"};
+  if (timeouts.statement_timeout) {
+    statements.push_back("SET LOCAL statement_timeout = '" +
+                         std::to_string(timeouts.statement_timeout->count()) + "ms'");
+  }
+  statements.push_back("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(schema));
+  statements.push_back(search_path_statement(schema, "SET LOCAL"));
+  return statements;
+}
+
+/// Returns the statements that prepare the session for a transaction:false section.
+inline std::vector<std::string> session_setup_statements(const std::string& schema,
+                                                         const run_timeouts& timeouts) {
+  std::vector<std::string> statements{"SET lock_timeout = '" +
+                                      std::to_string(timeouts.lock_timeout.count()) + "ms'"};
+  if (timeouts.statement_timeout) {
+    statements.push_back("SET statement_timeout = '" +
+                         std::to_string(timeouts.statement_timeout->count()) + "ms'");
+  }
+  statements.push_back("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(schema));
+  statements.push_back(search_path_statement(schema, "SET"));
+  return statements;
+}
+
+/// Returns the statements that undo session_setup_statements.
+inline std::vector<std::string> session_reset_statements(const run_timeouts& /*timeouts*/) {
+  return {"RESET search_path", "RESET lock_timeout", "RESET statement_timeout"};
+}
+
+/// Returns the bookkeeping of an applied migration; `duration` is an SQL interval expression.
+inline std::string record_up_sql(const migration& m, const std::string& schema,
+                                 const std::string& duration) {
+  auto table = quote_identifier(schema) + ".";
+  auto module = quote_literal(m.module), version = quote_literal(m.version);
+  return "INSERT INTO " + table +
+         "schema_migration (module, version, name, checksum, duration)\n  VALUES (" + module +
+         ", " + version + ", " + quote_literal(m.name) + ", " + quote_literal(m.checksum) + ", " +
+         duration + ");\nINSERT INTO " + table + "module_version (module, version) VALUES (" +
+         module + ", " + version +
+         ")\n  ON CONFLICT (module) DO UPDATE\n  SET version = greatest(module_version.version, "
+         "excluded.version), updated_at = now();";
+}
+
+/// Returns the bookkeeping of a rolled-back migration; it runs before the down section, which
+/// for core drops the bookkeeping tables themselves.
+inline std::string record_down_sql(const migration& m, const std::string& schema) {
+  auto table = quote_identifier(schema) + ".";
+  auto module = quote_literal(m.module);
+  return "DELETE FROM " + table + "schema_migration WHERE module = " + module +
+         " AND version = " + quote_literal(m.version) + ";\nUPDATE " + table +
+         "module_version SET version = newest.version, updated_at = now()\n  FROM (SELECT "
+         "max(version) AS version FROM " +
+         table + "schema_migration WHERE module = " + module +
+         ") AS newest\n  WHERE module_version.module = " + module +
+         " AND newest.version IS NOT NULL;\nDELETE FROM " + table +
+         "module_version WHERE module = " + module + "\n  AND NOT EXISTS (SELECT 1 FROM " + table +
+         "schema_migration WHERE module = " + module + ");";
+}
+
+}  // namespace pgkit::detail
