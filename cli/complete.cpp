@@ -39,8 +39,9 @@ int run_complete(const complete_options& options, const global_options& /*global
 void setup_complete(CLI::App& command, const global_options& globals, int& exit_status) {
   auto options = std::make_shared<complete_options>();
   command.add_option("what", options->what, "what to list: modules")->required();
-  command.add_option("--migrations-dir", options->migrations_dirs,
-                     "also list the modules in DIR (repeatable)")
+  command
+      .add_option("--migrations-dir", options->migrations_dirs,
+                  "also list the modules in DIR (repeatable)")
       ->allow_extra_args(false);
   command.callback(
       [options, &globals, &exit_status] { exit_status = run_complete(*options, globals); });
