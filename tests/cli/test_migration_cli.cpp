@@ -159,6 +159,23 @@ TEST_CASE("pgkit apply, status and rollback") {
   }
 }
 
+TEST_CASE("pgkit rollback: each down section undoes its up section exactly") {
+  scratch_database db{"cli_down"};
+  auto addr = "--addr=" + db.url();
+  REQUIRE(run_pgkit({"apply", addr, "core"}).exit_code == 0);
+  for (const char* module : {"auth", "cache", "session"}) {
+    auto before = schema_dump(db);
+    REQUIRE(run_pgkit({"apply", addr, module}).exit_code == 0);
+    CHECK(schema_dump(db) != before);
+    REQUIRE(run_pgkit({"rollback", addr, module}).exit_code == 0);
+    CHECK_MESSAGE(schema_dump(db) == before, module);
+  }
+  REQUIRE(run_pgkit({"rollback", addr, "core"}).exit_code == 0);
+  CHECK(query_value(db.url(),
+                    "SELECT count(*) FROM pg_depend WHERE refobjid = "
+                    "'pgkit'::regnamespace") == "0");
+}
+
 TEST_CASE("pgkit apply: eight processes at once") {
   scratch_database db{"cli_concurrent"};
   std::vector<process_result> results(8);

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace pgkit_test {
@@ -66,6 +67,19 @@ std::string pgkit_binary();
 std::string source_dir();
 /// Returns a fresh empty temporary directory, removed at process exit.
 std::string temp_dir(const std::string& label = "pgkit-test");
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns its last value.
+/// For what the server does asynchronously (a closed connection's backend exiting, say).
+template <typename Condition>
+bool eventually(Condition condition, std::chrono::milliseconds timeout = std::chrono::seconds{20}) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition())
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  return condition();
+}
 
 /// Runs one SQL statement on `url` and returns the first column of the first row as text
 /// ("" when there are no rows, "NULL" for SQL NULL).
