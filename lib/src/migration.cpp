@@ -184,9 +184,8 @@ migration parse_migration(const std::string& module, const std::string& file_nam
   parsed.path = path;
   const std::string hint = "migration files are named <14-digit UTC version>_<name>.sql";
   bool digits = file_name.size() >= 20 && std::all_of(file_name.begin(), file_name.begin() + 14,
-                                                     [](char c) { return c >= '0' && c <= '9'; });
-  if (!digits || file_name[14] != '_' ||
-      file_name.compare(file_name.size() - 4, 4, ".sql") != 0) {
+                                                      [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || file_name[14] != '_' || file_name.compare(file_name.size() - 4, 4, ".sql") != 0) {
     throw usage_error(path + ": malformed file name", hint);
   }
   parsed.version = file_name.substr(0, 14);

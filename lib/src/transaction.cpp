@@ -52,10 +52,10 @@ void retry_or_rethrow(int attempt, const retry_options& options) {
     if (!e.is_transient())
       throw;
     if (attempt >= options.max_attempts) {
-      throw error(e.kind(),
-                  std::string{e.what()} + " (gave up after " + std::to_string(attempt) +
-                      " attempts)",
-                  e.hint(), e.sqlstate());
+      throw error(
+          e.kind(),
+          std::string{e.what()} + " (gave up after " + std::to_string(attempt) + " attempts)",
+          e.hint(), e.sqlstate());
     }
   }
   pause_before(attempt + 1, options);
