@@ -15,6 +15,7 @@
 #include "commands.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/redact.hpp"
+#include "pgkit/suggest.hpp"
 #include "pgkit/version.hpp"
 
 namespace pgkit::cli {
@@ -40,22 +41,6 @@ const char* const k_footer = R"(Exit codes:
 Connection: --addr URL, else DATABASE_URL, else --config FILE (default ./database.toml, then
 ./config/database.toml) with --connection NAME, else libpq's defaults (PGHOST, PGPORT, ...).
 See pgkit(1) for details.)";
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
 
 bool is_public(const command_entry& entry) {
   return !entry.name.empty() && entry.name[0] != '_';
@@ -89,22 +74,16 @@ void print_error(std::string_view message, std::string_view hint) {
 bool check_command_word(const std::string& word) {
   if (word.empty())
     return true;
-  std::string nearest;
-  std::size_t best = std::string::npos;
+  std::vector<std::string> names;
   for (const auto& entry : k_commands) {
     if (entry.name == word)
       return true;
-    if (!is_public(entry))
-      continue;
-    auto distance = edit_distance(word, entry.name);
-    if (distance < best) {
-      best = distance;
-      nearest = std::string{entry.name};
-    }
+    if (is_public(entry))
+      names.emplace_back(entry.name);
   }
   std::string hint = "run 'pgkit --help' for the list of commands";
-  if (best <= 3)
-    hint = "did you mean '" + nearest + "'? " + hint;
+  if (auto nearest = nearest_word(word, names))
+    hint = "did you mean '" + *nearest + "'? " + hint;
   print_error("unknown command '" + word + "'", hint);
   return false;
 }

@@ -16,44 +16,12 @@
 
 #include "pgkit/error.hpp"
 #include "pgkit/redact.hpp"
+#include "pgkit/suggest.hpp"
 
 namespace pgkit {
 namespace {
 
 constexpr std::chrono::seconds k_default_connect_timeout{10};
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// Returns the candidate closest to `word` when it is close enough to be a likely typo.
-std::optional<std::string> nearest(std::string_view word,
-                                   const std::vector<std::string>& candidates) {
-  std::optional<std::string> best;
-  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
-  for (const auto& candidate : candidates) {
-    auto distance = edit_distance(word, candidate);
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = candidate;
-    }
-  }
-  if (best && best_distance <= std::max<std::size_t>(2, word.size() / 3))
-    return best;
-  return std::nullopt;
-}
 
 std::string join(const std::vector<std::string>& words) {
   std::string text;
@@ -323,7 +291,7 @@ class connection_reader {
           spec = &candidate;
       }
       if (spec == nullptr) {
-        auto suggestion = nearest(key, connection_key_names());
+        auto suggestion = nearest_word(key, connection_key_names());
         std::string hint = suggestion ? "did you mean '" + *suggestion + "'?"
                                       : "valid keys: " + join(connection_key_names());
         const auto& begin = raw_key.source().begin;
@@ -533,7 +501,7 @@ const connection_config& config_file::connection(const std::string& name) const 
     throw config_error(m_path + " defines no connections, so it has no '" + name + "'",
                        "add a [connections." + name + "] table with a url");
   }
-  auto suggestion = nearest(name, names());
+  auto suggestion = nearest_word(name, names());
   std::string hint = suggestion ? "did you mean '" + *suggestion + "'?"
                                 : "add a [connections." + name + "] table or use one of these";
   throw config_error(m_path + " has no connection '" + name + "'; it defines: " + join(names()),
@@ -559,7 +527,7 @@ config_file parse_config(std::string_view toml_text, const std::string& path,
     std::string at =
         path + ":" + std::to_string(begin.line) + ":" + std::to_string(begin.column) + ": ";
     if (key != "connections") {
-      auto suggestion = nearest(key, {"connections"});
+      auto suggestion = nearest_word(key, {"connections"});
       throw config_error(at + "unknown top-level key '" + key + "'",
                          suggestion ? "did you mean 'connections'?"
                                     : "connections are defined as [connections.<name>] tables");

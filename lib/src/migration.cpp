@@ -18,6 +18,7 @@
 #include "embedded_sql.hpp"
 #include "migration_sql.hpp"
 #include "pgkit/error.hpp"
+#include "pgkit/suggest.hpp"
 
 namespace pgkit {
 namespace {
@@ -362,10 +363,13 @@ std::vector<const schema_module*> module_catalog::select(
   }
   if (!unknown.empty()) {
     std::sort(unknown.begin(), unknown.end());
-    throw usage_error(
-        std::string{unknown.size() == 1 ? "unknown module " : "unknown modules "} +
-            join(unknown, ", ") + "; " + known,
-        "modules of your own come from --migrations-dir DIR (one subdirectory per module)");
+    std::string hint =
+        "modules of your own come from --migrations-dir DIR (one subdirectory per module)";
+    if (auto nearest = nearest_word(unknown.front(), this->names()); nearest && unknown.size() == 1)
+      hint = "did you mean '" + *nearest + "'? " + hint;
+    throw usage_error(std::string{unknown.size() == 1 ? "unknown module " : "unknown modules "} +
+                          join(unknown, ", ") + "; " + known,
+                      hint);
   }
   // Dependencies first: repeatedly take the modules whose dependencies are all taken.
   std::vector<const schema_module*> ordered;

@@ -31,6 +31,17 @@ TEST_CASE("pgkit (the binary)") {
     CHECK(result.err.find("pgkit: error: unknown command 'frobnicate'") != std::string::npos);
     CHECK(result.out.empty());
   }
+  SUBCASE("a mistyped command gets the nearest one as a hint") {
+    auto result = run_pgkit({"migrat", "cache"});
+    CHECK(result.exit_code == 2);
+    CHECK(result.err.find("pgkit: hint: did you mean 'migrate'?") != std::string::npos);
+  }
+  SUBCASE("a mistyped module gets the nearest one as a hint") {
+    auto result = run_pgkit({"print-sql", "cahce"});
+    CHECK(result.exit_code == 2);
+    CHECK(result.err.find("unknown module cahce") != std::string::npos);
+    CHECK(result.err.find("pgkit: hint: did you mean 'cache'?") != std::string::npos);
+  }
   SUBCASE("an unknown option is refused with exit 2") {
     auto result = run_pgkit({"--frobnicate", "__complete", "modules"});
     CHECK(result.exit_code == 2);

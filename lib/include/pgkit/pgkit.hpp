@@ -8,5 +8,6 @@
 #include "pgkit/migration.hpp"
 #include "pgkit/pool.hpp"
 #include "pgkit/redact.hpp"
+#include "pgkit/suggest.hpp"
 #include "pgkit/transaction.hpp"
 #include "pgkit/version.hpp"

@@ -1,0 +1,16 @@
+#pragma once
+/// "Did you mean ...?": the nearest known word to a mistyped one, for error hints.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgkit {
+
+/// Returns the candidate closest to `word` by edit distance when it is close enough to be a
+/// likely typo (at most max(2, |word| / 3) edits), else std::nullopt.
+std::optional<std::string> nearest_word(std::string_view word,
+                                        const std::vector<std::string>& candidates);
+
+}  // namespace pgkit
