@@ -6,5 +6,7 @@
 namespace pgkit::cli {
 
 void setup_complete(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_listen(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_notify(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli
