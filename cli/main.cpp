@@ -31,7 +31,8 @@ const char* const k_footer = R"(Exit codes:
   0  success
   1  a database or runtime failure
   2  a usage or configuration error
-  3  a check failed (status --exit-code found pending or drifted migrations)
+  3  a check failed (status --exit-code found pending or drifted migrations,
+     listen --timeout passed without a notification)
 
 Connection: --addr URL, else DATABASE_URL, else --config FILE (default ./database.toml, then
 ./config/database.toml) with --connection NAME, else libpq's defaults (PGHOST, PGPORT, ...).

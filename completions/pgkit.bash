@@ -1,11 +1,13 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands=""
+_pgkit_commands="listen notify"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_command_options() {
   case $1 in
+    listen) echo "--count --timeout --heartbeat --exec" ;;
+    notify) echo "" ;;
     *) echo "" ;;
   esac
 }
@@ -27,7 +29,8 @@ _pgkit() {
   done
 
   case $prev in
-    --addr|--schema) return 0 ;;
+    --addr|--schema|--count|--timeout|--heartbeat) return 0 ;;
+    --exec) COMPREPLY=($(compgen -c -- "$cur")); return 0 ;;
     --config) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --connection)
       COMPREPLY=($(compgen -W "$("${COMP_WORDS[0]}" __complete connections 2>/dev/null)" -- "$cur"))
