@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -25,6 +26,8 @@ struct global_options {
   bool json = false;                ///< --json
   bool quiet = false;               ///< --quiet
   bool verbose = false;             ///< --verbose
+  /// The words after the command's trailing option (listen's --exec CMD ARG...), verbatim.
+  std::vector<std::string> trailing;
 };
 
 /// Registers a subcommand's options on `command` and sets its callback. The callback stores
@@ -36,6 +39,9 @@ struct command_entry {
   std::string_view name;
   std::string_view summary;
   setup_function setup;
+  /// An option after which every word belongs to it, dashes included (listen's --exec): main
+  /// moves those words into global_options::trailing before parsing. Empty: none.
+  std::string_view trailing_option = {};
 };
 
 }  // namespace pgkit::cli

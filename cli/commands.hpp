@@ -12,5 +12,7 @@ void setup_apply(CLI::App& command, const global_options& globals, int& exit_sta
 void setup_print_sql(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_status(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_rollback(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_listen(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_notify(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

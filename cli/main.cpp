@@ -30,13 +30,17 @@ const command_entry k_commands[] = {
     {"rollback", "run down sections of a module's newest migrations", setup_rollback},
     {"print-sql", "print the SQL of modules for psql or dbmate, without a database",
      setup_print_sql},
+    {"listen", "print (or run a command for) each notification on CHANNEL...", setup_listen,
+     "--exec"},
+    {"notify", "send one notification on CHANNEL", setup_notify},
 };
 
 const char* const k_footer = R"(Exit codes:
   0  success
   1  a database or runtime failure
   2  a usage or configuration error
-  3  a check failed (status --exit-code found pending or drifted migrations)
+  3  a check failed (status --exit-code found pending or drifted migrations,
+     listen --timeout passed without a notification)
 
 Connection: --addr URL, else DATABASE_URL, else --config FILE (default ./database.toml, then
 ./config/database.toml) with --connection NAME, else libpq's defaults (PGHOST, PGPORT, ...).
@@ -47,21 +51,46 @@ bool is_public(const command_entry& entry) {
 }
 
 // Finds the command word in argv: the first argument that is neither an option nor the value
-// of a global option given as a separate word.
-std::string find_command_word(int argc, char** argv) {
+// of a global option given as a separate word. Returns its index, or argc when there is none.
+int find_command_index(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--")
-      return i + 1 < argc ? argv[i + 1] : "";
+      return i + 1 < argc ? i + 1 : argc;
     if (arg == "--addr" || arg == "--config" || arg == "--connection" || arg == "--schema") {
       ++i;
       continue;
     }
     if (!arg.empty() && arg[0] == '-')
       continue;
-    return std::string{arg};
+    return i;
   }
-  return {};
+  return argc;
+}
+
+std::string find_command_word(int argc, char** argv) {
+  int index = find_command_index(argc, argv);
+  return index < argc ? argv[index] : "";
+}
+
+// Moves the words after the command's trailing option into `globals.trailing` and returns the
+// argc that CLI11 should see: those words are another program's command line, whose dashes
+// CLI11 would otherwise take for pgkit's options.
+int split_trailing_words(int argc, char** argv, global_options& globals) {
+  int command = find_command_index(argc, argv);
+  if (command >= argc)
+    return argc;
+  for (const auto& entry : k_commands) {
+    if (entry.name != argv[command] || entry.trailing_option.empty())
+      continue;
+    for (int i = command + 1; i < argc; ++i) {
+      if (argv[i] == entry.trailing_option) {
+        globals.trailing.assign(argv + i + 1, argv + argc);
+        return i + 1;
+      }
+    }
+  }
+  return argc;
 }
 
 void print_error(std::string_view message, std::string_view hint) {
@@ -133,6 +162,7 @@ int run(int argc, char** argv) {
 
   if (!check_command_word(find_command_word(argc, argv)))
     return exit_usage;
+  argc = split_trailing_words(argc, argv, globals);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

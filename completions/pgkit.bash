@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql"
+_pgkit_commands="migrate apply status rollback print-sql listen notify"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait"
@@ -13,6 +13,8 @@ _pgkit_command_options() {
     status) echo "--migrations-dir --exit-code --wait" ;;
     rollback) echo "--steps --to --migrations-dir --lock-wait --lock-timeout --statement-timeout --wait" ;;
     print-sql) echo "--format --out --migrations-dir" ;;
+    listen) echo "--count --timeout --heartbeat --exec" ;;
+    notify) echo "" ;;
     *) echo "" ;;
   esac
 }
@@ -43,7 +45,8 @@ _pgkit() {
   done
 
   case $prev in
-    --addr|--schema) return 0 ;;
+    --addr|--schema|--count|--timeout|--heartbeat) return 0 ;;
+    --exec) COMPREPLY=($(compgen -c -- "$cur")); return 0 ;;
     --config) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --connection)
       # Names come from the configuration file the line names with --config, else the default.

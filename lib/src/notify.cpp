@@ -1,0 +1,85 @@
+#include "pgkit/notify.hpp"
+
+#include <string>
+
+#include "pgkit/error.hpp"
+#include "pgkit/pool.hpp"
+#include "pqxx_compat.hpp"
+
+namespace pgkit {
+namespace {
+
+// Shows a channel name in a message without flooding it: long names are cut.
+std::string shown(std::string_view channel) {
+  constexpr std::size_t shown_bytes = 80;
+  if (channel.size() <= shown_bytes)
+    return "'" + std::string{channel} + "'";
+  return "'" + std::string{channel.substr(0, shown_bytes)} + "...'";
+}
+
+}  // namespace
+
+void check_channel_name(std::string_view channel) {
+  if (channel.empty())
+    throw usage_error("a channel name cannot be empty");
+  if (channel.find('\0') != std::string_view::npos)
+    throw usage_error("a channel name cannot contain a NUL byte");
+  if (channel.size() > max_channel_bytes) {
+    throw usage_error("channel name " + shown(channel) + " is " + std::to_string(channel.size()) +
+                          " bytes long; PostgreSQL allows at most " +
+                          std::to_string(max_channel_bytes),
+                      "use a shorter channel name");
+  }
+}
+
+void check_payload(std::string_view payload) {
+  if (payload.size() > max_payload_bytes) {
+    throw usage_error("the payload is " + std::to_string(payload.size()) +
+                          " bytes long; PostgreSQL refuses payloads of 8000 bytes or more",
+                      "send a key (a row id) in the notification and keep the data in a table");
+  }
+  if (payload.find('\0') != std::string_view::npos)
+    throw usage_error("a payload cannot contain a NUL byte");
+}
+
+std::string quote_channel(std::string_view channel) {
+  std::string quoted{"\""};
+  for (char c : channel) {
+    if (c == '"')
+      quoted += '"';
+    quoted += c;
+  }
+  quoted += '"';
+  return quoted;
+}
+
+void notify(pqxx::transaction_base& tx, std::string_view channel, std::string_view payload) {
+  check_channel_name(channel);
+  check_payload(payload);
+  try {
+    detail::exec_params(tx, "SELECT pg_notify($1, $2)", std::string{channel}, std::string{payload});
+  } catch (...) {
+    detail::rethrow_as_pgkit("sending a notification on channel " + shown(channel));
+  }
+}
+
+void notify(pqxx::connection& connection, std::string_view channel, std::string_view payload) {
+  check_channel_name(channel);
+  check_payload(payload);
+  try {
+    pqxx::nontransaction tx{connection};
+    notify(tx, channel, payload);
+  } catch (...) {
+    detail::rethrow_as_pgkit("sending a notification on channel " + shown(channel));
+  }
+}
+
+void notify(pool& pool, std::string_view channel, std::string_view payload) {
+  // Refuse bad input before taking a connection from the pool.
+  check_channel_name(channel);
+  check_payload(payload);
+  auto lease = pool.acquire();
+  notify(*lease, channel, payload);
+}
+
+}  // namespace pgkit

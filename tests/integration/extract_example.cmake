@@ -1,0 +1,25 @@
+# cmake -DINPUT=README.md -DMARKER=text -DOUTPUT=file.cpp -P extract_example.cmake
+# Writes the first ```cpp block that follows MARKER, so that the README's example is compiled
+# (and run) by the tests exactly as a reader sees it. Works on the text as one string: CMake
+# lists would split lines at semicolons.
+file(READ "${INPUT}" text)
+string(FIND "${text}" "${MARKER}" marker_at)
+if(marker_at EQUAL -1)
+  message(FATAL_ERROR "'${MARKER}' is not in ${INPUT}")
+endif()
+string(SUBSTRING "${text}" ${marker_at} -1 text)
+string(FIND "${text}" "```cpp\n" open_at)
+if(open_at EQUAL -1)
+  message(FATAL_ERROR "no ```cpp block after '${MARKER}' in ${INPUT}")
+endif()
+math(EXPR code_at "${open_at} + 7")
+string(SUBSTRING "${text}" ${code_at} -1 text)
+string(FIND "${text}" "\n```" close_at)
+if(close_at EQUAL -1)
+  message(FATAL_ERROR "the ```cpp block after '${MARKER}' in ${INPUT} is not closed")
+endif()
+math(EXPR code_length "${close_at} + 1")
+string(SUBSTRING "${text}" 0 ${code_length} code)
+file(WRITE "${OUTPUT}.tmp" "${code}")
+file(COPY_FILE "${OUTPUT}.tmp" "${OUTPUT}" ONLY_IF_DIFFERENT)
+file(REMOVE "${OUTPUT}.tmp")

@@ -1,0 +1,262 @@
+#include "child_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace pgkit_test {
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+std::vector<std::string> merged_environment(const process_options& options) {
+  std::map<std::string, std::string> merged;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string pair = *entry;
+    auto equals = pair.find('=');
+    if (equals != std::string::npos)
+      merged[pair.substr(0, equals)] = pair.substr(equals + 1);
+  }
+  for (const auto& name : options.unset_env)
+    merged.erase(name);
+  for (const auto& [name, value] : options.env)
+    merged[name] = value;
+  std::vector<std::string> result;
+  for (const auto& [name, value] : merged)
+    result.push_back(name + "=" + value);
+  return result;
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::string trim_newline(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+    text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+child_process::child_process(const std::vector<std::string>& argv, const process_options& options) {
+  if (argv.empty())
+    throw std::invalid_argument("child_process: empty argv");
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  if (::pipe(in_pipe) != 0 || ::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0)
+    throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]})
+    posix_spawn_file_actions_addclose(&actions, fd);
+  if (!options.cwd.empty())
+    posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
+  std::vector<char*> args;
+  for (const auto& arg : argv)
+    args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  auto env_strings = merged_environment(options);
+  std::vector<char*> env;
+  for (auto& entry : env_strings)
+    env.push_back(entry.data());
+  env.push_back(nullptr);
+  int spawn_error = ::posix_spawnp(&m_pid, args[0], &actions, nullptr, args.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (spawn_error != 0) {
+    for (int fd : {in_pipe[1], out_pipe[0], err_pipe[0]})
+      ::close(fd);
+    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(spawn_error));
+  }
+  m_in = in_pipe[1];
+  m_out_fd = out_pipe[0];
+  m_err_fd = err_pipe[0];
+  for (int fd : {m_in, m_out_fd, m_err_fd}) {
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  }
+}
+
+child_process::~child_process() {
+  if (!m_status) {
+    ::kill(m_pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  for (int fd : {m_in, m_out_fd, m_err_fd}) {
+    if (fd >= 0)
+      ::close(fd);
+  }
+}
+
+void child_process::write_stdin(std::string_view text) {
+  while (!text.empty() && m_in >= 0) {
+    auto written = ::write(m_in, text.data(), text.size());
+    if (written > 0) {
+      text.remove_prefix(static_cast<std::size_t>(written));
+    } else if (errno == EAGAIN || errno == EINTR) {
+      pollfd out{m_in, POLLOUT, 0};
+      ::poll(&out, 1, 100);
+    } else {
+      throw std::runtime_error(std::string{"writing to the child: "} + std::strerror(errno));
+    }
+  }
+}
+
+void child_process::close_stdin() {
+  if (m_in >= 0)
+    ::close(m_in);
+  m_in = -1;
+}
+
+void child_process::pump(std::chrono::milliseconds timeout) {
+  std::vector<pollfd> fds;
+  if (m_out_fd >= 0)
+    fds.push_back({m_out_fd, POLLIN, 0});
+  if (m_err_fd >= 0)
+    fds.push_back({m_err_fd, POLLIN, 0});
+  if (fds.empty())
+    return;
+  if (::poll(fds.data(), fds.size(), static_cast<int>(timeout.count())) <= 0)
+    return;
+  char buffer[65536];
+  for (const auto& entry : fds) {
+    if (entry.revents == 0)
+      continue;
+    bool is_out = entry.fd == m_out_fd;
+    for (;;) {
+      auto n = ::read(entry.fd, buffer, sizeof buffer);
+      if (n > 0) {
+        (is_out ? m_out : m_err).append(buffer, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n == 0 || errno != EAGAIN) {
+        ::close(entry.fd);
+        (is_out ? m_out_fd : m_err_fd) = -1;
+      }
+      break;
+    }
+  }
+}
+
+std::optional<std::string> child_process::read_line(std::chrono::milliseconds timeout) {
+  auto deadline = steady::now() + timeout;
+  for (;;) {
+    auto newline = m_out.find('\n');
+    if (newline != std::string::npos) {
+      std::string line = m_out.substr(0, newline);
+      m_out.erase(0, newline + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+    if (left.count() <= 0 || (m_out_fd < 0 && m_err_fd < 0))
+      return std::nullopt;
+    pump(std::min(left, std::chrono::milliseconds{100}));
+  }
+}
+
+bool child_process::wait_for_stderr(std::string_view text, std::chrono::milliseconds timeout) {
+  auto deadline = steady::now() + timeout;
+  for (;;) {
+    if (m_err.find(text) != std::string::npos)
+      return true;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+    if (left.count() <= 0 || (m_out_fd < 0 && m_err_fd < 0))
+      return false;
+    pump(std::min(left, std::chrono::milliseconds{100}));
+  }
+}
+
+void child_process::send_signal(int signal) {
+  if (!m_status)
+    ::kill(m_pid, signal);
+}
+
+int child_process::wait(std::chrono::milliseconds timeout) {
+  if (m_status)
+    return *m_status;
+  close_stdin();
+  auto deadline = steady::now() + timeout;
+  for (;;) {
+    int status = 0;
+    auto done = ::waitpid(m_pid, &status, WNOHANG);
+    if (done == m_pid) {
+      m_status = decode_status(status);
+      while (m_out_fd >= 0 || m_err_fd >= 0)
+        pump(std::chrono::milliseconds{100});
+      return *m_status;
+    }
+    if (steady::now() >= deadline) {
+      ::kill(m_pid, SIGKILL);
+      while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      m_status = decode_status(status);
+      return *m_status;
+    }
+    pump(std::chrono::milliseconds{50});
+  }
+}
+
+own_sandbox::own_sandbox() {
+  // The fixture's state file lives in the build directory, which scripts/test uses as the
+  // owner tag when it cleans up after a killed run.
+  const char* state = std::getenv("PGKIT_TEST_SANDBOX");
+  std::string owner = state == nullptr ? std::string{"pgkit-test"}
+                                       : std::filesystem::path{state}.parent_path().string();
+  auto script = source_dir() + "/scripts/pg-sandbox";
+  auto started = run_process({script, "start", "--owner", owner});
+  if (started.exit_code != 0)
+    throw std::runtime_error("pg-sandbox start failed: " + started.err);
+  m_dir = trim_newline(started.out);
+  auto url = run_process({script, "url", m_dir});
+  if (url.exit_code != 0)
+    throw std::runtime_error("pg-sandbox url failed: " + url.err);
+  m_url = trim_newline(url.out);
+}
+
+own_sandbox::~own_sandbox() {
+  try {
+    stop();
+  } catch (...) {
+    // scripts/test removes what is left, by owner.
+  }
+}
+
+void own_sandbox::restart() {
+  auto restarted = run_process({source_dir() + "/scripts/pg-sandbox", "restart", m_dir});
+  if (restarted.exit_code != 0)
+    throw std::runtime_error("pg-sandbox restart failed: " + restarted.err);
+}
+
+void own_sandbox::stop() {
+  if (m_dir.empty())
+    return;
+  run_process({source_dir() + "/scripts/pg-sandbox", "stop", m_dir});
+  m_dir.clear();
+}
+
+}  // namespace pgkit_test
