@@ -29,6 +29,8 @@ const command_entry k_commands[] = {
     {"rollback", "run down sections of a module's newest migrations", setup_rollback},
     {"print-sql", "print the SQL of modules for psql or dbmate, without a database",
      setup_print_sql},
+    {"session-purge", "delete expired sessions and spent auth tokens in short batches (cron)",
+     setup_session_purge},
 };
 
 const char* const k_footer = R"(Exit codes:

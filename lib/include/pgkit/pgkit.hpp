@@ -8,5 +8,6 @@
 #include "pgkit/pool.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/redact.hpp"
+#include "pgkit/session.hpp"
 #include "pgkit/transaction.hpp"
 #include "pgkit/version.hpp"
