@@ -66,3 +66,10 @@ complete -c pgkit -n '__fish_seen_subcommand_from rollback' -l steps -r -d 'roll
 complete -c pgkit -n '__fish_seen_subcommand_from rollback' -l to -r -d 'roll back migrations newer than VERSION'
 complete -c pgkit -n '__fish_seen_subcommand_from print-sql' -l format -r -a 'plain dbmate' -d 'SQL layout'
 complete -c pgkit -n '__fish_seen_subcommand_from print-sql' -l out -r -F -d 'file (plain) or directory (dbmate) to write'
+
+# Session upkeep.
+complete -c pgkit -n __pgkit_no_command -a session-purge -d 'delete expired sessions and spent auth tokens'
+complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l batch-size -r -d 'rows deleted per transaction'
+complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l max-seconds -r -d 'start no new batch after SECONDS'
+complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l only -r -a 'session auth' -d 'purge only these tables'
+complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l dry-run -d 'count what would be deleted; delete nothing'
