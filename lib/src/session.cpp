@@ -47,9 +47,12 @@ using std::chrono::milliseconds;
 
 // The SQL of every statement, for one schema. Statement names carry a digest of the schema so
 // that stores on different schemas can share a pool's connections.
+struct statement {
+  std::string name;
+  std::string sql;
+};
 struct session_sql {
-  std::string suffix;
-  std::string generate, get, remove_expired, set, compare_and_set, is_live, touch, clear;
+  statement generate, get, remove_expired, set, compare_and_set, is_live, touch, clear;
 };
 
 std::string schema_suffix(const std::string& schema) {
@@ -116,34 +119,40 @@ session_store::session_store(std::shared_ptr<pool> pool, session_options options
   auto sql = std::make_shared<statements>();
   const std::string table = detail::quote_identifier(m_schema) + ".session";
   const std::string expiry = "now() + $3::bigint * interval '1 millisecond'";
-  sql->suffix = schema_suffix(m_schema);
-  sql->generate =
+  sql->generate.sql =
       "INSERT INTO " + table + " (key_hash, data, expires_at) VALUES ($1, $2, " + expiry + ")";
-  sql->get =
+  sql->get.sql =
       "SELECT CASE WHEN expires_at > now() THEN data END, expires_at > now(), "
       "((extract(epoch FROM expires_at) - extract(epoch FROM now())) * 1000)::bigint, "
       "version FROM " +
       table + " WHERE key_hash = $1";
   // SKIP LOCKED: a row held by a writer or by purge is left alone rather than waited for.
-  sql->remove_expired = "DELETE FROM " + table + " WHERE key_hash IN (SELECT key_hash FROM " +
-                        table +
-                        " WHERE key_hash = $1 AND expires_at <= now() FOR UPDATE SKIP LOCKED)";
+  sql->remove_expired.sql = "DELETE FROM " + table + " WHERE key_hash IN (SELECT key_hash FROM " +
+                            table +
+                            " WHERE key_hash = $1 AND expires_at <= now() FOR UPDATE SKIP LOCKED)";
   const std::string assign = "UPDATE " + table + " SET data = $2, expires_at = " + expiry +
                              ", version = version + 1, updated_at = now() "
                              "WHERE key_hash = $1 AND expires_at > now()";
-  sql->set = assign + " RETURNING version";
-  sql->compare_and_set = assign + " AND version = $4 RETURNING version";
-  sql->is_live = "SELECT 1 FROM " + table + " WHERE key_hash = $1 AND expires_at > now()";
+  sql->set.sql = assign + " RETURNING version";
+  sql->compare_and_set.sql = assign + " AND version = $4 RETURNING version";
+  sql->is_live.sql = "SELECT 1 FROM " + table + " WHERE key_hash = $1 AND expires_at > now()";
   // One round trip: whether the session is live, and whether the expiry moved. The update
   // writes only when the new expiry is at least the touch interval past the current one.
-  sql->touch = "WITH live AS (SELECT 1 FROM " + table +
-               " WHERE key_hash = $1 AND expires_at > now()), moved AS (UPDATE " + table +
-               " SET expires_at = now() + $2::bigint * interval '1 millisecond', "
-               "updated_at = now() WHERE key_hash = $1 AND expires_at > now() AND "
-               "now() + $2::bigint * interval '1 millisecond' >= "
-               "expires_at + $3::bigint * interval '1 millisecond' RETURNING 1) "
-               "SELECT (SELECT count(*) FROM live), (SELECT count(*) FROM moved)";
-  sql->clear = "DELETE FROM " + table + " WHERE key_hash = $1";
+  sql->touch.sql = "WITH live AS (SELECT 1 FROM " + table +
+                   " WHERE key_hash = $1 AND expires_at > now()), moved AS (UPDATE " + table +
+                   " SET expires_at = now() + $2::bigint * interval '1 millisecond', "
+                   "updated_at = now() WHERE key_hash = $1 AND expires_at > now() AND "
+                   "now() + $2::bigint * interval '1 millisecond' >= "
+                   "expires_at + $3::bigint * interval '1 millisecond' RETURNING 1) "
+                   "SELECT (SELECT count(*) FROM live), (SELECT count(*) FROM moved)";
+  sql->clear.sql = "DELETE FROM " + table + " WHERE key_hash = $1";
+  const auto suffix = schema_suffix(m_schema);
+  for (const auto& [entry, name] :
+       {std::pair{&sql->generate, "generate"}, std::pair{&sql->get, "get"},
+        std::pair{&sql->remove_expired, "remove_expired"}, std::pair{&sql->set, "set"},
+        std::pair{&sql->compare_and_set, "compare_and_set"}, std::pair{&sql->is_live, "is_live"},
+        std::pair{&sql->touch, "touch"}, std::pair{&sql->clear, "clear"}})
+    entry->name = std::string{"pgkit_session_"} + name + suffix;
   m_sql = std::move(sql);
 }
 
@@ -155,8 +164,8 @@ std::string session_store::generate(std::string_view data, std::optional<millise
   try {
     auto lease = m_pool->acquire();
     pqxx::nontransaction tx{*lease};
-    detail::exec_statement(lease, tx, "pgkit_session_generate" + m_sql->suffix, m_sql->generate,
-                           bytes(digest), bytes(data), std::int64_t{lifetime.count()});
+    detail::exec_statement(lease, tx, m_sql->generate.name, m_sql->generate.sql, bytes(digest),
+                           bytes(data), std::int64_t{lifetime.count()});
   } catch (...) {
     rethrow_session_error("creating a session", m_schema);
   }
@@ -170,14 +179,13 @@ std::optional<session_value> session_store::get(std::string_view key) {
   try {
     auto lease = m_pool->acquire();
     pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, "pgkit_session_get" + m_sql->suffix, m_sql->get,
-                                       bytes(digest));
+    auto rows = detail::exec_statement(lease, tx, m_sql->get.name, m_sql->get.sql, bytes(digest));
     if (rows.empty())
       return std::nullopt;
     const auto row = rows[0];
     if (!row[1].as<bool>()) {
-      detail::exec_statement(lease, tx, "pgkit_session_remove_expired" + m_sql->suffix,
-                             m_sql->remove_expired, bytes(digest));
+      detail::exec_statement(lease, tx, m_sql->remove_expired.name, m_sql->remove_expired.sql,
+                             bytes(digest));
       return std::nullopt;
     }
     session_value value;
@@ -200,8 +208,8 @@ set_result session_store::set(std::string_view key, std::string_view data,
   try {
     auto lease = m_pool->acquire();
     pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, "pgkit_session_set" + m_sql->suffix, m_sql->set,
-                                       bytes(digest), bytes(data), std::int64_t{lifetime.count()});
+    auto rows = detail::exec_statement(lease, tx, m_sql->set.name, m_sql->set.sql, bytes(digest),
+                                       bytes(data), std::int64_t{lifetime.count()});
     return rows.empty() ? set_result::missing : set_result::updated;
   } catch (...) {
     rethrow_session_error("writing a session", m_schema);
@@ -218,14 +226,14 @@ set_result session_store::compare_and_set(std::string_view key, std::int64_t exp
   try {
     auto lease = m_pool->acquire();
     pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, "pgkit_session_compare_and_set" + m_sql->suffix,
-                                       m_sql->compare_and_set, bytes(digest), bytes(data),
+    auto rows = detail::exec_statement(lease, tx, m_sql->compare_and_set.name,
+                                       m_sql->compare_and_set.sql, bytes(digest), bytes(data),
                                        std::int64_t{lifetime.count()}, expected_version);
     if (!rows.empty())
       return set_result::updated;
     // Nothing matched: the session is gone, or its version moved on.
-    auto live = detail::exec_statement(lease, tx, "pgkit_session_is_live" + m_sql->suffix,
-                                       m_sql->is_live, bytes(digest));
+    auto live =
+        detail::exec_statement(lease, tx, m_sql->is_live.name, m_sql->is_live.sql, bytes(digest));
     return live.empty() ? set_result::missing : set_result::conflict;
   } catch (...) {
     rethrow_session_error("writing a session", m_schema);
@@ -241,8 +249,8 @@ touch_result session_store::touch(std::string_view key, std::optional<millisecon
   try {
     auto lease = m_pool->acquire();
     pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, "pgkit_session_touch" + m_sql->suffix,
-                                       m_sql->touch, bytes(digest), std::int64_t{lifetime.count()},
+    auto rows = detail::exec_statement(lease, tx, m_sql->touch.name, m_sql->touch.sql,
+                                       bytes(digest), std::int64_t{lifetime.count()},
                                        std::int64_t{m_touch_interval.count()});
     if (rows[0][0].as<std::int64_t>() == 0)
       return touch_result::missing;
@@ -259,8 +267,8 @@ bool session_store::clear(std::string_view key) {
   try {
     auto lease = m_pool->acquire();
     pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, "pgkit_session_clear" + m_sql->suffix,
-                                       m_sql->clear, bytes(digest));
+    auto rows =
+        detail::exec_statement(lease, tx, m_sql->clear.name, m_sql->clear.sql, bytes(digest));
     return rows.affected_rows() > 0;
   } catch (...) {
     rethrow_session_error("clearing a session", m_schema);
