@@ -92,6 +92,8 @@ struct raw_sql {
 
 raw_sql statements_for(const std::string& schema) {
   std::string table = "\"" + schema + "\".session";
+  std::string expiry = "now() + $3::bigint * interval '1 millisecond'";
+  std::string slack = "$4::bigint * interval '1 millisecond'";
   return {"INSERT INTO " + table +
               " (key_hash, data, expires_at) VALUES ($1, $2, now() + $3::bigint * interval "
               "'1 millisecond')",
@@ -99,10 +101,11 @@ raw_sql statements_for(const std::string& schema) {
           "((extract(epoch FROM expires_at) - extract(epoch FROM now())) * 1000)::bigint, "
           "version FROM " +
               table + " WHERE key_hash = $1",
-          "UPDATE " + table +
-              " SET data = $2, expires_at = now() + $3::bigint * interval '1 millisecond', "
-              "version = version + 1, updated_at = now() WHERE key_hash = $1 AND expires_at > "
-              "now() RETURNING version"};
+          "UPDATE " + table + " SET data = $2, expires_at = CASE WHEN " + expiry +
+              " > expires_at - " + slack + " AND " + expiry + " < expires_at + " + slack +
+              " THEN expires_at ELSE " + expiry +
+              " END, version = version + 1, updated_at = now() WHERE key_hash = $1 AND "
+              "expires_at > now() RETURNING version"};
 }
 
 std::string raw_key() {
@@ -137,12 +140,15 @@ struct raw_connection {
 void raw_operation(PGconn* connection, const std::string& operation, const std::string& key,
                    const std::string& data) {
   static const std::string ttl = "604800000";
+  static const std::string touch_interval = "60000";
   auto digest = raw_digest(key);
   if (operation == "generate" || operation == "set") {
-    const char* values[] = {digest.data(), data.data(), ttl.c_str()};
-    int lengths[] = {static_cast<int>(digest.size()), static_cast<int>(data.size()), 0};
-    int formats[] = {1, 1, 0};
-    auto* result = PQexecPrepared(connection, operation.c_str(), 3, values, lengths, formats, 0);
+    const char* values[] = {digest.data(), data.data(), ttl.c_str(), touch_interval.c_str()};
+    int lengths[] = {static_cast<int>(digest.size()), static_cast<int>(data.size()), 0, 0};
+    int formats[] = {1, 1, 0, 0};
+    int count = operation == "set" ? 4 : 3;
+    auto* result =
+        PQexecPrepared(connection, operation.c_str(), count, values, lengths, formats, 0);
     check(result, operation == "set" ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, connection);
     if (operation == "set" && PQntuples(result) != 1)
       throw std::runtime_error("raw libpq: a session went missing");

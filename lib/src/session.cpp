@@ -130,11 +130,16 @@ session_store::session_store(std::shared_ptr<pool> pool, session_options options
   sql->remove_expired.sql = "DELETE FROM " + table + " WHERE key_hash IN (SELECT key_hash FROM " +
                             table +
                             " WHERE key_hash = $1 AND expires_at <= now() FOR UPDATE SKIP LOCKED)";
-  const std::string assign = "UPDATE " + table + " SET data = $2, expires_at = " + expiry +
-                             ", version = version + 1, updated_at = now() "
-                             "WHERE key_hash = $1 AND expires_at > now()";
+  // A new expiry within the touch interval of the current one keeps the current one: then no
+  // indexed column changes, and PostgreSQL can update the row in place (HOT) without new
+  // entries in the primary key and expiry indexes, which makes a write per request cheap.
+  const std::string slack = "$4::bigint * interval '1 millisecond'";
+  const std::string assign =
+      "UPDATE " + table + " SET data = $2, expires_at = CASE WHEN " + expiry + " > expires_at - " +
+      slack + " AND " + expiry + " < expires_at + " + slack + " THEN expires_at ELSE " + expiry +
+      " END, version = version + 1, updated_at = now() WHERE key_hash = $1 AND expires_at > now()";
   sql->set.sql = assign + " RETURNING version";
-  sql->compare_and_set.sql = assign + " AND version = $4 RETURNING version";
+  sql->compare_and_set.sql = assign + " AND version = $5 RETURNING version";
   sql->is_live.sql = "SELECT 1 FROM " + table + " WHERE key_hash = $1 AND expires_at > now()";
   // One round trip: whether the session is live, and whether the expiry moved. The update
   // writes only when the new expiry is at least the touch interval past the current one.
@@ -209,7 +214,8 @@ set_result session_store::set(std::string_view key, std::string_view data,
     auto lease = m_pool->acquire();
     pqxx::nontransaction tx{*lease};
     auto rows = detail::exec_statement(lease, tx, m_sql->set.name, m_sql->set.sql, bytes(digest),
-                                       bytes(data), std::int64_t{lifetime.count()});
+                                       bytes(data), std::int64_t{lifetime.count()},
+                                       std::int64_t{m_touch_interval.count()});
     return rows.empty() ? set_result::missing : set_result::updated;
   } catch (...) {
     rethrow_session_error("writing a session", m_schema);
@@ -226,9 +232,10 @@ set_result session_store::compare_and_set(std::string_view key, std::int64_t exp
   try {
     auto lease = m_pool->acquire();
     pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, m_sql->compare_and_set.name,
-                                       m_sql->compare_and_set.sql, bytes(digest), bytes(data),
-                                       std::int64_t{lifetime.count()}, expected_version);
+    auto rows =
+        detail::exec_statement(lease, tx, m_sql->compare_and_set.name, m_sql->compare_and_set.sql,
+                               bytes(digest), bytes(data), std::int64_t{lifetime.count()},
+                               std::int64_t{m_touch_interval.count()}, expected_version);
     if (!rows.empty())
       return set_result::updated;
     // Nothing matched: the session is gone, or its version moved on.

@@ -202,6 +202,28 @@ TEST_CASE("pgkit::session_store") {
     CHECK(f.column(old, "convert_from(data, 'UTF8')") == "old");
   }
 
+  SUBCASE("set keeps the expiry when the new one is within the touch interval of it") {
+    pgkit::session_options options;
+    options.touch_interval = 1min;
+    session_fixture f{"session_set_expiry", options};
+    auto key = f.store->generate("a", 1h);
+    auto expiry = f.column(key, "expires_at");
+    // Moments later the same ttl lands within a minute of the current expiry: it stays, so
+    // no indexed column changes (the row can be updated in place).
+    CHECK(f.store->set(key, "b", 1h) == pgkit::set_result::updated);
+    CHECK(f.column(key, "expires_at") == expiry);
+    CHECK(f.column(key, "convert_from(data, 'UTF8')") == "b");
+    // Further away, later or sooner, it moves.
+    CHECK(f.store->set(key, "c", 2h) == pgkit::set_result::updated);
+    CHECK(f.store->get(key)->remaining > 119min);
+    CHECK(f.store->set(key, "d", 10min) == pgkit::set_result::updated);
+    CHECK(f.store->get(key)->remaining <= 10min);
+    auto cas_expiry = f.column(key, "expires_at");
+    CHECK(f.store->compare_and_set(key, 4, "e", 10min) == pgkit::set_result::updated);
+    CHECK(f.column(key, "expires_at") == cas_expiry);
+    CHECK(f.store->get(key)->version == 5);
+  }
+
   SUBCASE("touch extends, but skips the write when the session was touched recently") {
     pgkit::session_options options;
     options.touch_interval = 1min;
