@@ -135,7 +135,8 @@ class session_store {
   std::optional<session_value> get(std::string_view key);
 
   /// Replaces a live session's data and sets it to expire `ttl` from now (default_period()
-  /// when unset). Returns updated or missing; never creates a session.
+  /// when unset); an expiry within the touch interval of the current one is kept as it is.
+  /// Returns updated or missing; never creates a session.
   set_result set(std::string_view key, std::string_view data,
                  std::optional<std::chrono::milliseconds> ttl = std::nullopt);
 
