@@ -14,5 +14,6 @@ void setup_status(CLI::App& command, const global_options& globals, int& exit_st
 void setup_rollback(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_listen(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_notify(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_session_purge(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

@@ -33,6 +33,8 @@ const command_entry k_commands[] = {
     {"listen", "print (or run a command for) each notification on CHANNEL...", setup_listen,
      "--exec"},
     {"notify", "send one notification on CHANNEL", setup_notify},
+    {"session-purge", "delete expired sessions and spent auth tokens in short batches (cron)",
+     setup_session_purge},
 };
 
 const char* const k_footer = R"(Exit codes:

@@ -72,3 +72,10 @@ complete -c pgkit -n '__fish_seen_subcommand_from listen' -l timeout -r -d 'exit
 complete -c pgkit -n '__fish_seen_subcommand_from listen' -l heartbeat -r -d 'seconds between heartbeats (0: off)'
 complete -c pgkit -n '__fish_seen_subcommand_from listen' -l exec -r -a '(__fish_complete_command)' -d 'run CMD ARG... for each notification'
 complete -c pgkit -n __pgkit_no_command -a notify -d 'send one notification on CHANNEL'
+
+# Session upkeep.
+complete -c pgkit -n __pgkit_no_command -a session-purge -d 'delete expired sessions and spent auth tokens'
+complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l batch-size -r -d 'rows deleted per transaction'
+complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l max-seconds -r -d 'start no new batch after SECONDS'
+complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l only -r -a 'session auth' -d 'purge only these tables'
+complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l dry-run -d 'count what would be deleted; delete nothing'

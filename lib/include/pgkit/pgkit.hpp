@@ -10,6 +10,7 @@
 #include "pgkit/notify.hpp"
 #include "pgkit/pool.hpp"
 #include "pgkit/redact.hpp"
+#include "pgkit/session.hpp"
 #include "pgkit/suggest.hpp"
 #include "pgkit/transaction.hpp"
 #include "pgkit/version.hpp"

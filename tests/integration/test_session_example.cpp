@@ -1,0 +1,54 @@
+// The README's session example (tests/integration/example_session.cpp) compiles, runs against
+// the sandbox, says what to do when the session module is missing, and is the text the README
+// shows.
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "harness.hpp"
+#include "pgkit/migration.hpp"
+#include "pqxx_compat.hpp"
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+TEST_CASE("README example: pgkit::session_store") {
+  pgkit_test::scratch_database db{"session_example"};
+  auto dir = pgkit_test::temp_dir("pgkit-session-example");
+  std::ofstream{dir + "/database.toml"} << "[connections.main]\nurl = \"" << db.url() << "\"\n";
+  pgkit_test::process_options options;
+  options.cwd = dir;
+
+  SUBCASE("runs every operation against the session module") {
+    pqxx::connection connection{db.url()};
+    pgkit::apply_modules(connection, {"session"});
+    auto result = pgkit_test::run_process({PGKIT_EXAMPLE_SESSION}, options);
+    CHECK(result.err == "");
+    CHECK(result.exit_code == 0);
+    CHECK(result.out ==
+          "{\"user\": 42}, 167 h left\nsaved\nsigned out\npurged 0 expired sessions\n");
+    CHECK(pgkit_test::query_value(db.url(), "SELECT count(*) FROM pgkit.session") == "0");
+  }
+  SUBCASE("without the session module it says what to apply") {
+    auto result = pgkit_test::run_process({PGKIT_EXAMPLE_SESSION}, options);
+    CHECK(result.exit_code == 1);
+    CHECK(result.err.find("app: creating a session: ") == 0);
+    CHECK(result.err.find("app: hint: apply the session module first: pgkit apply --schema "
+                          "pgkit session\n") != std::string::npos);
+  }
+  SUBCASE("the README shows this very program") {
+    auto readme = read_file(pgkit_test::source_dir() + "/README.md");
+    auto example = read_file(pgkit_test::source_dir() + "/tests/integration/example_session.cpp");
+    CHECK(readme.find("```cpp\n" + example + "```") != std::string::npos);
+  }
+}
