@@ -12,5 +12,6 @@ void setup_apply(CLI::App& command, const global_options& globals, int& exit_sta
 void setup_print_sql(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_status(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_rollback(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

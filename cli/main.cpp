@@ -29,6 +29,7 @@ const command_entry k_commands[] = {
     {"rollback", "run down sections of a module's newest migrations", setup_rollback},
     {"print-sql", "print the SQL of modules for psql or dbmate, without a database",
      setup_print_sql},
+    {"cache-gc", "delete expired cache entries in short batches (for cron)", setup_cache_gc},
 };
 
 const char* const k_footer = R"(Exit codes:
