@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql"
+_pgkit_commands="migrate apply status rollback print-sql cache-gc"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait"
@@ -13,6 +13,7 @@ _pgkit_command_options() {
     status) echo "--migrations-dir --exit-code --wait" ;;
     rollback) echo "--steps --to --migrations-dir --lock-wait --lock-timeout --statement-timeout --wait" ;;
     print-sql) echo "--format --out --migrations-dir" ;;
+    cache-gc) echo "--batch-size --max-seconds --resource-type --dry-run" ;;
     *) echo "" ;;
   esac
 }
@@ -69,6 +70,7 @@ _pgkit() {
     --out) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --format) COMPREPLY=($(compgen -W "plain dbmate" -- "$cur")); return 0 ;;
     --lock-wait|--lock-timeout|--statement-timeout|--wait|--steps|--to) return 0 ;;
+    --batch-size|--max-seconds|--resource-type) return 0 ;;
   esac
 
   if [[ $cur == -* ]]; then

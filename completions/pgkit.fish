@@ -66,3 +66,10 @@ complete -c pgkit -n '__fish_seen_subcommand_from rollback' -l steps -r -d 'roll
 complete -c pgkit -n '__fish_seen_subcommand_from rollback' -l to -r -d 'roll back migrations newer than VERSION'
 complete -c pgkit -n '__fish_seen_subcommand_from print-sql' -l format -r -a 'plain dbmate' -d 'SQL layout'
 complete -c pgkit -n '__fish_seen_subcommand_from print-sql' -l out -r -F -d 'file (plain) or directory (dbmate) to write'
+
+# Cache upkeep.
+complete -c pgkit -n __pgkit_no_command -a cache-gc -d 'delete expired cache entries in short batches'
+complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l batch-size -r -d 'rows deleted per batch'
+complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l max-seconds -r -d 'start no new batch after S seconds'
+complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l resource-type -r -d 'only entries of this resource type'
+complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l dry-run -d 'count expired entries without deleting them'

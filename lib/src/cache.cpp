@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
-#include <unordered_map>
 
 #include "migration_sql.hpp"
 #include "pgkit/config.hpp"
@@ -38,10 +37,15 @@ constexpr statement_text k_purge{
     "pgkit_cache_purge",
     "DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} WHERE resource_type = $1 AND "
     "key = ANY($2::text[]) AND expires_at <= now() FOR UPDATE SKIP LOCKED))"};
+// One index probe per key asked (the OFFSET 0 keeps the planner from turning the lateral join
+// into a hash join over a sequential scan, which it prefers for unnamed statements on small
+// tables); each row carries the 1-based position of its key.
 constexpr statement_text k_get_many{
     "pgkit_cache_get_many",
-    "SELECT key, CASE WHEN expires_at <= now() THEN NULL ELSE value END FROM {T} "
-    "WHERE resource_type = $1 AND key = ANY($2::text[])"};
+    "SELECT k.position, CASE WHEN c.expires_at <= now() THEN NULL ELSE c.value END "
+    "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
+    "CROSS JOIN LATERAL (SELECT expires_at, value FROM {T} "
+    "WHERE resource_type = $1 AND key = k.key OFFSET 0) AS c"};
 constexpr statement_text k_set{"pgkit_cache_set",
                                "INSERT INTO {T} AS c (resource_type, key, value, expires_at) "
                                "VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond') "
@@ -331,27 +335,22 @@ std::vector<std::optional<std::string>> cache::get_many(std::string_view resourc
           pqxx::nontransaction tx{*lease};
           auto rows = detail::exec_statement(lease, tx, m_statements->get_many.name,
                                              m_statements->get_many.sql, type, text_array(keys));
-          std::unordered_map<std::string, std::optional<std::string>> found;
-          found.reserve(detail::row_count(rows));
-          std::vector<std::string> expired;
+          std::vector<std::optional<std::string>> values(keys.size());
+          std::vector<std::string_view> expired;
           for (const auto& row : rows) {
-            auto name = row[0].as<std::string>();
+            auto position = row[0].as<std::size_t>();
+            if (position < 1 || position > keys.size())
+              throw error(error_kind::internal, "get_many: the server returned a bad position");
             if (row[1].is_null())
-              expired.push_back(name);
+              expired.push_back(keys[position - 1]);
             else
-              found.emplace(std::move(name), detail::read_bytea(row[1]));
+              values[position - 1] = detail::read_bytea(row[1]);
           }
           if (!expired.empty()) {
             detail::exec_statement(lease, tx, m_statements->purge.name, m_statements->purge.sql,
                                    type, text_array(expired));
           }
           tx.commit();
-          std::vector<std::optional<std::string>> values;
-          values.reserve(keys.size());
-          for (const auto& key : keys) {
-            auto hit = found.find(key);
-            values.push_back(hit == found.end() ? std::nullopt : hit->second);
-          }
           return values;
         } catch (...) {
           rethrow_cache_error("reading the cache", m_schema);
