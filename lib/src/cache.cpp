@@ -1,5 +1,7 @@
 #include "pgkit/cache.hpp"
 
+#include <libpq-fe.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -179,16 +181,180 @@ std::string int_array(const std::vector<std::size_t>& numbers) {
   return out + "}";
 }
 
+// A statement of one store: its name on the connection and its SQL.
+struct statement {
+  std::string name;
+  std::string sql;
+};
+
+error not_applied(const std::string& schema, const std::string& sqlstate) {
+  std::string fix = "run pgkit apply cache";
+  if (schema != "pgkit")
+    fix += " --schema " + schema;
+  return error(error_kind::undefined_object,
+               "the cache module is not applied in schema " + schema + " (there is no table " +
+                   schema + ".cache)",
+               fix, sqlstate);
+}
+
+// Turns the exception being handled into a pgkit::error; a missing table or schema becomes the
+// "not applied" error with the command that fixes it.
+[[noreturn]] void rethrow_cache_error(const std::string& context, const std::string& schema) {
+  try {
+    detail::rethrow_as_pgkit(context);
+  } catch (const error& e) {
+    if (e.sqlstate() == "42P01" || e.sqlstate() == "3F000")
+      throw not_applied(schema, e.sqlstate());
+    throw;
+  }
+}
+
+// ---- Single statements, run with libpq on the connection libpqxx owns (no libpqxx transaction
+// is open on it then). libpqxx looks for notifications after every statement, two extra system
+// calls per round trip; going below it keeps a cache read at one send, one poll, one receive,
+// as fast as a hand-written libpq loop. Results come back in binary format.
+
+// One parameter: text (kept here, NUL-terminated as libpq wants), binary bytes (borrowed) or
+// NULL.
+struct param {
+  enum class kind { text, binary, null };
+  kind type;
+  std::string text;
+  std::string_view bytes;
+};
+
+param text_param(std::string_view text) {
+  return {param::kind::text, std::string{text}, {}};
+}
+param binary_param(std::string_view bytes) {
+  return {param::kind::binary, {}, bytes};
+}
+param int_param(std::optional<std::int64_t> number) {
+  if (!number)
+    return {param::kind::null, {}, {}};
+  return {param::kind::text, std::to_string(*number), {}};
+}
+
+struct result_deleter {
+  void operator()(PGresult* result) const noexcept { PQclear(result); }
+};
+
+// A successful result.
+class libpq_result {
+ public:
+  explicit libpq_result(PGresult* result) : m_result(result) {}
+  int rows() const { return PQntuples(m_result.get()); }
+  bool is_null(int row, int column) const { return PQgetisnull(m_result.get(), row, column) != 0; }
+  std::string bytes(int row, int column) const {
+    return {PQgetvalue(m_result.get(), row, column),
+            static_cast<std::size_t>(PQgetlength(m_result.get(), row, column))};
+  }
+  // A bigint column, sent in binary: eight bytes, most significant first.
+  std::int64_t int8(int row, int column) const {
+    const auto* data =
+        reinterpret_cast<const unsigned char*>(PQgetvalue(m_result.get(), row, column));
+    std::uint64_t value = 0;
+    for (int i = 0; i < 8; ++i)
+      value = (value << 8) | data[i];
+    return static_cast<std::int64_t>(value);
+  }
+  std::size_t affected_rows() const {
+    const char* count = PQcmdTuples(m_result.get());
+    return count[0] == '\0' ? 0 : static_cast<std::size_t>(std::stoull(count));
+  }
+
+ private:
+  std::unique_ptr<PGresult, result_deleter> m_result;
+};
+
+std::string trimmed(const char* message) {
+  std::string text = message == nullptr ? "" : message;
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
+}
+
+// Throws the pgkit::error for a failed statement (`result` may be null) and frees `result`.
+[[noreturn]] void throw_failure(PGconn* connection, PGresult* result, const std::string& sql,
+                                const std::string& context, const std::string& schema) {
+  std::unique_ptr<PGresult, result_deleter> owned{result};
+  if (PQstatus(connection) != CONNECTION_OK) {
+    throw error(error_kind::connection_lost, context + ": " + trimmed(PQerrorMessage(connection)),
+                "the statement's outcome is unknown; check whether the change was applied");
+  }
+  const char* state = result == nullptr ? nullptr : PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  std::string sqlstate = state == nullptr ? "" : state;
+  if (sqlstate == "42P01" || sqlstate == "3F000")
+    throw not_applied(schema, sqlstate);
+  std::string message = result == nullptr ? trimmed(PQerrorMessage(connection))
+                                          : trimmed(PQresultErrorMessage(result));
+  if (sqlstate.empty())
+    throw error(error_kind::internal, context + ": " + message);
+  throw sql_error(context + ": " + message, sqlstate, sql);
+}
+
+bool succeeded(PGresult* result) {
+  auto status = PQresultStatus(result);
+  return result != nullptr && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK);
+}
+
+// Runs one statement on the lease's connection, outside any transaction block (so it commits by
+// itself): prepared once per connection under its name, or sent unnamed behind PgBouncer.
+// Throws pgkit::error; `context` says what the store was doing.
+libpq_result run_statement(const lease& borrowed, const statement& statement,
+                           const std::vector<param>& params, const std::string& context,
+                           const std::string& schema) {
+  PGconn* connection = detail::libpq_handle(borrowed.connection());
+  std::vector<const char*> values(params.size());
+  std::vector<int> lengths(params.size()), formats(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    switch (params[i].type) {
+      case param::kind::text:
+        values[i] = params[i].text.c_str();
+        break;
+      case param::kind::binary:
+        // libpq wants a pointer even for zero bytes.
+        values[i] = params[i].bytes.empty() ? "" : params[i].bytes.data();
+        lengths[i] = static_cast<int>(params[i].bytes.size());
+        formats[i] = 1;
+        break;
+      case param::kind::null:
+        values[i] = nullptr;
+        break;
+    }
+  }
+  const int count = static_cast<int>(params.size());
+  PGresult* result = nullptr;
+  if (borrowed.config().pooler == pooler_mode::pgbouncer_transaction) {
+    result = PQexecParams(connection, statement.sql.c_str(), count, nullptr, values.data(),
+                          lengths.data(), formats.data(), 1);
+  } else {
+    auto& prepared = detail::lease_access::slot(borrowed).prepared;
+    auto found = prepared.find(statement.name);
+    if (found == prepared.end()) {
+      PGresult* done =
+          PQprepare(connection, statement.name.c_str(), statement.sql.c_str(), 0, nullptr);
+      if (!succeeded(done))
+        throw_failure(connection, done, statement.sql, context, schema);
+      PQclear(done);
+      prepared.emplace(statement.name, statement.sql);
+    } else if (found->second != statement.sql) {
+      throw error(error_kind::internal, "statement '" + statement.name +
+                                            "' was prepared with different SQL on this connection");
+    }
+    result = PQexecPrepared(connection, statement.name.c_str(), count, values.data(),
+                            lengths.data(), formats.data(), 1);
+  }
+  if (!succeeded(result))
+    throw_failure(connection, result, statement.sql, context, schema);
+  return libpq_result{result};
+}
+
 }  // namespace
 
 // One store's statements: names carry the schema so that stores on different schemas can share
 // a connection, and the SQL names the table with its schema (the pool sets no search_path).
 struct cache::statements {
-  struct statement {
-    std::string name;
-    std::string sql;
-  };
-
   statements(const std::string& schema, const std::string& qualified)
       : get(make(k_get, schema, qualified)),
         purge(make(k_purge, schema, qualified)),
@@ -216,32 +382,6 @@ struct cache::statements {
   std::string table;
 };
 
-namespace {
-
-error not_applied(const std::string& schema, const std::string& sqlstate) {
-  std::string fix = "run pgkit apply cache";
-  if (schema != "pgkit")
-    fix += " --schema " + schema;
-  return error(error_kind::undefined_object,
-               "the cache module is not applied in schema " + schema + " (there is no table " +
-                   schema + ".cache)",
-               fix, sqlstate);
-}
-
-// Turns the exception being handled into a pgkit::error; a missing table or schema becomes the
-// "not applied" error with the command that fixes it.
-[[noreturn]] void rethrow_cache_error(const std::string& context, const std::string& schema) {
-  try {
-    detail::rethrow_as_pgkit(context);
-  } catch (const error& e) {
-    if (e.sqlstate() == "42P01" || e.sqlstate() == "3F000")
-      throw not_applied(schema, e.sqlstate());
-    throw;
-  }
-}
-
-}  // namespace
-
 cache::cache(std::shared_ptr<pool> connections, cache_options options)
     : m_pool(std::move(connections)), m_options(std::move(options)) {
   if (!m_pool)
@@ -255,18 +395,17 @@ cache::cache(std::shared_ptr<pool> connections, cache_options options)
 cache::~cache() = default;
 
 void cache::check() {
-  bool exists = false;
   auto lease = m_pool->acquire();
-  try {
-    pqxx::nontransaction tx{*lease};
-    auto rows = tx.exec("SELECT to_regclass(" + detail::quote_literal(m_statements->table) +
-                        ") IS NOT NULL");
-    exists = rows[0][0].as<bool>();
-    tx.commit();
-  } catch (...) {
-    rethrow_cache_error("checking the cache table", m_schema);
-  }
-  if (!exists)
+  // Unnamed: a check runs once, and a prepared name would be one more per connection.
+  const char* sql = "SELECT to_regclass($1) IS NOT NULL";
+  PGconn* connection = detail::libpq_handle(lease.connection());
+  const char* values[] = {m_statements->table.c_str()};
+  PGresult* result = PQexecParams(connection, sql, 1, nullptr, values, nullptr, nullptr, 0);
+  if (!succeeded(result))
+    throw_failure(connection, result, sql, "checking the cache table", m_schema);
+  bool found = PQgetvalue(result, 0, 0)[0] == 't';
+  PQclear(result);
+  if (!found)
     throw not_applied(m_schema, "42P01");
 }
 
@@ -296,25 +435,16 @@ std::optional<std::string> cache::get(std::string_view resource_type, std::strin
       m_options,
       [&]() -> std::optional<std::string> {
         auto lease = m_pool->acquire();
-        try {
-          std::string type{resource_type}, name{key};
-          pqxx::nontransaction tx{*lease};
-          auto rows = detail::exec_statement(lease, tx, m_statements->get.name,
-                                             m_statements->get.sql, type, name);
-          std::optional<std::string> value;
-          if (detail::row_count(rows) == 1) {
-            if (rows[0][0].is_null()) {
-              detail::exec_statement(lease, tx, m_statements->purge.name, m_statements->purge.sql,
-                                     type, text_array(std::vector<std::string_view>{key}));
-            } else {
-              value = detail::read_bytea(rows[0][0]);
-            }
-          }
-          tx.commit();
-          return value;
-        } catch (...) {
-          rethrow_cache_error("reading the cache", m_schema);
-        }
+        std::vector<param> params{text_param(resource_type), text_param(key)};
+        auto rows = run_statement(lease, m_statements->get, params, "reading the cache", m_schema);
+        if (rows.rows() == 0)
+          return std::nullopt;
+        if (!rows.is_null(0, 0))
+          return rows.bytes(0, 0);
+        params[1] = text_param(text_array(std::vector<std::string_view>{key}));
+        run_statement(lease, m_statements->purge, params, "deleting an expired cache entry",
+                      m_schema);
+        return std::nullopt;
       },
       [] { return std::optional<std::string>{}; });
 }
@@ -330,31 +460,27 @@ std::vector<std::optional<std::string>> cache::get_many(std::string_view resourc
       m_options,
       [&]() {
         auto lease = m_pool->acquire();
-        try {
-          std::string type{resource_type};
-          pqxx::nontransaction tx{*lease};
-          auto rows = detail::exec_statement(lease, tx, m_statements->get_many.name,
-                                             m_statements->get_many.sql, type, text_array(keys));
-          std::vector<std::optional<std::string>> values(keys.size());
-          std::vector<std::string_view> expired;
-          for (const auto& row : rows) {
-            auto position = row[0].as<std::size_t>();
-            if (position < 1 || position > keys.size())
-              throw error(error_kind::internal, "get_many: the server returned a bad position");
-            if (row[1].is_null())
-              expired.push_back(keys[position - 1]);
-            else
-              values[position - 1] = detail::read_bytea(row[1]);
-          }
-          if (!expired.empty()) {
-            detail::exec_statement(lease, tx, m_statements->purge.name, m_statements->purge.sql,
-                                   type, text_array(expired));
-          }
-          tx.commit();
-          return values;
-        } catch (...) {
-          rethrow_cache_error("reading the cache", m_schema);
+        std::vector<param> params{text_param(resource_type), text_param(text_array(keys))};
+        auto rows =
+            run_statement(lease, m_statements->get_many, params, "reading the cache", m_schema);
+        std::vector<std::optional<std::string>> values(keys.size());
+        std::vector<std::string_view> expired;
+        for (int row = 0; row < rows.rows(); ++row) {
+          auto position = rows.int8(row, 0);
+          if (position < 1 || static_cast<std::size_t>(position) > keys.size())
+            throw error(error_kind::internal, "get_many: the server returned a bad position");
+          auto index = static_cast<std::size_t>(position - 1);
+          if (rows.is_null(row, 1))
+            expired.push_back(keys[index]);
+          else
+            values[index] = rows.bytes(row, 1);
         }
+        if (!expired.empty()) {
+          params[1] = text_param(text_array(expired));
+          run_statement(lease, m_statements->purge, params, "deleting expired cache entries",
+                        m_schema);
+        }
+        return values;
       },
       [&] { return std::vector<std::optional<std::string>>(keys.size()); });
 }
@@ -366,15 +492,10 @@ void cache::set(std::string_view resource_type, std::string_view key, std::strin
   check_value(key, value, m_options.max_value_size);
   check_ttl(ttl);
   auto lease = m_pool->acquire();
-  try {
-    pqxx::nontransaction tx{*lease};
-    detail::exec_statement(lease, tx, m_statements->set.name, m_statements->set.sql,
-                           std::string{resource_type}, std::string{key},
-                           detail::make_bytea_param(value), ttl_param(ttl));
-    tx.commit();
-  } catch (...) {
-    rethrow_cache_error("writing to the cache", m_schema);
-  }
+  run_statement(
+      lease, m_statements->set,
+      {text_param(resource_type), text_param(key), binary_param(value), int_param(ttl_param(ttl))},
+      "writing to the cache", m_schema);
 }
 
 void cache::set(std::string_view resource_type, std::string_view key, std::string_view value) {
@@ -400,25 +521,21 @@ void cache::set_many(std::string_view resource_type,
   std::vector<std::size_t> starts, lengths;
   std::string packed;
   for (const auto& [key, value] : latest) {
-    keys.push_back(key);
-    starts.push_back(packed.size() + 1);
-    lengths.push_back(value.size());
     if (packed.size() + value.size() > k_max_bytea) {
       throw usage_error("the values given to one set_many call add up to more than 1 GiB",
                         "split the call");
     }
+    keys.push_back(key);
+    starts.push_back(packed.size() + 1);
+    lengths.push_back(value.size());
     packed.append(value);
   }
   auto lease = m_pool->acquire();
-  try {
-    pqxx::nontransaction tx{*lease};
-    detail::exec_statement(lease, tx, m_statements->set_many.name, m_statements->set_many.sql,
-                           std::string{resource_type}, text_array(keys), int_array(starts),
-                           int_array(lengths), detail::make_bytea_param(packed), ttl_param(ttl));
-    tx.commit();
-  } catch (...) {
-    rethrow_cache_error("writing to the cache", m_schema);
-  }
+  run_statement(
+      lease, m_statements->set_many,
+      {text_param(resource_type), text_param(text_array(keys)), text_param(int_array(starts)),
+       text_param(int_array(lengths)), binary_param(packed), int_param(ttl_param(ttl))},
+      "writing to the cache", m_schema);
 }
 
 void cache::set_many(std::string_view resource_type,
@@ -430,37 +547,24 @@ bool cache::remove(std::string_view resource_type, std::string_view key) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
   auto lease = m_pool->acquire();
-  try {
-    pqxx::nontransaction tx{*lease};
-    auto result =
-        detail::exec_statement(lease, tx, m_statements->remove.name, m_statements->remove.sql,
-                               std::string{resource_type}, std::string{key});
-    tx.commit();
-    return result.affected_rows() > 0;
-  } catch (...) {
-    rethrow_cache_error("removing from the cache", m_schema);
-  }
+  auto result =
+      run_statement(lease, m_statements->remove, {text_param(resource_type), text_param(key)},
+                    "removing from the cache", m_schema);
+  return result.affected_rows() > 0;
 }
 
 std::size_t cache::clear(std::string_view resource_type) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   auto lease = m_pool->acquire();
+  const std::vector<param> params{text_param(resource_type),
+                                  int_param(static_cast<std::int64_t>(k_clear_batch))};
   std::size_t deleted = 0;
-  try {
-    std::string type{resource_type};
-    for (;;) {
-      pqxx::nontransaction tx{*lease};
-      auto result =
-          detail::exec_statement(lease, tx, m_statements->clear.name, m_statements->clear.sql, type,
-                                 static_cast<std::int64_t>(k_clear_batch));
-      tx.commit();
-      auto batch = static_cast<std::size_t>(result.affected_rows());
-      deleted += batch;
-      if (batch < k_clear_batch)
-        return deleted;
-    }
-  } catch (...) {
-    rethrow_cache_error("clearing the cache", m_schema);
+  for (;;) {
+    auto batch = run_statement(lease, m_statements->clear, params, "clearing the cache", m_schema)
+                     .affected_rows();
+    deleted += batch;
+    if (batch < k_clear_batch)
+      return deleted;
   }
 }
 
@@ -486,16 +590,11 @@ bool cache::expire(std::string_view resource_type, std::string_view key, cache_t
   check_text("key", key, m_options.max_key_size, "max_key_size");
   check_ttl(ttl);
   auto lease = m_pool->acquire();
-  try {
-    pqxx::nontransaction tx{*lease};
-    auto result =
-        detail::exec_statement(lease, tx, m_statements->expire.name, m_statements->expire.sql,
-                               std::string{resource_type}, std::string{key}, ttl_param(ttl));
-    tx.commit();
-    return result.affected_rows() > 0;
-  } catch (...) {
-    rethrow_cache_error("changing a cache entry's expiry", m_schema);
-  }
+  auto result =
+      run_statement(lease, m_statements->expire,
+                    {text_param(resource_type), text_param(key), int_param(ttl_param(ttl))},
+                    "changing a cache entry's expiry", m_schema);
+  return result.affected_rows() > 0;
 }
 
 bool cache::touch(std::string_view resource_type, std::string_view key,
@@ -504,16 +603,11 @@ bool cache::touch(std::string_view resource_type, std::string_view key,
   check_text("key", key, m_options.max_key_size, "max_key_size");
   check_ttl(ttl);
   auto lease = m_pool->acquire();
-  try {
-    pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, m_statements->touch.name, m_statements->touch.sql,
-                                       std::string{resource_type}, std::string{key},
-                                       static_cast<std::int64_t>(ttl.count()));
-    tx.commit();
-    return rows[0][0].as<std::int64_t>() > 0;
-  } catch (...) {
-    rethrow_cache_error("touching a cache entry", m_schema);
-  }
+  auto rows = run_statement(lease, m_statements->touch,
+                            {text_param(resource_type), text_param(key),
+                             int_param(static_cast<std::int64_t>(ttl.count()))},
+                            "touching a cache entry", m_schema);
+  return rows.int8(0, 0) > 0;
 }
 
 cache_gc_result cache::gc(const cache_gc_options& options) {
@@ -586,18 +680,12 @@ std::size_t cache::count_expired(const std::optional<std::string>& resource_type
   if (resource_type)
     check_text("resource type", *resource_type, m_options.max_key_size, "max_key_size");
   auto lease = m_pool->acquire();
-  try {
-    pqxx::nontransaction tx{*lease};
-    auto rows = resource_type ? detail::exec_statement(
-                                    lease, tx, m_statements->count_expired_of_type.name,
-                                    m_statements->count_expired_of_type.sql, *resource_type)
-                              : detail::exec_statement(lease, tx, m_statements->count_expired.name,
-                                                       m_statements->count_expired.sql);
-    tx.commit();
-    return rows[0][0].as<std::size_t>();
-  } catch (...) {
-    rethrow_cache_error("counting expired cache entries", m_schema);
-  }
+  auto rows = resource_type ? run_statement(lease, m_statements->count_expired_of_type,
+                                            {text_param(*resource_type)},
+                                            "counting expired cache entries", m_schema)
+                            : run_statement(lease, m_statements->count_expired, {},
+                                            "counting expired cache entries", m_schema);
+  return static_cast<std::size_t>(rows.int8(0, 0));
 }
 
 }  // namespace pgkit

@@ -603,3 +603,56 @@ TEST_CASE("pgkit::cache gc") {
     CHECK(contains(e.hint(), "run gc again later"));
   }
 }
+
+TEST_CASE("pgkit::cache statements: prepared once per connection, or unnamed for PgBouncer") {
+  pgkit_test::scratch_database db{"cache_statements"};
+  {
+    pqxx::connection connection{db.url()};
+    pgkit::apply_modules(connection, {"cache"});
+  }
+  auto prepared_names = [](pgkit::pool& connections) {
+    auto lease = connections.acquire();
+    pqxx::nontransaction tx{*lease};
+    auto rows = tx.exec(
+        "SELECT coalesce(string_agg(name, ' ' ORDER BY name), '') FROM "
+        "pg_prepared_statements");
+    return rows[0][0].as<std::string>();
+  };
+  auto exercise = [](pgkit::cache& store) {
+    for (int i = 0; i < 3; ++i) {
+      store.set("page", "home", "x", 1h);
+      CHECK(store.get("page", "home") == std::optional<std::string>{"x"});
+      CHECK(store.get_many("page", {"home", "none"}) ==
+            std::vector<std::optional<std::string>>{std::string{"x"}, std::nullopt});
+    }
+    store.set_many("page", {{"a", "1"}, {"b", "2"}}, 0ms);
+    CHECK(store.get_many("page", {"a", "b"}) == std::vector<std::optional<std::string>>(2));
+    CHECK(store.touch("page", "home", 2h));
+    CHECK(store.expire("page", "home", 0ms));
+    CHECK_FALSE(store.get("page", "home").has_value());
+    CHECK(store.count_expired() == 0);
+    CHECK(store.gc().deleted == 0);
+    CHECK(store.clear("page") == 0);
+    CHECK_FALSE(store.remove("page", "home"));
+  };
+  auto config = pgkit::config_from_url(db.url(), "test");
+  config.pool_size = 1;
+
+  SUBCASE("direct: each statement is prepared once on the connection") {
+    auto connections = std::make_shared<pgkit::pool>(config);
+    pgkit::cache store{connections};
+    exercise(store);
+    CHECK(prepared_names(*connections) ==
+          "pgkit_cache_clear_pgkit pgkit_cache_count_expired_pgkit pgkit_cache_expire_pgkit "
+          "pgkit_cache_gc_lock_timeout_pgkit pgkit_cache_gc_pgkit pgkit_cache_get_many_pgkit "
+          "pgkit_cache_get_pgkit pgkit_cache_purge_pgkit pgkit_cache_remove_pgkit "
+          "pgkit_cache_set_many_pgkit pgkit_cache_set_pgkit pgkit_cache_touch_pgkit");
+  }
+  SUBCASE("pgbouncer-transaction: nothing is prepared, everything works the same") {
+    config.pooler = pgkit::pooler_mode::pgbouncer_transaction;
+    auto connections = std::make_shared<pgkit::pool>(config);
+    pgkit::cache store{connections};
+    exercise(store);
+    CHECK(prepared_names(*connections).empty());
+  }
+}
