@@ -130,10 +130,11 @@ struct libpq_connection {
     if (!ok)
       throw std::runtime_error(PQerrorMessage(handle));
   }
-  // Runs a prepared statement; returns the result (caller clears it).
+  // Runs a prepared statement with results in binary format, as the store does; returns the
+  // result (the caller clears it).
   PGresult* run(const char* name, int count, const char* const* values, const int* lengths,
                 const int* formats) {
-    PGresult* result = PQexecPrepared(handle, name, count, values, lengths, formats, 0);
+    PGresult* result = PQexecPrepared(handle, name, count, values, lengths, formats, 1);
     auto status = PQresultStatus(result);
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
       std::string message = PQresultErrorMessage(result);
@@ -144,13 +145,18 @@ struct libpq_connection {
   }
 };
 
-// Decodes a text-format bytea field as the store does, so both sides do the same work.
-std::string unescape(PGresult* result, int row, int column) {
-  std::size_t length = 0;
-  unsigned char* bytes = PQunescapeBytea(
-      reinterpret_cast<const unsigned char*>(PQgetvalue(result, row, column)), &length);
-  std::string value{reinterpret_cast<char*>(bytes), length};
-  PQfreemem(bytes);
+// Copies a binary-format field, as the store does.
+std::string field(PGresult* result, int row, int column) {
+  return {PQgetvalue(result, row, column),
+          static_cast<std::size_t>(PQgetlength(result, row, column))};
+}
+
+// Decodes a binary-format bigint field.
+std::uint64_t int8_field(PGresult* result, int row, int column) {
+  const auto* data = reinterpret_cast<const unsigned char*>(PQgetvalue(result, row, column));
+  std::uint64_t value = 0;
+  for (int i = 0; i < 8; ++i)
+    value = (value << 8) | data[i];
   return value;
 }
 
@@ -449,7 +455,7 @@ int main(int argc, char** argv) {
               PGresult* result = c.run("get", 2, values, nullptr, nullptr);
               if (PQntuples(result) != 1 || PQgetisnull(result, 0, 0))
                 throw std::runtime_error("libpq: unexpected miss");
-              std::string value = unescape(result, 0, 0);
+              std::string value = field(result, 0, 0);
               PQclear(result);
             });
           },
@@ -528,21 +534,21 @@ int main(int argc, char** argv) {
             });
           },
           [&](int t) {
-            return libpq_worker(
-                t, "get_many", get_many_sql, [](libpq_connection& c, random_keys& keys) {
-                  std::vector<std::string> names;
-                  for (int k = 0; k < k_many; ++k)
-                    names.push_back(key_of(keys.next()));
-                  std::string array = text_array(names);
-                  const char* values[] = {k_type, array.c_str()};
-                  PGresult* result = c.run("get_many", 2, values, nullptr, nullptr);
-                  std::vector<std::string> rows(names.size());
-                  for (int r = 0; r < PQntuples(result); ++r)
-                    rows.at(std::stoul(PQgetvalue(result, r, 0)) - 1) = unescape(result, r, 1);
-                  PQclear(result);
-                  if (rows.front().empty())
-                    throw std::runtime_error("libpq: unexpected miss");
-                });
+            return libpq_worker(t, "get_many", get_many_sql,
+                                [](libpq_connection& c, random_keys& keys) {
+                                  std::vector<std::string> names;
+                                  for (int k = 0; k < k_many; ++k)
+                                    names.push_back(key_of(keys.next()));
+                                  std::string array = text_array(names);
+                                  const char* values[] = {k_type, array.c_str()};
+                                  PGresult* result = c.run("get_many", 2, values, nullptr, nullptr);
+                                  std::vector<std::string> rows(names.size());
+                                  for (int r = 0; r < PQntuples(result); ++r)
+                                    rows.at(int8_field(result, r, 0) - 1) = field(result, r, 1);
+                                  PQclear(result);
+                                  if (rows.front().empty())
+                                    throw std::runtime_error("libpq: unexpected miss");
+                                });
           },
           [&](int t) {
             return redis_worker(t, [](redis_client& c, random_keys& keys) {

@@ -85,14 +85,17 @@ constexpr statement_text k_touch{
     "SELECT count(*) FROM live"};
 constexpr statement_text k_gc_lock_timeout{"pgkit_cache_gc_lock_timeout",
                                            "SELECT set_config('lock_timeout', $1, true)"};
+// Oldest first, through the expires_at index: without the ORDER BY the planner may pick a
+// sequential scan, and each batch would then read again every row that the batches before it
+// deleted (quadratic in the number of batches).
 constexpr statement_text k_gc_batch{
     "pgkit_cache_gc",
     "DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} WHERE expires_at <= now() "
-    "LIMIT $1 FOR UPDATE SKIP LOCKED))"};
+    "ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED))"};
 constexpr statement_text k_gc_batch_of_type{
     "pgkit_cache_gc_type",
     "DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} WHERE expires_at <= now() "
-    "AND resource_type = $2 LIMIT $1 FOR UPDATE SKIP LOCKED))"};
+    "AND resource_type = $2 ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED))"};
 constexpr statement_text k_count_expired{"pgkit_cache_count_expired",
                                          "SELECT count(*) FROM {T} WHERE expires_at <= now()"};
 constexpr statement_text k_count_expired_of_type{
@@ -279,8 +282,8 @@ std::string trimmed(const char* message) {
                                 const std::string& context, const std::string& schema) {
   std::unique_ptr<PGresult, result_deleter> owned{result};
   if (PQstatus(connection) != CONNECTION_OK) {
-    throw error(error_kind::connection_lost, context + ": " + trimmed(PQerrorMessage(connection)),
-                "the statement's outcome is unknown; check whether the change was applied");
+    // The pool sees the broken connection when the lease comes back and replaces it.
+    throw error(error_kind::connection_lost, context + ": " + trimmed(PQerrorMessage(connection)));
   }
   const char* state = result == nullptr ? nullptr : PQresultErrorField(result, PG_DIAG_SQLSTATE);
   std::string sqlstate = state == nullptr ? "" : state;
