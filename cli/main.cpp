@@ -35,6 +35,7 @@ const command_entry k_commands[] = {
     {"notify", "send one notification on CHANNEL", setup_notify},
     {"session-purge", "delete expired sessions and spent auth tokens in short batches (cron)",
      setup_session_purge},
+    {"cache-gc", "delete expired cache entries in short batches (for cron)", setup_cache_gc},
 };
 
 const char* const k_footer = R"(Exit codes:

@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql listen notify session-purge"
+_pgkit_commands="migrate apply status rollback print-sql listen notify session-purge cache-gc"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait"
@@ -16,6 +16,7 @@ _pgkit_command_options() {
     listen) echo "--count --timeout --heartbeat --exec" ;;
     notify) echo "" ;;
     session-purge) echo "--batch-size --max-seconds --only --dry-run" ;;
+    cache-gc) echo "--batch-size --max-seconds --resource-type --dry-run" ;;
     *) echo "" ;;
   esac
 }
@@ -74,7 +75,7 @@ _pgkit() {
     --format) COMPREPLY=($(compgen -W "plain dbmate" -- "$cur")); return 0 ;;
     --lock-wait|--lock-timeout|--statement-timeout|--wait|--steps|--to) return 0 ;;
     --only) COMPREPLY=($(compgen -W "session auth" -- "$cur")); return 0 ;;
-    --batch-size|--max-seconds) return 0 ;;
+    --batch-size|--max-seconds|--resource-type) return 0 ;;
   esac
 
   if [[ $cur == -* ]]; then

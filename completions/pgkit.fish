@@ -79,3 +79,10 @@ complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l batch-size -
 complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l max-seconds -r -d 'start no new batch after SECONDS'
 complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l only -r -a 'session auth' -d 'purge only these tables'
 complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l dry-run -d 'count what would be deleted; delete nothing'
+
+# Cache upkeep.
+complete -c pgkit -n __pgkit_no_command -a cache-gc -d 'delete expired cache entries in short batches'
+complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l batch-size -r -d 'rows deleted per batch'
+complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l max-seconds -r -d 'start no new batch after S seconds'
+complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l resource-type -r -d 'only entries of this resource type'
+complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l dry-run -d 'count expired entries without deleting them'

@@ -53,6 +53,10 @@ std::string with_context(std::string_view context, std::string_view message) {
 
 }  // namespace
 
+pg_conn* libpq_handle(const pqxx::connection& connection) noexcept {
+  return raw_handle(connection);
+}
+
 session_state session_state_of(const pqxx::connection& connection) noexcept {
   PGconn* handle = raw_handle(connection);
   if (handle == nullptr || PQstatus(handle) != CONNECTION_OK)

@@ -20,6 +20,9 @@
 #define PGKIT_PQXX_PARAMS_EXEC 1  // exec(sql, pqxx::params) and exec(pqxx::prepped, params)
 #endif
 
+// libpq's connection type (PGconn), named without including libpq-fe.h here.
+struct pg_conn;
+
 namespace pgkit::detail {
 
 /// The major version of the libpqxx that pgkit was compiled against.
@@ -118,6 +121,11 @@ enum class session_state {
   busy,            ///< a statement or COPY is still running
   broken,          ///< closed or lost
 };
+
+/// Returns libpq's handle of `connection`, for statements run below libpqxx while no libpqxx
+/// transaction is open on it (the cache store's single statements: libpqxx polls the socket for
+/// notifications after every statement, two system calls that a cache read cannot afford).
+pg_conn* libpq_handle(const pqxx::connection& connection) noexcept;
 
 /// Returns the state of `connection`'s session without talking to the server.
 session_state session_state_of(const pqxx::connection& connection) noexcept;

@@ -2,6 +2,7 @@
 /// Everything pgkit offers, in one include.
 
 #include "pgkit/builtin.hpp"
+#include "pgkit/cache.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"

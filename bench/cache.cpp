@@ -1,0 +1,572 @@
+// bench/cache: the cache store against a raw libpq prepared statement running the same SQL, and
+// against Redis (GET / SET / MGET) when redis-server is installed, on 1, 2 and 4 threads: get
+// hit, get miss, set, get_many(100). Prints operations per second and the ratios.
+//   bench_cache [URL]   (default: $PGKIT_BENCH_URL, $DATABASE_URL, else a sandbox of its own)
+// PGKIT_BENCH_SECONDS sets the time per run (default 1), PGKIT_BENCH_ROUNDS the runs of each
+// measurement, interleaved, of which the best counts (default 3).
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cache_common.hpp"
+
+namespace {
+
+using bench::clock_type;
+
+constexpr int k_keys = 10000;
+constexpr std::size_t k_value_size = 100;
+constexpr int k_many = 100;
+constexpr const char* k_type = "bench";
+
+std::string key_of(std::uint64_t i) {
+  return "key:" + std::to_string(i);
+}
+std::string missing_key_of(std::uint64_t i) {
+  return "nokey:" + std::to_string(i);
+}
+std::string value_of(std::uint64_t i) {
+  std::string value(k_value_size, 'v');
+  for (std::size_t b = 0; b < value.size(); ++b)
+    value[b] = static_cast<char>((i * 31 + b * 7) & 0xff);
+  return value;
+}
+
+// A small fast random number generator per thread (xorshift64).
+struct random_keys {
+  std::uint64_t state;
+  explicit random_keys(std::uint64_t seed) : state(seed * 0x9E3779B97F4A7C15ULL + 1) {}
+  std::uint64_t next() {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state % k_keys;
+  }
+};
+
+// Runs `threads` workers; each gets its operation from make(thread_index) (set-up such as
+// connecting happens there, untimed), warms up for a fifth of a second, then runs for
+// `duration`. Returns operations per second over all threads.
+double throughput(int threads, double duration,
+                  const std::function<std::function<void()>(int)>& make) {
+  std::atomic<int> phase{0};  // 0 warm-up, 1 measured, 2 stop
+  std::atomic<int> ready{0};
+  std::atomic<long> done{0};
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::function<void()> op;
+      try {
+        op = make(t);
+      } catch (const std::exception& e) {
+        std::cerr << "bench: set-up failed: " << e.what() << '\n';
+        failed = true;
+      }
+      ++ready;
+      long count = 0;
+      try {
+        while (op && phase.load(std::memory_order_relaxed) < 2) {
+          op();
+          if (phase.load(std::memory_order_relaxed) == 1)
+            ++count;
+        }
+      } catch (const std::exception& e) {
+        std::cerr << "bench: operation failed: " << e.what() << '\n';
+        failed = true;
+      }
+      done += count;
+    });
+  }
+  while (ready < threads)
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  std::this_thread::sleep_for(std::chrono::milliseconds{200});
+  phase = 1;
+  auto started = clock_type::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(duration));
+  phase = 2;
+  auto elapsed = clock_type::now() - started;
+  for (auto& worker : workers)
+    worker.join();
+  if (failed)
+    throw std::runtime_error("a benchmark worker failed");
+  return static_cast<double>(done.load()) / bench::seconds(elapsed);
+}
+
+// ---- raw libpq: the same statements the store prepares, on a connection of each thread's own.
+
+struct libpq_connection {
+  PGconn* handle = nullptr;
+  explicit libpq_connection(const std::string& url) {
+    handle = PQconnectdb(url.c_str());
+    if (PQstatus(handle) != CONNECTION_OK)
+      throw std::runtime_error(PQerrorMessage(handle));
+  }
+  ~libpq_connection() { PQfinish(handle); }
+  libpq_connection(const libpq_connection&) = delete;
+  libpq_connection& operator=(const libpq_connection&) = delete;
+
+  void prepare(const char* name, const std::string& sql) {
+    PGresult* result = PQprepare(handle, name, sql.c_str(), 0, nullptr);
+    bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PQclear(result);
+    if (!ok)
+      throw std::runtime_error(PQerrorMessage(handle));
+  }
+  // Runs a prepared statement with results in binary format, as the store does; returns the
+  // result (the caller clears it).
+  PGresult* run(const char* name, int count, const char* const* values, const int* lengths,
+                const int* formats) {
+    PGresult* result = PQexecPrepared(handle, name, count, values, lengths, formats, 1);
+    auto status = PQresultStatus(result);
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+      std::string message = PQresultErrorMessage(result);
+      PQclear(result);
+      throw std::runtime_error(message);
+    }
+    return result;
+  }
+};
+
+// Copies a binary-format field, as the store does.
+std::string field(PGresult* result, int row, int column) {
+  return {PQgetvalue(result, row, column),
+          static_cast<std::size_t>(PQgetlength(result, row, column))};
+}
+
+// Decodes a binary-format bigint field.
+std::uint64_t int8_field(PGresult* result, int row, int column) {
+  const auto* data = reinterpret_cast<const unsigned char*>(PQgetvalue(result, row, column));
+  std::uint64_t value = 0;
+  for (int i = 0; i < 8; ++i)
+    value = (value << 8) | data[i];
+  return value;
+}
+
+std::string text_array(const std::vector<std::string>& keys) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    out += i == 0 ? "\"" : ",\"";
+    out += keys[i];
+    out += '"';
+  }
+  return out + "}";
+}
+
+// ---- Redis over its own protocol (RESP), on a server the benchmark starts.
+
+class redis_server {
+ public:
+  redis_server() {
+    int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    ::bind(probe, reinterpret_cast<sockaddr*>(&address), size);
+    ::getsockname(probe, reinterpret_cast<sockaddr*>(&address), &size);
+    m_port = ntohs(address.sin_port);
+    ::close(probe);
+    std::string port = std::to_string(m_port);
+    m_pid = ::fork();
+    if (m_pid == 0) {
+      int quiet = ::open("/dev/null", O_WRONLY);
+      ::dup2(quiet, STDOUT_FILENO);
+      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+               "--dir", "/tmp", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~redis_server() {
+    if (m_pid > 0) {
+      ::kill(m_pid, SIGTERM);
+      ::waitpid(m_pid, nullptr, 0);
+    }
+  }
+  redis_server(const redis_server&) = delete;
+  redis_server& operator=(const redis_server&) = delete;
+  int port() const { return m_port; }
+
+ private:
+  pid_t m_pid = -1;
+  int m_port = 0;
+};
+
+class redis_client {
+ public:
+  explicit redis_client(int port) {
+    auto deadline = clock_type::now() + std::chrono::seconds{10};
+    for (;;) {
+      m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_port = htons(static_cast<std::uint16_t>(port));
+      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::connect(m_fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0)
+        break;
+      ::close(m_fd);
+      if (clock_type::now() > deadline)
+        throw std::runtime_error("redis-server did not start");
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+    int on = 1;
+    ::setsockopt(m_fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  }
+  ~redis_client() { ::close(m_fd); }
+  redis_client(const redis_client&) = delete;
+  redis_client& operator=(const redis_client&) = delete;
+
+  /// Sends one command and reads its reply; returns how many non-null bulk strings it held.
+  std::size_t command(const std::vector<std::string>& words) {
+    std::string out = "*" + std::to_string(words.size()) + "\r\n";
+    for (const auto& word : words) {
+      out += "$" + std::to_string(word.size()) + "\r\n";
+      out += word;
+      out += "\r\n";
+    }
+    for (std::size_t sent = 0; sent < out.size();) {
+      auto n = ::send(m_fd, out.data() + sent, out.size() - sent, 0);
+      if (n <= 0)
+        throw std::runtime_error("redis: send failed");
+      sent += static_cast<std::size_t>(n);
+    }
+    return read_reply();
+  }
+
+ private:
+  std::string line() {
+    for (;;) {
+      auto end = m_buffer.find("\r\n", m_pos);
+      if (end != std::string::npos) {
+        std::string text = m_buffer.substr(m_pos, end - m_pos);
+        m_pos = end + 2;
+        return text;
+      }
+      fill();
+    }
+  }
+  void need(std::size_t bytes) {
+    while (m_buffer.size() - m_pos < bytes)
+      fill();
+  }
+  void fill() {
+    if (m_pos > 0) {
+      m_buffer.erase(0, m_pos);
+      m_pos = 0;
+    }
+    char chunk[65536];
+    auto n = ::recv(m_fd, chunk, sizeof chunk, 0);
+    if (n <= 0)
+      throw std::runtime_error("redis: connection closed");
+    m_buffer.append(chunk, static_cast<std::size_t>(n));
+  }
+  std::size_t read_reply() {
+    std::string head = line();
+    switch (head.at(0)) {
+      case '+':
+      case ':':
+        return 0;
+      case '-':
+        throw std::runtime_error("redis: " + head.substr(1));
+      case '$': {
+        long length = std::stol(head.substr(1));
+        if (length < 0)
+          return 0;
+        need(static_cast<std::size_t>(length) + 2);
+        m_pos += static_cast<std::size_t>(length) + 2;
+        return 1;
+      }
+      case '*': {
+        long count = std::stol(head.substr(1));
+        std::size_t values = 0;
+        for (long i = 0; i < count; ++i)
+          values += read_reply();
+        return values;
+      }
+      default:
+        throw std::runtime_error("redis: unexpected reply " + head);
+    }
+  }
+
+  int m_fd = -1;
+  std::string m_buffer;
+  std::size_t m_pos = 0;
+};
+
+bool redis_installed() {
+  return std::system("command -v redis-server >/dev/null 2>&1") == 0;
+}
+
+struct row_result {
+  double pgkit = 0, libpq = 0, redis = 0;
+};
+
+void print_row(int threads, const char* operation, const char* unit, const row_result& r) {
+  std::printf("%7d  %-14s %-6s %11.0f %11.0f %7.2f", threads, operation, unit, r.pgkit, r.libpq,
+              r.pgkit / r.libpq);
+  if (r.redis > 0)
+    std::printf(" %11.0f %7.2f", r.redis, r.pgkit / r.redis);
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    bench::server server{argc, argv, "pgkit-bench-cache"};
+    double duration = bench::env("PGKIT_BENCH_SECONDS").empty()
+                          ? 1.0
+                          : std::stod(bench::env("PGKIT_BENCH_SECONDS"));
+    int rounds =
+        bench::env("PGKIT_BENCH_ROUNDS").empty() ? 3 : std::stoi(bench::env("PGKIT_BENCH_ROUNDS"));
+    bench::cache_schema schema{server.url(), "pgkit_bench_cache"};
+    const std::string table = schema.table();
+
+    // The SQL the store prepares, for the raw libpq side.
+    const std::string get_sql =
+        "SELECT CASE WHEN expires_at <= now() THEN NULL ELSE value END "
+        "FROM " +
+        table + " WHERE resource_type = $1 AND key = $2";
+    const std::string get_many_sql =
+        "SELECT k.position, CASE WHEN c.expires_at <= now() THEN NULL ELSE c.value END "
+        "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
+        "CROSS JOIN LATERAL (SELECT expires_at, value FROM " +
+        table + " WHERE resource_type = $1 AND key = k.key OFFSET 0) AS c";
+    const std::string set_sql =
+        "INSERT INTO " + table +
+        " AS c (resource_type, key, value, expires_at) "
+        "VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond') "
+        "ON CONFLICT (resource_type, key) DO UPDATE "
+        "SET value = excluded.value, expires_at = excluded.expires_at";
+
+    // The data: 10 000 keys with 100-byte values, in the cache and in Redis.
+    auto config = pgkit::config_from_url(server.url(), "bench");
+    config.pool_size = 4;
+    auto filler_pool = std::make_shared<pgkit::pool>(config);
+    pgkit::cache_options options;
+    options.schema = schema.name();
+    {
+      pgkit::cache filler{filler_pool, options};
+      std::vector<std::pair<std::string, std::string>> entries;
+      for (int i = 0; i < k_keys; ++i)
+        entries.emplace_back(key_of(static_cast<std::uint64_t>(i)),
+                             value_of(static_cast<std::uint64_t>(i)));
+      filler.set_many(k_type, entries, std::chrono::hours{24});
+    }
+    {
+      pqxx::connection connection{server.url()};
+      pqxx::nontransaction tx{connection};
+      tx.exec("VACUUM ANALYZE " + table);
+    }
+
+    std::unique_ptr<redis_server> redis;
+    if (redis_installed()) {
+      redis = std::make_unique<redis_server>();
+      redis_client filler{redis->port()};
+      for (int i = 0; i < k_keys; i += k_many) {
+        std::vector<std::string> words{"MSET"};
+        for (int j = i; j < i + k_many; ++j) {
+          words.push_back(key_of(static_cast<std::uint64_t>(j)));
+          words.push_back(value_of(static_cast<std::uint64_t>(j)));
+        }
+        filler.command(words);
+      }
+    }
+
+    std::printf(
+        "bench/cache: %d keys, %zu-byte values, best of %d interleaved runs of %.1f s, "
+        "against %s\n",
+        k_keys, k_value_size, rounds, duration,
+        redis ? "raw libpq and Redis" : "raw libpq (no redis-server installed)");
+    std::printf("%7s  %-14s %-6s %11s %11s %7s", "threads", "operation", "unit", "pgkit", "libpq",
+                "ratio");
+    if (redis)
+      std::printf(" %11s %7s", "redis", "ratio");
+    std::printf("\n");
+
+    for (int threads : {1, 2, 4}) {
+      auto pool_config = config;
+      pool_config.pool_size = static_cast<std::size_t>(threads);
+      auto connections = std::make_shared<pgkit::pool>(pool_config);
+      pgkit::cache store{connections, options};
+
+      auto libpq_worker = [&](int t, const char* name, const std::string& sql,
+                              std::function<void(libpq_connection&, random_keys&)> body) {
+        auto connection = std::make_shared<libpq_connection>(server.url());
+        connection->prepare(name, sql);
+        auto keys = std::make_shared<random_keys>(static_cast<std::uint64_t>(t + 1));
+        return std::function<void()>{[connection, keys, body] { body(*connection, *keys); }};
+      };
+      auto redis_worker = [&](int t, std::function<void(redis_client&, random_keys&)> body) {
+        auto client = std::make_shared<redis_client>(redis->port());
+        auto keys = std::make_shared<random_keys>(static_cast<std::uint64_t>(t + 1));
+        return std::function<void()>{[client, keys, body] { body(*client, *keys); }};
+      };
+      auto pgkit_worker = [&](int t, std::function<void(random_keys&)> body) {
+        auto keys = std::make_shared<random_keys>(static_cast<std::uint64_t>(t + 1));
+        return std::function<void()>{[keys, body] { body(*keys); }};
+      };
+
+      using maker = std::function<std::function<void()>(int)>;
+      // Runs the three sides `rounds` times, interleaved, and keeps the best of each: the
+      // machine is shared, and the best run is the one least disturbed by others.
+      auto compare = [&](const maker& pgkit_side, const maker& libpq_side, const maker& redis_side,
+                         double scale) {
+        row_result best;
+        for (int round = 0; round < rounds; ++round) {
+          best.pgkit = std::max(best.pgkit, scale * throughput(threads, duration, pgkit_side));
+          best.libpq = std::max(best.libpq, scale * throughput(threads, duration, libpq_side));
+          if (redis)
+            best.redis = std::max(best.redis, scale * throughput(threads, duration, redis_side));
+        }
+        return best;
+      };
+
+      auto hit = compare(
+          [&](int t) {
+            return pgkit_worker(t, [&store](random_keys& keys) {
+              if (!store.get(k_type, key_of(keys.next())))
+                throw std::runtime_error("pgkit: unexpected miss");
+            });
+          },
+          [&](int t) {
+            return libpq_worker(t, "get", get_sql, [](libpq_connection& c, random_keys& keys) {
+              std::string key = key_of(keys.next());
+              const char* values[] = {k_type, key.c_str()};
+              PGresult* result = c.run("get", 2, values, nullptr, nullptr);
+              if (PQntuples(result) != 1 || PQgetisnull(result, 0, 0))
+                throw std::runtime_error("libpq: unexpected miss");
+              std::string value = field(result, 0, 0);
+              PQclear(result);
+            });
+          },
+          [&](int t) {
+            return redis_worker(t, [](redis_client& c, random_keys& keys) {
+              if (c.command({"GET", key_of(keys.next())}) != 1)
+                throw std::runtime_error("redis: unexpected miss");
+            });
+          },
+          1);
+      print_row(threads, "get hit", "ops/s", hit);
+
+      auto miss = compare(
+          [&](int t) {
+            return pgkit_worker(t, [&store](random_keys& keys) {
+              if (store.get(k_type, missing_key_of(keys.next())))
+                throw std::runtime_error("pgkit: unexpected hit");
+            });
+          },
+          [&](int t) {
+            return libpq_worker(t, "get", get_sql, [](libpq_connection& c, random_keys& keys) {
+              std::string key = missing_key_of(keys.next());
+              const char* values[] = {k_type, key.c_str()};
+              PGresult* result = c.run("get", 2, values, nullptr, nullptr);
+              if (PQntuples(result) != 0)
+                throw std::runtime_error("libpq: unexpected hit");
+              PQclear(result);
+            });
+          },
+          [&](int t) {
+            return redis_worker(t, [](redis_client& c, random_keys& keys) {
+              if (c.command({"GET", missing_key_of(keys.next())}) != 0)
+                throw std::runtime_error("redis: unexpected hit");
+            });
+          },
+          1);
+      print_row(threads, "get miss", "ops/s", miss);
+
+      // set: an upsert with a one-hour ttl on every side.
+      auto set = compare(
+          [&](int t) {
+            return pgkit_worker(t, [&store](random_keys& keys) {
+              auto i = keys.next();
+              store.set(k_type, key_of(i), value_of(i), std::chrono::hours{1});
+            });
+          },
+          [&](int t) {
+            return libpq_worker(t, "set", set_sql, [](libpq_connection& c, random_keys& keys) {
+              auto i = keys.next();
+              std::string key = key_of(i), value = value_of(i), ttl = "3600000";
+              const char* values[] = {k_type, key.c_str(), value.data(), ttl.c_str()};
+              int lengths[] = {0, 0, static_cast<int>(value.size()), 0};
+              int formats[] = {0, 0, 1, 0};
+              PQclear(c.run("set", 4, values, lengths, formats));
+            });
+          },
+          [&](int t) {
+            return redis_worker(t, [](redis_client& c, random_keys& keys) {
+              auto i = keys.next();
+              c.command({"SET", key_of(i), value_of(i), "EX", "3600"});
+            });
+          },
+          1);
+      print_row(threads, "set", "ops/s", set);
+
+      // get_many(100), in keys per second.
+      auto many = compare(
+          [&](int t) {
+            return pgkit_worker(t, [&store](random_keys& keys) {
+              std::vector<std::string> names;
+              for (int k = 0; k < k_many; ++k)
+                names.push_back(key_of(keys.next()));
+              auto values = store.get_many(k_type, names);
+              if (!values.front())
+                throw std::runtime_error("pgkit: unexpected miss");
+            });
+          },
+          [&](int t) {
+            return libpq_worker(t, "get_many", get_many_sql,
+                                [](libpq_connection& c, random_keys& keys) {
+                                  std::vector<std::string> names;
+                                  for (int k = 0; k < k_many; ++k)
+                                    names.push_back(key_of(keys.next()));
+                                  std::string array = text_array(names);
+                                  const char* values[] = {k_type, array.c_str()};
+                                  PGresult* result = c.run("get_many", 2, values, nullptr, nullptr);
+                                  std::vector<std::string> rows(names.size());
+                                  for (int r = 0; r < PQntuples(result); ++r)
+                                    rows.at(int8_field(result, r, 0) - 1) = field(result, r, 1);
+                                  PQclear(result);
+                                  if (rows.front().empty())
+                                    throw std::runtime_error("libpq: unexpected miss");
+                                });
+          },
+          [&](int t) {
+            return redis_worker(t, [](redis_client& c, random_keys& keys) {
+              std::vector<std::string> words{"MGET"};
+              for (int k = 0; k < k_many; ++k)
+                words.push_back(key_of(keys.next()));
+              if (c.command(words) == 0)
+                throw std::runtime_error("redis: unexpected miss");
+            });
+          },
+          k_many);
+      print_row(threads, "get_many(100)", "keys/s", many);
+      std::printf("%7d  get_many(100) keys/s / get hit keys/s: pgkit %.1f, libpq %.1f\n", threads,
+                  many.pgkit / hit.pgkit, many.libpq / hit.libpq);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "bench_cache: " << e.what() << '\n';
+    return 1;
+  }
+}

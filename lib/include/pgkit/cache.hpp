@@ -1,0 +1,165 @@
+#pragma once
+/// The cache store: PostgreSQL as the application's cache, on the `cache` table of the `cache`
+/// module (`pgkit apply cache`). Values are bytes, entries expire on the database clock, expired
+/// entries read as misses, and gc() removes them in short batches that never wait on other
+/// sessions. docs/cache.md describes the semantics in full.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "pgkit/error.hpp"
+#include "pgkit/pool.hpp"
+
+namespace pgkit {
+
+/// How long an entry lives from now; std::nullopt (never_expires) keeps it until it is removed.
+using cache_ttl = std::optional<std::chrono::milliseconds>;
+
+/// The cache_ttl of an entry that never expires.
+inline constexpr std::nullopt_t never_expires = std::nullopt;
+
+/// What a failed read (get, get_many, the read of get_or_set) does.
+enum class cache_read_failure {
+  raise,    ///< throw the pgkit::error
+  as_miss,  ///< report it to cache_options::on_failure and return a miss
+};
+
+/// How a cache store behaves. Every field has a usable default.
+struct cache_options {
+  /// The schema holding the `cache` table; empty: the pool configuration's `schema`, else
+  /// "pgkit".
+  std::string schema;
+  /// Values longer than this are refused before anything is sent (default 1 MiB).
+  std::size_t max_value_size = 1024 * 1024;
+  /// Keys longer than this are refused before anything is sent (default 1 KiB; a B-tree entry
+  /// holds at most about 2.7 kB).
+  std::size_t max_key_size = 1024;
+  /// The lifetime set() gives an entry when the call names none.
+  cache_ttl default_ttl = never_expires;
+  /// Whether read failures throw or degrade to misses (Solid Cache's behaviour).
+  cache_read_failure on_read_failure = cache_read_failure::raise;
+  /// Receives every failure that was turned into a miss (and a failed write of get_or_set in
+  /// that mode). Called on the reading thread; must not throw.
+  std::function<void(const pgkit::error&)> on_failure;
+  /// How long one gc batch may wait for a table lock (SET LOCAL lock_timeout).
+  std::chrono::milliseconds gc_lock_timeout{2000};
+};
+
+/// What gc() is asked to do.
+struct cache_gc_options {
+  /// Rows deleted per batch, each batch in its own short transaction (at least 1).
+  std::size_t batch_size = 10000;
+  /// No new batch starts after this long; std::nullopt: until no expired row is left.
+  std::optional<std::chrono::milliseconds> max_duration;
+  /// Only entries of this resource type; std::nullopt: all of them.
+  std::optional<std::string> resource_type;
+  /// Called after each batch with the rows deleted in it and in all so far; must not throw.
+  std::function<void(std::size_t batch_deleted, std::size_t total_deleted)> progress;
+};
+
+/// What gc() did.
+struct cache_gc_result {
+  std::size_t deleted = 0;              ///< expired rows this run deleted
+  std::size_t batches = 0;              ///< batches (transactions) it ran
+  std::chrono::nanoseconds elapsed{0};  ///< wall time of the whole run
+  bool finished = true;                 ///< false when max_duration stopped it early
+};
+
+/// A cache store over a pool. Thread-safe; each call borrows a connection for itself.
+/// Non-copyable. Keys are text without NUL bytes, 1 to max_key_size bytes; resource types
+/// follow the same rules. Values are arbitrary bytes held in std::string (NUL bytes included).
+class cache {
+ public:
+  /// Creates a store on `connections`. Throws usage_error when the schema name is not a plain
+  /// identifier. Checks nothing on the server (see check()).
+  explicit cache(std::shared_ptr<pool> connections, cache_options options = {});
+  ~cache();
+  cache(const cache&) = delete;
+  cache& operator=(const cache&) = delete;
+
+  /// Returns the schema this store uses.
+  const std::string& schema() const noexcept { return m_schema; }
+  /// Returns the options this store was made with.
+  const cache_options& options() const noexcept { return m_options; }
+
+  /// Throws pgkit::error of kind undefined_object, hinting at `pgkit apply cache`, when the
+  /// cache table does not exist in the schema; other failures as pgkit::error.
+  void check();
+
+  /// Returns the live entry's value, or std::nullopt. An expired entry is a miss and is
+  /// deleted unless another session holds its row lock (the read never waits for one). Throws
+  /// usage_error for an invalid key; pgkit::error for database failures unless they degrade.
+  std::optional<std::string> get(std::string_view resource_type, std::string_view key);
+
+  /// Returns the values of `keys` in their order (std::nullopt for misses), in one round trip
+  /// (a second one deletes expired entries when there were some). Throws like get().
+  std::vector<std::optional<std::string>> get_many(std::string_view resource_type,
+                                                   const std::vector<std::string>& keys);
+
+  /// Stores `value` under `key`, replacing any entry, living `ttl` from now on the database
+  /// clock (never_expires: until removed; zero: already expired). Throws usage_error for an
+  /// invalid key, an oversized value or a negative ttl.
+  void set(std::string_view resource_type, std::string_view key, std::string_view value,
+           cache_ttl ttl);
+  /// Same, with options().default_ttl.
+  void set(std::string_view resource_type, std::string_view key, std::string_view value);
+
+  /// Stores every (key, value) pair in one statement, all with the same ttl; a key given twice
+  /// keeps its last value. Throws like set(), before anything is sent.
+  void set_many(std::string_view resource_type,
+                const std::vector<std::pair<std::string, std::string>>& entries, cache_ttl ttl);
+  /// Same, with options().default_ttl.
+  void set_many(std::string_view resource_type,
+                const std::vector<std::pair<std::string, std::string>>& entries);
+
+  /// Deletes the entry; returns true when one (live or expired) existed.
+  bool remove(std::string_view resource_type, std::string_view key);
+
+  /// Deletes every entry of `resource_type`, in batches of 10 000 rows per statement (so not
+  /// atomically); returns how many it deleted.
+  std::size_t clear(std::string_view resource_type);
+
+  /// Returns the live value, or runs `compute`, stores its result with `ttl` and returns it.
+  /// Concurrent callers that miss at once all compute; the last write wins. Exceptions from
+  /// `compute` pass through and nothing is stored.
+  std::string get_or_set(std::string_view resource_type, std::string_view key, cache_ttl ttl,
+                         const std::function<std::string()>& compute);
+
+  /// Sets a live entry's remaining lifetime to `ttl` (never_expires: keep it until removed;
+  /// zero: expire it now), shortening or lengthening it. Returns false when there is no live
+  /// entry.
+  bool expire(std::string_view resource_type, std::string_view key, cache_ttl ttl);
+
+  /// Makes a live entry live at least `ttl` from now: lengthens, never shortens, and leaves an
+  /// entry that never expires as it is (no write when nothing changes). Returns false when
+  /// there is no live entry.
+  bool touch(std::string_view resource_type, std::string_view key, std::chrono::milliseconds ttl);
+
+  /// Deletes expired entries in batches (FOR UPDATE SKIP LOCKED, each batch its own
+  /// transaction under SET LOCAL lock_timeout), so it never waits on a row another session
+  /// holds, and several runs at once never delete the same row. Throws pgkit::error; a lock
+  /// timeout is thrown as kind lock_timeout after the batches before it were committed.
+  cache_gc_result gc(const cache_gc_options& options = {});
+  /// Same, with `batch_size` and `max_duration`.
+  cache_gc_result gc(std::size_t batch_size, std::optional<std::chrono::milliseconds> max_duration);
+
+  /// Returns how many entries (of `resource_type`, or all) are expired now, without deleting.
+  std::size_t count_expired(const std::optional<std::string>& resource_type = std::nullopt);
+
+ private:
+  struct statements;
+  std::shared_ptr<pool> m_pool;
+  cache_options m_options;
+  std::string m_schema;
+  std::unique_ptr<const statements> m_statements;
+};
+
+}  // namespace pgkit
