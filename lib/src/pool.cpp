@@ -65,6 +65,7 @@ struct pool_state {
   std::deque<waiter*> waiters;                          // front: first in line
   std::size_t total = 0;                                // open connections plus those being opened
   std::size_t in_use = 0;                               // leased out plus being opened for a caller
+  std::size_t refilling = 0;  // being opened to become idle (warm_up, min_idle refill)
   bool closed = false;
   pool_stats counters;
   std::mt19937_64 random{std::random_device{}()};
@@ -207,9 +208,13 @@ struct pool_state {
         it = idle.erase(it);
         offer_capacity();
       }
-      bool refill = idle.size() < config.min_idle && total < config.pool_size;
-      if (refill)
+      // Connections already being opened to become idle count, so that warm_up() and the refill
+      // never overshoot min_idle together.
+      bool refill = idle.size() + refilling < config.min_idle && total < config.pool_size;
+      if (refill) {
         ++total;
+        ++refilling;
+      }
       lock.unlock();
       doomed.clear();
       if (!refill) {
@@ -223,6 +228,7 @@ struct pool_state {
         opened.reset();
       }
       lock.lock();
+      --refilling;
       if (!opened) {
         --total;
         ++counters.create_failed;
@@ -420,12 +426,19 @@ void pool::warm_up() {
   auto target = std::max<std::size_t>(state.config.min_idle, 1);
   for (;;) {
     {
-      std::lock_guard lock{state.mutex};
+      std::unique_lock lock{state.mutex};
       if (state.closed)
         throw usage_error("the pool for " + state.label() + " is closed");
       if (state.idle.size() >= target || state.total >= state.config.pool_size)
         return;
+      if (state.idle.size() + state.refilling >= target) {
+        // The maintenance thread is opening what is missing: wait for it rather than overshoot.
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds{5});
+        continue;
+      }
       ++state.total;
+      ++state.refilling;
     }
     std::unique_ptr<pooled_connection> opened;
     try {
@@ -433,11 +446,13 @@ void pool::warm_up() {
     } catch (...) {
       std::lock_guard lock{state.mutex};
       --state.total;
+      --state.refilling;
       ++state.counters.create_failed;
       state.offer_capacity();
       throw;
     }
     std::lock_guard lock{state.mutex};
+    --state.refilling;
     ++state.counters.created;
     state.hand_over(std::move(opened));
   }

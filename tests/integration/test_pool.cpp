@@ -245,6 +245,20 @@ TEST_CASE("pgkit::pool") {
     }));
   }
 
+  SUBCASE("warm_up and the background refill together open exactly min_idle connections") {
+    for (int round = 0; round < 10; ++round) {
+      auto config = config_for(db.url(), 4);
+      config.min_idle = 2;
+      config.maintenance_interval = 1ms;  // the refill races warm_up as hard as it can
+      pgkit::pool pool{config};
+      pool.warm_up();
+      std::this_thread::sleep_for(30ms);
+      auto stats = pool.stats();
+      CHECK(stats.idle == 2);
+      CHECK(stats.created == 2);
+    }
+  }
+
   SUBCASE("min_idle is refilled in the background after connections are lost") {
     auto config = config_for(db.url(), 4);
     config.min_idle = 2;
