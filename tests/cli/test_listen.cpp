@@ -65,11 +65,6 @@ std::vector<std::string> children_of(int parent) {
   return children;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in{path};
-  return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-}
-
 }  // namespace
 
 TEST_CASE("pgkit listen") {
@@ -136,8 +131,8 @@ TEST_CASE("pgkit listen") {
       pgkit::notify(*sender, "work", payload);
     CHECK(listen->wait(60s) == 0);
     auto pid = std::to_string(sender->backendpid());
-    CHECK(read_file(log) == "work|" + pid + "|first\nwork|" + pid + "|fail\nwork|" + pid +
-                                "|third line\nsecond\nwork|" + pid + "|last\n");
+    CHECK(pgkit_test::read_file(log) == "work|" + pid + "|first\nwork|" + pid + "|fail\nwork|" +
+                                            pid + "|third line\nsecond\nwork|" + pid + "|last\n");
     CHECK(listen->err().find("exited with status 1 (notification on channel 'work' from pid " +
                              pid + ")") != std::string::npos);
     CHECK(listen->unread_out().empty());
@@ -149,9 +144,9 @@ TEST_CASE("pgkit listen") {
     for (const char* payload : {"a", "b", "c"})
       pgkit::notify(*sender, "reap", payload);
     auto deadline = steady::now() + 20s;
-    while (read_file(log) != "abc" && steady::now() < deadline)
+    while (pgkit_test::read_file(log) != "abc" && steady::now() < deadline)
       std::this_thread::sleep_for(50ms);
-    REQUIRE(read_file(log) == "abc");
+    REQUIRE(pgkit_test::read_file(log) == "abc");
     std::vector<std::string> children;
     do {
       children = children_of(listen->pid());
@@ -191,12 +186,7 @@ TEST_CASE("pgkit listen") {
   }
 
   SUBCASE("a connection configured for a transaction-mode pooler is refused (exit 2)") {
-    std::string dir = pgkit_test::temp_dir("listen-pooler");
-    std::ofstream{dir + "/database.toml"} << "[connections.main]\nurl = \"" << db.url()
-                                          << "\"\npooler = \"pgbouncer-transaction\"\n";
-    pgkit_test::process_options in_dir;
-    in_dir.cwd = dir;
-    in_dir.unset_env = {"DATABASE_URL"};
+    auto in_dir = pgkit_test::in_app_dir(db.url(), "pooler = \"pgbouncer-transaction\"\n");
     auto result = run_pgkit({"listen", "jobs", "--timeout", "1"}, in_dir);
     CHECK(result.exit_code == 2);
     CHECK(result.err.find("transaction-mode pooler") != std::string::npos);

@@ -8,23 +8,9 @@
 
 #include "harness.hpp"
 
-namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in{path};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-}  // namespace
-
 TEST_CASE("README example: pgkit::cache") {
   pgkit_test::scratch_database db{"example_cache"};
-  auto dir = pgkit_test::temp_dir("pgkit-example-cache");
-  std::ofstream{dir + "/database.toml"} << "[connections.main]\nurl = \"" << db.url() << "\"\n";
-  pgkit_test::process_options options;
-  options.cwd = dir;
+  auto options = pgkit_test::in_app_dir(db.url());
 
   SUBCASE("runs once the cache module is applied") {
     auto applied = pgkit_test::run_pgkit({"apply", "--addr", db.url(), "cache"});
@@ -45,8 +31,6 @@ TEST_CASE("README example: pgkit::cache") {
           "pgkit.cache)\napp: hint: run pgkit apply cache\n");
   }
   SUBCASE("the README shows this very program") {
-    auto readme = read_file(pgkit_test::source_dir() + "/README.md");
-    auto example = read_file(pgkit_test::source_dir() + "/tests/integration/example_cache.cpp");
-    CHECK(readme.find("```cpp\n" + example + "```") != std::string::npos);
+    CHECK(pgkit_test::readme_shows("tests/integration/example_cache.cpp"));
   }
 }

@@ -8,17 +8,6 @@
 
 #include "harness.hpp"
 
-namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in{path};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-}  // namespace
-
 TEST_CASE("README example: pgkit::start") {
   pgkit_test::scratch_database db{"example"};
   auto dir = pgkit_test::temp_dir("pgkit-example");
@@ -41,8 +30,6 @@ TEST_CASE("README example: pgkit::start") {
     CHECK(result.err.find("app: hint: create database.toml") != std::string::npos);
   }
   SUBCASE("the README shows this very program") {
-    auto readme = read_file(pgkit_test::source_dir() + "/README.md");
-    auto example = read_file(pgkit_test::source_dir() + "/tests/integration/example_start.cpp");
-    CHECK(readme.find("```cpp\n" + example + "```") != std::string::npos);
+    CHECK(pgkit_test::readme_shows("tests/integration/example_start.cpp"));
   }
 }

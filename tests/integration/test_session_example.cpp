@@ -11,23 +11,9 @@
 #include "pgkit/migration.hpp"
 #include "pqxx_compat.hpp"
 
-namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in{path};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-}  // namespace
-
 TEST_CASE("README example: pgkit::session_store") {
   pgkit_test::scratch_database db{"session_example"};
-  auto dir = pgkit_test::temp_dir("pgkit-session-example");
-  std::ofstream{dir + "/database.toml"} << "[connections.main]\nurl = \"" << db.url() << "\"\n";
-  pgkit_test::process_options options;
-  options.cwd = dir;
+  auto options = pgkit_test::in_app_dir(db.url());
 
   SUBCASE("runs every operation against the session module") {
     pqxx::connection connection{db.url()};
@@ -47,8 +33,6 @@ TEST_CASE("README example: pgkit::session_store") {
                           "pgkit session\n") != std::string::npos);
   }
   SUBCASE("the README shows this very program") {
-    auto readme = read_file(pgkit_test::source_dir() + "/README.md");
-    auto example = read_file(pgkit_test::source_dir() + "/tests/integration/example_session.cpp");
-    CHECK(readme.find("```cpp\n" + example + "```") != std::string::npos);
+    CHECK(pgkit_test::readme_shows("tests/integration/example_session.cpp"));
   }
 }

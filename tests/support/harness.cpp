@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -271,6 +272,26 @@ std::string query_value(const std::string& url, const std::string& sql) {
   if (result[0][0].is_null())
     return "NULL";
   return result[0][0].c_str();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+}
+
+process_options in_app_dir(const std::string& url, const std::string& extra_lines) {
+  process_options options;
+  options.cwd = temp_dir("pgkit-app");
+  std::ofstream{options.cwd + "/database.toml"} << "[connections.main]\nurl = \"" << url << "\"\n"
+                                                << extra_lines;
+  options.unset_env = {"DATABASE_URL"};
+  return options;
+}
+
+bool readme_shows(const std::string& example) {
+  auto readme = read_file(source_dir() + "/README.md");
+  auto text = read_file(source_dir() + "/" + example);
+  return !text.empty() && readme.find("```cpp\n" + text + "```") != std::string::npos;
 }
 
 }  // namespace pgkit_test

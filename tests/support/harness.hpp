@@ -68,6 +68,18 @@ std::string source_dir();
 /// Returns a fresh empty temporary directory, removed at process exit.
 std::string temp_dir(const std::string& label = "pgkit-test");
 
+/// Returns the whole content of the file at `path` ("" when it cannot be read).
+std::string read_file(const std::string& path);
+
+/// Returns options that run a program in a fresh directory holding a `database.toml` whose
+/// connection `main` is `url` followed by `extra_lines` (DATABASE_URL is unset, so the file
+/// decides).
+process_options in_app_dir(const std::string& url, const std::string& extra_lines = {});
+
+/// Returns true when README.md shows the file `example` (relative to the source directory)
+/// byte for byte as a ```cpp block.
+bool readme_shows(const std::string& example);
+
 /// Polls `condition` every 10 ms until it holds or `timeout` passes; returns its last value.
 /// For what the server does asynchronously (a closed connection's backend exiting, say).
 template <typename Condition>
