@@ -3,7 +3,8 @@
 // the pool against the same statement on one connection without a pool and against a raw libpq
 // loop, (3) contended throughput: 8 threads over a pool of 4 against 4 threads that each own a
 // connection.
-//   pgkit_bench_pool [URL]   (default: $DATABASE_URL, else a throwaway server of its own)
+//   bench_pool [URL]   (default: $PGKIT_BENCH_URL, $DATABASE_URL, else a throwaway server of its
+//   own)
 
 #include <libpq-fe.h>
 
@@ -21,6 +22,8 @@
 #include <pgkit/pgkit.hpp>
 #include <pqxx/pqxx>
 
+#include "support.hpp"
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -29,19 +32,6 @@ double ns_per(clock_type::duration elapsed, long iterations) {
   return static_cast<double>(
              std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) /
          static_cast<double>(iterations);
-}
-
-std::string run_script(const std::string& command) {
-  std::string output;
-  if (FILE* pipe = ::popen(command.c_str(), "r")) {
-    char buffer[512];
-    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr)
-      output += buffer;
-    ::pclose(pipe);
-  }
-  while (!output.empty() && output.back() == '\n')
-    output.pop_back();
-  return output;
 }
 
 void row(const char* what, double measured, const char* baseline_name, double baseline,
@@ -53,14 +43,8 @@ void row(const char* what, double measured, const char* baseline_name, double ba
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string url = argc > 1 ? argv[1] : "";
-  if (url.empty() && std::getenv("DATABASE_URL") != nullptr)
-    url = std::getenv("DATABASE_URL");
-  std::string sandbox;
-  if (url.empty()) {
-    sandbox = run_script(std::string{PGKIT_SANDBOX_SCRIPT} + " start --owner pgkit-bench-pool");
-    url = run_script(std::string{PGKIT_SANDBOX_SCRIPT} + " url " + sandbox);
-  }
+  bench::server server{argc, argv, "pgkit-bench-pool"};
+  const std::string& url = server.url();
   int status = 0;
   try {
     auto config = pgkit::config_from_url(url, "bench");
@@ -169,10 +153,8 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(stats.created),
                 static_cast<unsigned long long>(stats.destroyed()));
   } catch (const std::exception& e) {
-    std::cerr << "pgkit_bench_pool: " << e.what() << '\n';
+    std::cerr << "bench_pool: " << e.what() << '\n';
     status = 1;
   }
-  if (!sandbox.empty())
-    run_script(std::string{PGKIT_SANDBOX_SCRIPT} + " stop " + sandbox);
   return status;
 }

@@ -4,7 +4,8 @@
 // work) on one connection per thread, and (2) connect-pg-simple with pg on the same server at
 // the same concurrency, when Node.js and the modules from scripts/bootstrap are present.
 // Each figure is the best of several windows, the variants interleaved.
-//   bench_session [URL]   (default: $PGKIT_BENCH_URL, else a throwaway server of its own)
+//   bench_session [URL]   (default: $PGKIT_BENCH_URL, $DATABASE_URL, else a throwaway server of its
+//   own)
 
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -25,6 +26,8 @@
 #include <pgkit/pgkit.hpp>
 #include <pqxx/pqxx>
 
+#include "support.hpp"
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -39,19 +42,6 @@ std::string session_data(long i) {
   return R"({"cookie":{"originalMaxAge":604800000,"httpOnly":true,"path":"/"},"user":42,)"
          R"("counter":)" +
          std::to_string(i) + R"(,"note":")" + std::string(48, 'x') + "\"}";
-}
-
-std::string run_script(const std::string& command) {
-  std::string output;
-  if (FILE* pipe = ::popen(command.c_str(), "r")) {
-    char buffer[512];
-    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr)
-      output += buffer;
-    ::pclose(pipe);
-  }
-  while (!output.empty() && output.back() == '\n')
-    output.pop_back();
-  return output;
 }
 
 // Runs `work(thread, i)` from `threads` threads until the window closes; returns operations/s.
@@ -182,7 +172,7 @@ struct measured {
 void run_peer(const std::string& url, measured& out) {
   std::string modules = std::string{PGKIT_BENCH_SOURCE_DIR} + "/build/tools/node_modules";
   if (!std::filesystem::exists(modules + "/connect-pg-simple") ||
-      run_script("command -v node").empty()) {
+      bench::run_script("command -v node").empty()) {
     static bool said = false;
     if (!said)
       std::printf("connect-pg-simple: skipped (needs node and scripts/bootstrap's npm modules)\n");
@@ -193,9 +183,9 @@ void run_peer(const std::string& url, measured& out) {
   for (int level : k_levels)
     levels += (levels.empty() ? "" : ",") + std::to_string(level);
   auto seconds = std::chrono::duration<double>(k_window).count();
-  auto output = run_script("NODE_PATH='" + modules + "' node '" + PGKIT_BENCH_SOURCE_DIR +
-                           "/bench/session_connect_pg_simple.js' '" + url + "' " + levels + " " +
-                           std::to_string(seconds) + " 1");
+  auto output = bench::run_script("NODE_PATH='" + modules + "' node '" + PGKIT_BENCH_SOURCE_DIR +
+                                  "/bench/session_connect_pg_simple.js' '" + url + "' " + levels +
+                                  " " + std::to_string(seconds) + " 1");
   std::istringstream lines{output};
   std::string line;
   while (std::getline(lines, line)) {
@@ -215,14 +205,8 @@ void run_peer(const std::string& url, measured& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string url = argc > 1 ? argv[1] : "";
-  if (url.empty() && std::getenv("PGKIT_BENCH_URL") != nullptr)
-    url = std::getenv("PGKIT_BENCH_URL");
-  std::string sandbox;
-  if (url.empty()) {
-    sandbox = run_script(std::string{PGKIT_SANDBOX_SCRIPT} + " start --owner pgkit-bench-session");
-    url = run_script(std::string{PGKIT_SANDBOX_SCRIPT} + " url " + sandbox);
-  }
+  bench::server server{argc, argv, "pgkit-bench-session"};
+  const std::string& url = server.url();
   int status = 0;
   try {
     if (sodium_init() < 0)
@@ -335,7 +319,5 @@ int main(int argc, char** argv) {
     std::cerr << "bench_session: " << e.what() << '\n';
     status = 1;
   }
-  if (!sandbox.empty())
-    run_script(std::string{PGKIT_SANDBOX_SCRIPT} + " stop " + sandbox);
   return status;
 }
