@@ -629,7 +629,9 @@ cache_gc_result cache::gc(const cache_gc_options& options) {
   cache_gc_result result;
   auto lease = m_pool->acquire();
   for (;;) {
-    if (options.max_duration && clock::now() - started >= *options.max_duration) {
+    // The first batch always runs, so a run under a time limit always makes progress.
+    if (result.batches > 0 && options.max_duration &&
+        clock::now() - started >= *options.max_duration) {
       result.finished = false;
       break;
     }

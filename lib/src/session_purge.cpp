@@ -118,8 +118,10 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
 
   const auto batch_limit = static_cast<std::int64_t>(options.batch_size);
   const auto lock_timeout = std::to_string(options.lock_timeout.count()) + "ms";
+  // The first batch always runs, so a run under a time limit always makes progress.
   auto out_of_time = [&] {
-    return options.max_duration && clock_type::now() - started >= *options.max_duration;
+    return result.batches > 0 && options.max_duration &&
+           clock_type::now() - started >= *options.max_duration;
   };
   for (const auto* target : targets)
     result.tables.push_back({target->table, 0});
