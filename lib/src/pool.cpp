@@ -172,6 +172,7 @@ struct pool_state {
         offer_capacity();
       } else {
         connection->last_used = now;
+        connection->last_thread = std::this_thread::get_id();
         hand_over(std::move(connection));
       }
       if (in_use == 0)
@@ -336,8 +337,15 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
       throw usage_error("the pool for " + state.label() + " is closed");
     // Nobody may overtake a queued caller: the fast paths only apply when no one waits.
     if (state.waiters.empty() && !state.idle.empty()) {
-      connection = std::move(state.idle.back());
-      state.idle.pop_back();
+      // The connection this thread gave back last, if it is idle, else the most recent one:
+      // a thread that keeps its connection keeps its server process warm.
+      auto mine = std::find_if(state.idle.rbegin(), state.idle.rend(), [](const auto& idle) {
+        return idle->last_thread == std::this_thread::get_id();
+      });
+      auto chosen =
+          mine == state.idle.rend() ? std::prev(state.idle.end()) : std::prev(mine.base());
+      connection = std::move(*chosen);
+      state.idle.erase(chosen);
       ++state.in_use;
     } else if (state.waiters.empty() && state.total < state.config.pool_size) {
       ++state.total;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include <pqxx/connection>
@@ -20,6 +21,8 @@ struct pooled_connection {
   clock::time_point created;
   /// When the connection was last given back (or opened).
   clock::time_point last_used;
+  /// The thread that last gave it back: acquire() prefers handing it to that thread again.
+  std::thread::id last_thread;
   /// After this the connection is closed instead of reused (max_lifetime minus jitter).
   clock::time_point expires = clock::time_point::max();
 };

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -93,6 +94,29 @@ TEST_CASE("pgkit::pool") {
     CHECK(stats.acquired == 2);
     CHECK(stats.created == 1);
     CHECK(stats.destroyed() == 0);
+  }
+
+  SUBCASE("a thread gets back the connection it gave back last, not the newest idle one") {
+    pgkit::pool pool{config_for(db.url(), 2)};
+    auto first = pool.acquire();
+    int mine = backend_pid(first);
+    int other = 0;
+    std::promise<void> given_back;
+    // Another thread holds the second connection and gives it back after this thread gave
+    // back the first, so the second is the newest idle connection when this thread asks again.
+    std::thread holder{[&] {
+      auto second = pool.acquire();
+      other = backend_pid(second);
+      given_back.get_future().wait();
+    }};
+    pgkit_test::eventually([&] { return pool.stats().in_use == 2; });
+    first.release();
+    given_back.set_value();
+    holder.join();
+    REQUIRE(mine != other);
+    REQUIRE(pool.stats().idle == 2);
+    auto again = pool.acquire();
+    CHECK(backend_pid(again) == mine);
   }
 
   SUBCASE("connections carry the configured application_name") {
