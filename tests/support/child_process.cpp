@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,33 +10,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <map>
 #include <stdexcept>
-
-extern char** environ;
 
 namespace pgkit_test {
 namespace {
 
 using steady = std::chrono::steady_clock;
-
-std::vector<std::string> merged_environment(const process_options& options) {
-  std::map<std::string, std::string> merged;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    std::string pair = *entry;
-    auto equals = pair.find('=');
-    if (equals != std::string::npos)
-      merged[pair.substr(0, equals)] = pair.substr(equals + 1);
-  }
-  for (const auto& name : options.unset_env)
-    merged.erase(name);
-  for (const auto& [name, value] : options.env)
-    merged[name] = value;
-  std::vector<std::string> result;
-  for (const auto& [name, value] : merged)
-    result.push_back(name + "=" + value);
-  return result;
-}
 
 int decode_status(int status) {
   if (WIFEXITED(status))
@@ -56,46 +34,11 @@ std::string trim_newline(std::string text) {
 }  // namespace
 
 child_process::child_process(const std::vector<std::string>& argv, const process_options& options) {
-  if (argv.empty())
-    throw std::invalid_argument("child_process: empty argv");
-  int in_pipe[2], out_pipe[2], err_pipe[2];
-  if (::pipe(in_pipe) != 0 || ::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0)
-    throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]})
-    posix_spawn_file_actions_addclose(&actions, fd);
-  if (!options.cwd.empty())
-    posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
-  std::vector<char*> args;
-  for (const auto& arg : argv)
-    args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  auto env_strings = merged_environment(options);
-  std::vector<char*> env;
-  for (auto& entry : env_strings)
-    env.push_back(entry.data());
-  env.push_back(nullptr);
-  int spawn_error = ::posix_spawnp(&m_pid, args[0], &actions, nullptr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(in_pipe[0]);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  if (spawn_error != 0) {
-    for (int fd : {in_pipe[1], out_pipe[0], err_pipe[0]})
-      ::close(fd);
-    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(spawn_error));
-  }
-  m_in = in_pipe[1];
-  m_out_fd = out_pipe[0];
-  m_err_fd = err_pipe[0];
-  for (int fd : {m_in, m_out_fd, m_err_fd}) {
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  }
+  auto child = spawn_child(argv, options, true);
+  m_pid = child.pid;
+  m_in = child.in;
+  m_out_fd = child.out;
+  m_err_fd = child.err;
 }
 
 child_process::~child_process() {

@@ -118,16 +118,17 @@ scratch_database::~scratch_database() {
   }
 }
 
-process_result run_process(const std::vector<std::string>& argv, const process_options& options) {
+spawned_child spawn_child(const std::vector<std::string>& argv, const process_options& options,
+                          bool with_stdin) {
   if (argv.empty())
-    throw std::invalid_argument("run_process: empty argv");
+    throw std::invalid_argument("spawn_child: empty argv");
   int in_pipe[2], out_pipe[2], err_pipe[2];
   if (::pipe(in_pipe) != 0 || ::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0) {
     throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  if (options.input) {
+  if (with_stdin) {
     posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
   } else {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -150,8 +151,8 @@ process_result run_process(const std::vector<std::string>& argv, const process_o
     env.push_back(entry.data());
   env.push_back(nullptr);
 
-  pid_t pid = 0;
-  int spawn_error = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env.data());
+  spawned_child child;
+  int spawn_error = ::posix_spawnp(&child.pid, args[0], &actions, nullptr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);
@@ -162,21 +163,31 @@ process_result run_process(const std::vector<std::string>& argv, const process_o
     ::close(err_pipe[0]);
     throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(spawn_error));
   }
-  set_cloexec_nonblock(in_pipe[1]);
-  set_cloexec_nonblock(out_pipe[0]);
-  set_cloexec_nonblock(err_pipe[0]);
+  if (with_stdin) {
+    child.in = in_pipe[1];
+    set_cloexec_nonblock(child.in);
+  } else {
+    ::close(in_pipe[1]);
+  }
+  child.out = out_pipe[0];
+  child.err = err_pipe[0];
+  set_cloexec_nonblock(child.out);
+  set_cloexec_nonblock(child.err);
+  return child;
+}
 
+process_result run_process(const std::vector<std::string>& argv, const process_options& options) {
+  auto child = spawn_child(argv, options, options.input.has_value());
+  pid_t pid = child.pid;
   process_result result;
   std::string pending_input = options.input.value_or("");
   std::size_t written = 0;
-  int in_fd = options.input ? in_pipe[1] : -1;
-  if (in_fd < 0)
-    ::close(in_pipe[1]);
+  int in_fd = child.in;
   if (in_fd >= 0 && pending_input.empty()) {
     ::close(in_fd);
     in_fd = -1;
   }
-  int out_fd = out_pipe[0], err_fd = err_pipe[0];
+  int out_fd = child.out, err_fd = child.err;
   auto deadline = std::chrono::steady_clock::now() + options.timeout;
   bool killed = false;
   char buffer[65536];

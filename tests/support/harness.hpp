@@ -2,6 +2,8 @@
 // What pgkit's tests share: the sandbox server started by the CTest fixture, a fresh database
 // per test, and running real programs (the pgkit binary, psql, dbmate) with their output.
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <map>
 #include <optional>
@@ -53,6 +55,19 @@ struct process_options {
   std::string cwd;                         ///< working directory (default: unchanged)
   std::chrono::seconds timeout{120};       ///< killed with SIGKILL after this
 };
+
+/// A started child process and the parent's ends of its pipes (non-blocking, close-on-exec).
+struct spawned_child {
+  pid_t pid = 0;
+  int in = -1;  ///< its stdin, or -1 when it reads /dev/null
+  int out = -1;
+  int err = -1;
+};
+
+/// Starts `argv` (argv[0] looked up in PATH) with the environment and directory of `options`;
+/// its stdin is a pipe when `with_stdin`, else /dev/null. Throws when it cannot be started.
+spawned_child spawn_child(const std::vector<std::string>& argv, const process_options& options,
+                          bool with_stdin);
 
 /// Runs `argv` (argv[0] looked up in PATH) to completion and returns its status and output.
 process_result run_process(const std::vector<std::string>& argv,
