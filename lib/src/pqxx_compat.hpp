@@ -75,17 +75,24 @@ pqxx::result exec_prepared(pqxx::transaction_base& tx, const std::string& name, 
 /// A run-time list of text parameters; std::nullopt is SQL NULL.
 using param_list = std::vector<std::optional<std::string>>;
 
+#if PQXX_VERSION_MAJOR >= 7
+/// The run-time list as libpqxx 7's parameter object.
+inline pqxx::params to_params(const param_list& params) {
+  pqxx::params list;
+  for (const auto& value : params)
+    list.append(value);
+  return list;
+}
+#endif
+
 /// Runs a statement whose parameters are only known at run time.
 inline pqxx::result exec_param_list(pqxx::transaction_base& tx, std::string_view sql,
                                     const param_list& params) {
 #if PQXX_VERSION_MAJOR >= 7
-  pqxx::params list;
-  for (const auto& value : params)
-    list.append(value);
 #ifdef PGKIT_PQXX_PARAMS_EXEC
-  return tx.exec(sql, list);
+  return tx.exec(sql, to_params(params));
 #else
-  return tx.exec_params(sql, list);
+  return tx.exec_params(sql, to_params(params));
 #endif
 #else
   return tx.exec_params(std::string{sql}, pqxx::prepare::make_dynamic_params(params));
@@ -96,13 +103,10 @@ inline pqxx::result exec_param_list(pqxx::transaction_base& tx, std::string_view
 inline pqxx::result exec_prepared_list(pqxx::transaction_base& tx, const std::string& name,
                                        const param_list& params) {
 #if PQXX_VERSION_MAJOR >= 7
-  pqxx::params list;
-  for (const auto& value : params)
-    list.append(value);
 #ifdef PGKIT_PQXX_PARAMS_EXEC
-  return tx.exec(pqxx::prepped{name}, list);
+  return tx.exec(pqxx::prepped{name}, to_params(params));
 #else
-  return tx.exec_prepared(name, list);
+  return tx.exec_prepared(name, to_params(params));
 #endif
 #else
   return tx.exec_prepared(name, pqxx::prepare::make_dynamic_params(params));
