@@ -13,9 +13,9 @@
 
 #include "command.hpp"
 #include "commands.hpp"
+#include "core/suggest.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/redact.hpp"
-#include "pgkit/suggest.hpp"
 #include "pgkit/version.hpp"
 
 namespace pgkit::cli {

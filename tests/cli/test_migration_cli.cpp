@@ -9,9 +9,9 @@
 #include <sstream>
 #include <thread>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/migration.hpp"
-#include "pqxx_compat.hpp"
 
 namespace fs = std::filesystem;
 using pgkit_test::process_result;

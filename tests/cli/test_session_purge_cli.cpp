@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/migration.hpp"
-#include "pqxx_compat.hpp"
 
 using pgkit_test::query_value;
 using pgkit_test::run_pgkit;

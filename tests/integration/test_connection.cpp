@@ -1,9 +1,9 @@
 #include <doctest/doctest.h>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
-#include "pqxx_compat.hpp"
 
 namespace {
 

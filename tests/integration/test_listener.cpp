@@ -5,13 +5,13 @@
 #include <thread>
 #include <vector>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/listener.hpp"
 #include "pgkit/notify.hpp"
 #include "pgkit/pool.hpp"
-#include "pqxx_compat.hpp"
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;

@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
-#include "pqxx_compat.hpp"
 
 namespace fs = std::filesystem;
 using pgkit_test::query_value;

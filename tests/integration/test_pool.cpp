@@ -11,11 +11,11 @@
 #include <thread>
 #include <vector>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/pool.hpp"
 #include "pgkit/transaction.hpp"
-#include "pqxx_compat.hpp"
-#include "statements.hpp"
+#include "stores/statements.hpp"
 
 using namespace std::chrono_literals;
 

@@ -18,7 +18,7 @@
 #include "harness.hpp"
 #include "pgkit/pool.hpp"
 #include "pgkit/transaction.hpp"
-#include "statements.hpp"
+#include "stores/statements.hpp"
 
 using namespace std::chrono_literals;
 

@@ -8,9 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/pool.hpp"
-#include "pqxx_compat.hpp"
 
 using namespace std::chrono_literals;
 

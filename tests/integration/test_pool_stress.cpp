@@ -11,7 +11,7 @@
 #include "harness.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/pool.hpp"
-#include "statements.hpp"
+#include "stores/statements.hpp"
 
 using namespace std::chrono_literals;
 

@@ -12,11 +12,11 @@
 #include <thread>
 #include <vector>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/session.hpp"
-#include "pqxx_compat.hpp"
 
 using namespace std::chrono_literals;
 using pgkit_test::query_value;

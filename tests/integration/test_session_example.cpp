@@ -7,9 +7,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/migration.hpp"
-#include "pqxx_compat.hpp"
 
 TEST_CASE("README example: pgkit::session_store") {
   pgkit_test::scratch_database db{"session_example"};

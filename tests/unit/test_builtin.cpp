@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "harness.hpp"
-#include "pgkit/builtin.hpp"
+#include "migrate/builtin.hpp"
 
 namespace fs = std::filesystem;
 

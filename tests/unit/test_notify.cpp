@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "listener_backoff.hpp"
+#include "notify/listener_backoff.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/notify.hpp"
 

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "pgkit/session.hpp"
-#include "session_key.hpp"
+#include "stores/session_key.hpp"
 
 namespace {
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "pgkit/suggest.hpp"
+#include "core/suggest.hpp"
 
 TEST_CASE("pgkit::nearest_word") {
   std::vector<std::string> commands{"migrate", "apply", "status", "rollback", "print-sql"};

@@ -1,7 +1,6 @@
 #pragma once
 /// Everything pgkit offers, in one include.
 
-#include "pgkit/builtin.hpp"
 #include "pgkit/cache.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"
@@ -12,6 +11,5 @@
 #include "pgkit/pool.hpp"
 #include "pgkit/redact.hpp"
 #include "pgkit/session.hpp"
-#include "pgkit/suggest.hpp"
 #include "pgkit/transaction.hpp"
 #include "pgkit/version.hpp"

@@ -2,9 +2,9 @@
 
 #include <string>
 
+#include "core/pqxx_compat.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
-#include "pqxx_compat.hpp"
 
 namespace pgkit {
 namespace {

@@ -1,4 +1,4 @@
-#include "pqxx_compat.hpp"
+#include "core/pqxx_compat.hpp"
 
 #include <libpq-fe.h>
 

@@ -15,10 +15,10 @@
 #include <system_error>
 #include <tuple>
 
-#include "embedded_sql.hpp"
-#include "migration_sql.hpp"
+#include "core/suggest.hpp"
+#include "migrate/embedded_sql.hpp"
+#include "migrate/migration_sql.hpp"
 #include "pgkit/error.hpp"
-#include "pgkit/suggest.hpp"
 
 namespace pgkit {
 namespace {

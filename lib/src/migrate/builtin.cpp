@@ -1,6 +1,6 @@
-#include "pgkit/builtin.hpp"
+#include "migrate/builtin.hpp"
 
-#include "embedded_sql.hpp"
+#include "migrate/embedded_sql.hpp"
 
 namespace pgkit {
 

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <numeric>
 
-#include "migration_sql.hpp"
+#include "core/pqxx_compat.hpp"
+#include "migrate/migration_sql.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/session.hpp"
-#include "pqxx_compat.hpp"
 
 namespace pgkit {
 namespace {

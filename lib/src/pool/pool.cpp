@@ -10,10 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include "core/pqxx_compat.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
-#include "pooled_connection.hpp"
-#include "pqxx_compat.hpp"
+#include "pool/pooled_connection.hpp"
 
 namespace pgkit {
 namespace detail {

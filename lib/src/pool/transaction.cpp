@@ -3,8 +3,8 @@
 #include <random>
 #include <thread>
 
+#include "core/pqxx_compat.hpp"
 #include "pgkit/error.hpp"
-#include "pqxx_compat.hpp"
 
 namespace pgkit::detail {
 namespace {

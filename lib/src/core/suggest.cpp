@@ -1,4 +1,4 @@
-#include "pgkit/suggest.hpp"
+#include "core/suggest.hpp"
 
 #include <algorithm>
 #include <limits>

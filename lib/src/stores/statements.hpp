@@ -8,11 +8,11 @@
 
 #include <string>
 
+#include "core/pqxx_compat.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
-#include "pooled_connection.hpp"
-#include "pqxx_compat.hpp"
+#include "pool/pooled_connection.hpp"
 
 namespace pgkit::detail {
 

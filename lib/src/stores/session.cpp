@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "migration_sql.hpp"
+#include "core/pqxx_compat.hpp"
+#include "migrate/migration_sql.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
-#include "pqxx_compat.hpp"
-#include "session_key.hpp"
-#include "statements.hpp"
+#include "stores/session_key.hpp"
+#include "stores/statements.hpp"
 
 namespace pgkit {
 

@@ -14,9 +14,9 @@
 #include <memory>
 #include <sstream>
 
+#include "core/suggest.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/redact.hpp"
-#include "pgkit/suggest.hpp"
 
 namespace pgkit {
 namespace {

@@ -7,10 +7,10 @@
 #include <set>
 #include <thread>
 
-#include "migration_sql.hpp"
+#include "core/pqxx_compat.hpp"
+#include "migrate/migration_sql.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
-#include "pqxx_compat.hpp"
 
 namespace pgkit {
 namespace {

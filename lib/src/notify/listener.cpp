@@ -19,7 +19,7 @@
 #include <random>
 #include <utility>
 
-#include "listener_backoff.hpp"
+#include "notify/listener_backoff.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/notify.hpp"
 #include "pgkit/redact.hpp"

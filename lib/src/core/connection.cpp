@@ -1,8 +1,8 @@
 #include "pgkit/connection.hpp"
 
+#include "core/pqxx_compat.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
-#include "pqxx_compat.hpp"
 
 namespace pgkit {
 

@@ -1,6 +1,6 @@
 #include "pgkit/version.hpp"
 
-#include "pqxx_compat.hpp"
+#include "core/pqxx_compat.hpp"
 
 namespace pgkit {
 

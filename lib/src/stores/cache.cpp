@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <map>
 
-#include "migration_sql.hpp"
+#include "core/pqxx_compat.hpp"
+#include "migrate/migration_sql.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/migration.hpp"
-#include "pqxx_compat.hpp"
-#include "statements.hpp"
+#include "stores/statements.hpp"
 
 namespace pgkit {
 namespace {
