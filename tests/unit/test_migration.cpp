@@ -255,9 +255,15 @@ TEST_CASE("pgkit::render_plain_script") {
   SUBCASE("an invalid schema is refused") {
     CHECK_THROWS_AS(pgkit::render_plain_script(order, "bad name"), pgkit::usage_error);
   }
-  SUBCASE("the dbmate layout cannot carry a transaction:false migration") {
-    auto message = usage_message([&] { pgkit::render_dbmate_files(order, "pgkit"); });
-    CHECK(message.find("20260302120000_idx.sql") != std::string::npos);
+  SUBCASE("the dbmate layout carries a transaction:false migration as two files") {
+    auto files = pgkit::render_dbmate_files(order, "pgkit");
+    REQUIRE(files.size() == 4);  // core, a, and two for idx
+    CHECK(files[2].file_name == "202603021200000_app_idx.sql");
+    CHECK(files[2].text.find("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY") !=
+          std::string::npos);
+    CHECK(files[2].text.find("INSERT INTO") == std::string::npos);
+    CHECK(files[3].file_name == "202603021200001_app_idx_pgkit_record.sql");
+    CHECK(files[3].text.find("INSERT INTO \"pgkit\".schema_migration") != std::string::npos);
   }
   SUBCASE("the dbmate layout names each file by version, module and name") {
     auto built_in = pgkit::module_catalog::load();
