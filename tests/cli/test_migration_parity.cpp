@@ -10,8 +10,10 @@
 #include <string>
 
 #include "child_process.hpp"
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "migration_cli_support.hpp"
+#include "pgkit/migration.hpp"
 
 using namespace pgkit_test::migration_cli;
 using pgkit_test::query_value;
@@ -289,6 +291,23 @@ TEST_CASE("pgkit apply: SIGTERM or SIGINT cancels the running migration on the s
           "0");
     CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.started') IS NULL") == "t");
   }
+}
+
+TEST_CASE("pgkit apply: SIGTERM while waiting for the migration lock") {
+  scratch_database db{"parity_signal_lock"};
+  pqxx::connection holder{db.url()};
+  pqxx::nontransaction hold{holder};
+  hold.exec("SELECT pg_advisory_lock(" + std::to_string(pgkit::migration_lock_key("pgkit")) + ")");
+  pgkit_test::child_process apply{
+      {pgkit_test::pgkit_binary(), "apply", "--addr=" + db.url(), "--lock-wait", "600", "cache"}};
+  REQUIRE(apply.wait_for_stderr("waiting up to 600 s for the migration lock",
+                                std::chrono::seconds{60}));
+  apply.send_signal(SIGTERM);
+  CHECK(apply.wait(std::chrono::seconds{30}) == 1);
+  CHECK(contains(apply.err(),
+                 "pgkit: error: interrupted: the running transaction was rolled "
+                 "back and nothing was applied"));
+  CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
 }
 
 TEST_CASE("pgkit new") {
