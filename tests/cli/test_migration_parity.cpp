@@ -82,6 +82,17 @@ TEST_CASE("pgkit apply: transaction control in a migration is refused before any
     CHECK(result.exit_code == 2);
     CHECK(contains(result.err, file + ":5: the down section runs BEGIN"));
   }
+  SUBCASE("what the lexer cannot see is caught after the migration ran") {
+    // Like psql, the lexer takes the function named begin for a BEGIN ... END body, so the
+    // COMMIT after it hides in the same statement.
+    write_file(module / "20260302000000_sneaky.sql",
+               migration_text("CREATE FUNCTION begin() RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
+                              "COMMIT;\nCREATE TABLE after_commit ();"));
+    auto result = run_pgkit({"apply", addr, "--migrations-dir", dir, "app"});
+    CHECK(result.exit_code == 2);
+    CHECK_MESSAGE(contains(result.err, "20260302000000_sneaky.sql) ended pgkit's transaction"),
+                  result.err);
+  }
   SUBCASE("function bodies, DO blocks and BEGIN ATOMIC are not transaction control") {
     // SQL-standard function bodies need PostgreSQL 14; older servers get the plpgsql one.
     bool atomic = std::stoi(query_value(db.url(), "SHOW server_version_num")) >= 140000;

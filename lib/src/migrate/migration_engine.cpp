@@ -386,6 +386,19 @@ std::string milliseconds_text(std::chrono::microseconds duration) {
   return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " ms";
 }
 
+// Throws when the section that just ran ended the transaction `transaction` (the lexer refuses
+// transaction control, but a server-side trick could still end it).
+void check_same_transaction(pqxx::transaction_base& tx, const std::string& transaction,
+                            const migration& m) {
+  if (transaction_id(tx) == transaction)
+    return;
+  throw error(error_kind::usage,
+              "migration " + describe(m) +
+                  " ended pgkit's transaction; what the run did so far may be committed",
+              "remove the transaction control (COMMIT, ROLLBACK, ...) from the file; check with "
+              "pgkit status what is applied");
+}
+
 // Applies `batch` (all transactional) in one transaction. Each migration starts with pgkit's
 // settings, so that a `SET search_path` in one file does not move the next file's objects.
 void apply_batch(pqxx::connection& connection, const std::vector<const migration*>& batch,
@@ -404,13 +417,7 @@ void apply_batch(pqxx::connection& connection, const std::vector<const migration
         detail::migration_settings_statements(options.schema, timeouts_of(options), "SET LOCAL"),
         "preparing migration " + describe(*m));
     auto took = run_section(tx, *m, m->up_sql, m->up_line, "migration");
-    if (transaction_id(tx) != transaction) {
-      throw error(error_kind::usage,
-                  "migration " + describe(*m) +
-                      " ended pgkit's transaction; what the run did so far may be committed",
-                  "remove the transaction control (COMMIT, ROLLBACK, ...) from the file; check "
-                  "with pgkit status what is applied");
-    }
+    check_same_transaction(tx, transaction, *m);
     exec_all(tx, {detail::record_up_sql(*m, options.schema, interval_literal(took))},
              "recording migration " + describe(*m));
     steps.push_back({m->module, m->version, m->name, took});
@@ -609,6 +616,7 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
     pqxx::work tx{connection};
     exec_all(tx, {detail::create_schema_statement(options.schema)},
              "preparing the rollback transaction in schema " + options.schema);
+    auto transaction = transaction_id(tx);
     while (i < steps.size() && steps[i]->down_transaction == transaction_mode::inside) {
       const auto& step = *steps[i++];
       report(options, "rolling back " + step.module + " " + step.file_name);
@@ -621,6 +629,7 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
       std::chrono::microseconds took{0};
       if (!step.down_sql.empty())
         took = run_section(tx, step, step.down_sql, step.down_line, "rolling back migration");
+      check_same_transaction(tx, transaction, step);
       done.push_back({step.module, step.version, step.name, took});
     }
     commit(tx, "committing the rollback");
