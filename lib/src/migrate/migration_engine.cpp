@@ -40,9 +40,10 @@ bool interrupted(const migration_options& options) {
               "run pgkit status to see what is applied, and apply again when ready");
 }
 
-// What every run checks before it takes the migration lock: the place for refusals that make
-// the lock itself meaningless.
-void check_before_lock(const migration_options& options) {
+// What apply and rollback check before they take the migration lock: the one place for
+// refusals that make the lock, or the run, meaningless (a transaction-mode pooler here; a
+// standby belongs here too, asked through `connection`).
+void check_before_lock(pqxx::connection& /*connection*/, const migration_options& options) {
   if (options.pooler == pooler_mode::pgbouncer_transaction) {
     throw config_error(
         "migrations cannot run through a transaction-mode pooler (pooler = \"" +
@@ -473,7 +474,7 @@ apply_result apply_modules(pqxx::connection& connection, const migration_options
   auto catalog = module_catalog::load(options.migrations_dirs);
   auto order = run_order(catalog.select(options.modules));
 
-  check_before_lock(options);
+  check_before_lock(connection, options);
   apply_result result;
   // Most runs find nothing to do; they need not wait for a lock to learn that.
   auto first_look = make_plan(order, read_applied(connection, options.schema), options);
@@ -534,7 +535,7 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
                         "first '_' of a file name), or 0 for everything");
     }
   }
-  check_before_lock(options);
+  check_before_lock(connection, options);
 
   migration_lock lock{connection, options};
   auto applied = read_applied(connection, options.schema);
