@@ -16,6 +16,12 @@ namespace pgkit_test::migration_cli {
 
 namespace fs = std::filesystem;
 
+/// Counts the advisory locks held in the current database (pg_locks covers the whole cluster,
+/// where other tests run at the same time).
+inline const char* const k_advisory_locks_here =
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+    "(SELECT oid FROM pg_database WHERE datname = current_database())";
+
 inline std::vector<std::string> args(std::vector<std::string> head,
                                      const std::vector<std::string>& tail) {
   head.insert(head.end(), tail.begin(), tail.end());

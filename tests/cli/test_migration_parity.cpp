@@ -275,7 +275,7 @@ TEST_CASE("pgkit apply and rollback refuse a transaction-mode pooler") {
     CHECK(contains(result.err, "pgkit: hint: run migrations over a direct connection"));
   }
   CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
-  CHECK(query_value(db.url(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0");
+  CHECK(query_value(db.url(), k_advisory_locks_here) == "0");
 }
 
 TEST_CASE("pgkit apply: SIGTERM or SIGINT cancels the running migration on the server") {
@@ -298,8 +298,7 @@ TEST_CASE("pgkit apply: SIGTERM or SIGINT cancels the running migration on the s
                            "rolled back and nothing was applied"),
                   apply.err());
     CHECK(pgkit_test::eventually([&] { return query_value(db.url(), sleeping) == "0"; }));
-    CHECK(query_value(db.url(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") ==
-          "0");
+    CHECK(query_value(db.url(), k_advisory_locks_here) == "0");
     CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.started') IS NULL") == "t");
   }
 }

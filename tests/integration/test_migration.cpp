@@ -14,6 +14,11 @@ using pgkit_test::scratch_database;
 
 namespace {
 
+// pg_locks covers the whole cluster, where other tests run at the same time.
+const char* const k_advisory_locks_here =
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+    "(SELECT oid FROM pg_database WHERE datname = current_database())";
+
 void write_file(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
   std::ofstream{path} << text;
@@ -241,8 +246,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
           "interrupted: 3 migrations committed before the interruption stay applied; the rest "
           "was rolled back");
     CHECK(bookkeeping(db.url()) == "app 20260301120000,app 20260302120000,core 20000101000000");
-    CHECK(query_value(db.url(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") ==
-          "0");
+    CHECK(query_value(db.url(), k_advisory_locks_here) == "0");
   }
   SUBCASE("a transaction-mode pooler is refused before the lock") {
     auto options = user_options(dir, {"cache"});
