@@ -54,6 +54,37 @@ TEST_CASE("pgkit print-sql: a last statement without a semicolon") {
   }
 }
 
+TEST_CASE("pgkit print-sql --format dbmate: a transaction:false migration, up and rollback") {
+  scratch_database db{"parity_dbmate_outside"};
+  auto addr = "--addr=" + db.url();
+  auto dir = pgkit_test::temp_dir("pgkit-parity");
+  write_file(fs::path{dir} / "app" / "20260301000000_table.sql",
+             migration_text("CREATE TABLE t (a int);", "DROP TABLE t;"));
+  write_file(fs::path{dir} / "app" / "20260302000000_index.sql",
+             "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY t_a ON t (a)\n"
+             "-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY t_a\n");
+  auto out = pgkit_test::temp_dir("pgkit-parity-out");
+  auto written =
+      run_pgkit({"print-sql", "--format", "dbmate", "--out", out, "--migrations-dir", dir, "app"});
+  REQUIRE_MESSAGE(written.exit_code == 0, written.err);
+  CHECK(fs::exists(fs::path{out} / "202603020000000_app_index.sql"));
+  CHECK(fs::exists(fs::path{out} / "202603020000001_app_index_pgkit_record.sql"));
+  auto dbmate_with_path = [&](const std::string& command) {
+    return pgkit_test::run_process({dbmate(), "--url", dbmate_url(db) + "&search_path=public,pgkit",
+                                    "--migrations-dir", out, "--no-dump-schema", command});
+  };
+  auto up = dbmate_with_path("up");
+  REQUIRE_MESSAGE(up.exit_code == 0, up.err);
+  CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.t_a') IS NOT NULL") == "t");
+  CHECK(run_pgkit({"status", addr, "--exit-code", "--migrations-dir", dir, "app"}).exit_code == 0);
+  for (int i = 0; i < 2; ++i)
+    REQUIRE(dbmate_with_path("rollback").exit_code == 0);
+  CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.t_a') IS NULL") == "t");
+  auto status = run_pgkit({"status", addr, "--exit-code", "--migrations-dir", dir, "app"});
+  CHECK(status.exit_code == 3);
+  CHECK(contains(status.out, "pending  20260302000000_index.sql"));
+}
+
 TEST_CASE("pgkit apply: transaction control in a migration is refused before anything is sent") {
   scratch_database db{"parity_tx"};
   auto addr = "--addr=" + db.url();
