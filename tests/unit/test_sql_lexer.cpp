@@ -55,6 +55,11 @@ TEST_CASE("pgkit::detail::split_statements") {
     CHECK(texts("SELECT /* outer /* inner; */ still; comment */ 1; SELECT 2") ==
           std::vector<std::string>{"SELECT /* outer /* inner; */ still; comment */ 1", "SELECT 2"});
   }
+  SUBCASE("lines are counted inside strings, identifiers and comments") {
+    auto statements = split_statements("SELECT 'a\nb', E'c\\\nd', \"e\nf\" /* g\n */;\nSELECT 2");
+    REQUIRE(statements.size() == 2);
+    CHECK(statements[1].line == 6);
+  }
   SUBCASE("dollar-quoted bodies, with and without a tag") {
     auto sql =
         "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN 1;\nEND\n$$;\n"

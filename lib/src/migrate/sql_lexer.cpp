@@ -134,42 +134,28 @@ std::vector<sql_statement> split_statements(std::string_view sql) {
           ++i;
         }
       }
-    } else if (c == '\'' || ((c == 'E' || c == 'e') && i + 1 < n && sql[i + 1] == '\'')) {
-      bool escapes = c != '\'';
+    } else if (c == '\'' || c == '"' ||
+               ((c == 'E' || c == 'e') && i + 1 < n && sql[i + 1] == '\'')) {
+      // A string or a quoted identifier: a doubled quote stands for itself; in E'' strings a
+      // backslash escapes the next byte.
+      bool escapes = c == 'E' || c == 'e';
+      char quote = escapes ? '\'' : c;
       i += escapes ? 2 : 1;
       while (i < n) {
-        if (escapes && sql[i] == '\\' && i + 1 < n) {
-          if (sql[i + 1] == '\n')
-            ++line;
+        if (sql[i] == quote && i + 1 < n && sql[i + 1] == quote) {
           i += 2;
-        } else if (sql[i] == '\'') {
-          ++i;
-          if (i < n && sql[i] == '\'')
-            ++i;
-          else
-            break;
-        } else {
-          if (sql[i] == '\n')
-            ++line;
-          ++i;
+          continue;
         }
-      }
-      token(start, i, start_line);
-      not_a_word();
-    } else if (c == '"') {
-      ++i;
-      while (i < n) {
-        if (sql[i] == '"') {
+        if (sql[i] == quote) {
           ++i;
-          if (i < n && sql[i] == '"')
-            ++i;
-          else
-            break;
-        } else {
-          if (sql[i] == '\n')
-            ++line;
-          ++i;
+          break;
         }
+        std::size_t step = escapes && sql[i] == '\\' && i + 1 < n ? 2 : 1;
+        for (std::size_t k = 0; k < step; ++k) {
+          if (sql[i + k] == '\n')
+            ++line;
+        }
+        i += step;
       }
       token(start, i, start_line);
       not_a_word();
