@@ -97,7 +97,8 @@ TEST_CASE("pgkit::detail::split_statements") {
     CHECK(texts("SELECT 1; /* open ; SELECT 2").size() == 1);
     CHECK(texts("SELECT $$ open ; SELECT 2").size() == 1);
     CHECK(texts("SELECT E'\\").size() == 1);
-    std::string bytes{"\0\xff\xfe;$\x80$;'", 12};
+    const char raw[] = "\0\xff\xfe;$\x80$;'";
+    std::string bytes{raw, sizeof raw - 1};
     CHECK(split_statements(bytes).size() <= 3);
   }
 }
