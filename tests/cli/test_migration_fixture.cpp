@@ -64,6 +64,7 @@ TEST_CASE("pgkit: apply, rollback, re-apply, print-sql plain and dbmate reach th
     scratch_database scripted{"fixture_plain"};
     auto psql = run_plain_script(scripted, modules);
     REQUIRE_MESSAGE(psql.exit_code == 0, psql.err);
+    CHECK_MESSAGE(psql.err.empty(), psql.err);  // no notice either
     CHECK(schema_catalog(scripted) == reference);
     CHECK(bookkeeping(scripted) == reference_bookkeeping);
   }

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <system_error>
 #include <tuple>
+#include <utility>
 
 #include "core/suggest.hpp"
 #include "migrate/embedded_sql.hpp"
@@ -629,6 +630,10 @@ std::string render_plain_script(const std::vector<const migration*>& migrations,
                     " for schema " + detail::quote_identifier(schema) +
                     ".\n-- Run it with: psql -v ON_ERROR_STOP=1 -f FILE\n";
   bool in_transaction = false;
+  // The schema is created once, by the first block (psql would print a notice for each
+  // CREATE SCHEMA IF NOT EXISTS after it).
+  std::string create_schema = detail::create_schema_statement(schema) + ";\n";
+  auto take_create_schema = [&create_schema] { return std::exchange(create_schema, {}); };
   const std::string duration = "clock_timestamp() - statement_timestamp()";
   for (const auto* m : migrations) {
     if (m->up_transaction == transaction_mode::outside) {
@@ -637,7 +642,8 @@ std::string render_plain_script(const std::vector<const migration*>& migrations,
         in_transaction = false;
       }
       out += "\n-- " + m->module + " " + m->file_name + " (transaction:false: runs on its own)\n";
-      for (const auto& statement : detail::session_setup_statements(schema, {}))
+      out += take_create_schema();
+      for (const auto& statement : detail::migration_settings_statements(schema, {}, "SET"))
         out += statement + ";\n";
       out += detail::with_final_semicolon(m->up_sql) + "\n";
       for (const auto& statement : detail::session_reset_statements({}))
@@ -646,7 +652,7 @@ std::string render_plain_script(const std::vector<const migration*>& migrations,
       continue;
     }
     if (!in_transaction) {
-      out += "\nBEGIN;\n" + detail::create_schema_statement(schema) + ";\n";
+      out += "\nBEGIN;\n" + take_create_schema();
       in_transaction = true;
     }
     out += "\n-- " + m->module + " " + m->file_name + "\n";
