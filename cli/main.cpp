@@ -14,8 +14,8 @@
 #include "command.hpp"
 #include "commands.hpp"
 #include "core/suggest.hpp"
+#include "output.hpp"
 #include "pgkit/error.hpp"
-#include "pgkit/redact.hpp"
 #include "pgkit/version.hpp"
 
 namespace pgkit::cli {
@@ -96,12 +96,6 @@ int split_trailing_words(int argc, char** argv, global_options& globals) {
   return argc;
 }
 
-void print_error(std::string_view message, std::string_view hint) {
-  std::cerr << "pgkit: error: " << redact_secrets(message) << '\n';
-  if (!hint.empty())
-    std::cerr << "pgkit: hint: " << redact_secrets(hint) << '\n';
-}
-
 // Refuses an unknown command before CLI11 sees it, suggesting the nearest known one.
 bool check_command_word(const std::string& word) {
   if (word.empty())
@@ -130,6 +124,13 @@ int exit_code_for(error_kind kind) {
     default:
       return exit_failure;
   }
+}
+
+// --help and --version print through CLI11; a stdout that cannot take it fails like any command.
+int exit_after_printing(const CLI::App& app, const CLI::Error& e) {
+  int status = app.exit(e);
+  check_stdout();
+  return status;
 }
 
 int run(int argc, char** argv) {
@@ -169,11 +170,11 @@ int run(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return exit_after_printing(app, e);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return exit_after_printing(app, e);
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return exit_after_printing(app, e);
   } catch (const CLI::ParseError& e) {
     print_error(e.what(), "run 'pgkit --help' for usage");
     return exit_usage;
@@ -183,6 +184,7 @@ int run(int argc, char** argv) {
     print_error("no command given", "run 'pgkit --help' for the list of commands");
     return exit_usage;
   }
+  check_stdout();
   return exit_status;
 }
 

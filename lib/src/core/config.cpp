@@ -554,16 +554,30 @@ config_file parse_config(std::string_view toml_text, const std::string& path,
 }
 
 config_file load_config(const std::string& path, const env_lookup& env) {
+  // Checked before opening: opening a FIFO blocks, and /dev/zero never ends.
+  std::error_code status_error;
+  auto status = std::filesystem::status(path, status_error);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    throw config_error("cannot read the configuration file " + path +
+                           ": it is not a regular file (a directory, a device or a pipe)",
+                       "pass --config FILE with an existing database.toml");
+  }
   std::ifstream in{path, std::ios::binary};
-  if (!in || std::filesystem::is_directory(path)) {
+  if (!in) {
     throw config_error(
         "cannot read the configuration file " + path + ": " +
             (std::filesystem::exists(path) ? "permission denied or not a file" : "no such file"),
         "pass --config FILE with an existing database.toml");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), path, env);
+  std::string text(max_config_file_bytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > max_config_file_bytes) {
+    throw config_error("the configuration file " + path + " is larger than " +
+                           std::to_string(max_config_file_bytes / 1024 / 1024) + " MiB",
+                       "a database.toml holds connection settings only; pass the right --config");
+  }
+  return parse_config(text, path, env);
 }
 
 std::vector<std::string> default_config_files() {
