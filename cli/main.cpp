@@ -45,6 +45,9 @@ const char* const k_footer = R"(Exit codes:
   3  a check failed (status --exit-code found pending or drifted migrations,
      listen --timeout passed without a notification)
 
+Output: data (SQL, reports, notifications, --json documents) goes to stdout; summaries,
+progress, notes, warnings and errors go to stderr. A failed write to stdout exits 1.
+
 Connection: --addr URL, else DATABASE_URL, else --config FILE (default ./database.toml, then
 ./config/database.toml) with --connection NAME, else libpq's defaults (PGHOST, PGPORT, ...).
 See pgkit(1) for details.)";
@@ -152,8 +155,9 @@ int run(int argc, char** argv) {
   app.add_option("--schema", globals.schema, "schema holding pgkit's tables (default pgkit)")
       ->option_text("NAME");
   app.add_flag("--json", globals.json, "print one JSON document (JSON lines for listen)");
-  app.add_flag("-q,--quiet", globals.quiet, "print nothing on success");
-  app.add_flag("-v,--verbose", globals.verbose, "print progress details on stderr");
+  app.add_flag("-q,--quiet", globals.quiet,
+               "print no summary, progress, note or status report (data, warnings, errors stay)");
+  app.add_flag("-v,--verbose", globals.verbose, "print details on stderr (where it connects)");
 
   int exit_status = exit_ok;
   for (const auto& entry : k_commands) {
