@@ -27,12 +27,15 @@ std::string entries(std::size_t count) {
   return std::to_string(count) + (count == 1 ? " expired cache entry" : " expired cache entries");
 }
 
+// Checked while parsing, like every other option: a resource type is non-empty UTF-8 text.
+std::string checked_resource_type(const std::string& type) {
+  if (type.empty())
+    throw usage_error("--resource-type must not be empty", "run 'pgkit cache-gc --help'");
+  check_utf8("--resource-type", type);
+  return type;
+}
+
 int run_cache_gc(const cache_gc_options& options, context& ctx) {
-  if (options.resource_type) {
-    if (options.resource_type->empty())
-      throw usage_error("--resource-type must not be empty", "run 'pgkit cache-gc --help'");
-    check_utf8("--resource-type", *options.resource_type);
-  }
   cache_options store_options;
   store_options.schema = ctx.schema();
   cache store{ctx.connect_pool(), store_options};
@@ -88,7 +91,10 @@ void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_
                      "start no new batch after this long, default no limit");
   command
       .add_option_function<std::string>(
-          "--resource-type", [options](const std::string& type) { options->resource_type = type; },
+          "--resource-type",
+          [options](const std::string& type) {
+            options->resource_type = checked_resource_type(type);
+          },
           "only entries of this resource type")
       ->option_text("T");
   command.add_flag("--dry-run", options->dry_run, "count expired entries without deleting them");

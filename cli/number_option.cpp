@@ -26,18 +26,18 @@ std::string seconds_range(zero_seconds zero) {
                      static_cast<double>(max_option_duration.count()) / 1000.0);
 }
 
-[[noreturn]] void refuse(std::string_view option, std::string_view text, const std::string& what) {
+[[noreturn]] void refuse(std::string_view command, std::string_view option, std::string_view text,
+                         const std::string& what) {
   throw usage_error(std::string{option} + " must be " + what + ", not " + shown_value(text),
-                    "'pgkit COMMAND --help' and pgkit(1) list every option's range");
+                    "run 'pgkit " + std::string{command} + " --help' for every option's range");
 }
 
 // The one place a duration option is registered; the overloads differ only in where the value goes.
 CLI::Option* add_seconds(CLI::App& command, const std::string& name,
                          std::function<void(std::chrono::milliseconds)> set, zero_seconds zero,
                          const std::string& description) {
-  auto store = [name, set = std::move(set), zero](const std::string& text) {
-    set(parse_seconds(name, text, zero));
-  };
+  auto store = [command = command.get_name(), name, set = std::move(set),
+                zero](const std::string& text) { set(parse_seconds(command, name, text, zero)); };
   return command
       .add_option_function<std::string>(name, store, description + " (" + seconds_range(zero) + ")")
       ->option_text("SECONDS");
@@ -45,8 +45,8 @@ CLI::Option* add_seconds(CLI::App& command, const std::string& name,
 
 }  // namespace
 
-std::chrono::milliseconds parse_seconds(std::string_view option, std::string_view text,
-                                        zero_seconds zero) {
+std::chrono::milliseconds parse_seconds(std::string_view command, std::string_view option,
+                                        std::string_view text, zero_seconds zero) {
   std::string what = "a number of seconds from " + seconds_range(zero);
   double seconds = 0;
   const char* end = text.data() + text.size();
@@ -55,7 +55,7 @@ std::chrono::milliseconds parse_seconds(std::string_view option, std::string_vie
                   (zero == zero_seconds::allowed ? seconds >= 0 : seconds > 0) &&
                   seconds * 1000.0 <= static_cast<double>(max_option_duration.count());
   if (!in_range)
-    refuse(option, text, what);
+    refuse(command, option, text, what);
   // Microseconds first, so that 0.007 s (7.000000000000001 ms in binary) is 7 ms, not 8.
   auto micros = std::llround(seconds * 1e6);
   std::chrono::milliseconds rounded{(micros + 999) / 1000};
@@ -64,13 +64,13 @@ std::chrono::milliseconds parse_seconds(std::string_view option, std::string_vie
   return std::min(rounded, max_option_duration);
 }
 
-std::size_t parse_count(std::string_view option, std::string_view text, std::size_t min,
-                        std::size_t max) {
+std::size_t parse_count(std::string_view command, std::string_view option, std::string_view text,
+                        std::size_t min, std::size_t max) {
   std::size_t count = 0;
   const char* end = text.data() + text.size();
   auto [stop, failure] = std::from_chars(text.data(), end, count);
   if (failure != std::errc{} || stop != end || count < min || count > max)
-    refuse(option, text, fmt::format("a whole number from {} to {}", min, max));
+    refuse(command, option, text, fmt::format("a whole number from {} to {}", min, max));
   return count;
 }
 
@@ -92,8 +92,8 @@ CLI::Option* add_seconds_option(CLI::App& command, const std::string& name,
 
 CLI::Option* add_count_option(CLI::App& command, const std::string& name, std::size_t& target,
                               std::size_t min, std::size_t max, const std::string& description) {
-  auto store = [name, &target, min, max](const std::string& text) {
-    target = parse_count(name, text, min, max);
+  auto store = [command = command.get_name(), name, &target, min, max](const std::string& text) {
+    target = parse_count(command, name, text, min, max);
   };
   return command
       .add_option_function<std::string>(name, store,

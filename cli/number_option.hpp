@@ -24,17 +24,17 @@ enum class zero_seconds {
   allowed,  ///< 0 is in range (each option says what it means: none, off, try once)
 };
 
-/// Returns the milliseconds that `text`, a number of seconds for `option`, stands for: rounded
-/// up to whole milliseconds, at least 1 ms when positive. Throws usage_error naming option,
-/// value and range when `text` is not a finite number from 0 (or above 0) to
+/// Returns the milliseconds that `text`, a number of seconds for `option` of `command`, stands
+/// for: rounded up to whole milliseconds, at least 1 ms when positive. Throws usage_error naming
+/// option, value and range when `text` is not a finite number from 0 (or above 0) to
 /// max_option_duration.
-std::chrono::milliseconds parse_seconds(std::string_view option, std::string_view text,
-                                        zero_seconds zero);
+std::chrono::milliseconds parse_seconds(std::string_view command, std::string_view option,
+                                        std::string_view text, zero_seconds zero);
 
 /// Returns the whole number `text` stands for. Throws usage_error naming option, value and
 /// range when it is not a whole number from `min` to `max`.
-std::size_t parse_count(std::string_view option, std::string_view text, std::size_t min,
-                        std::size_t max);
+std::size_t parse_count(std::string_view command, std::string_view option, std::string_view text,
+                        std::size_t min, std::size_t max);
 
 /// Adds `name` (e.g. "--lock-timeout") as a number of seconds stored into `target` through
 /// parse_seconds. `description` should end with the default; the range is appended.

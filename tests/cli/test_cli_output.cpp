@@ -188,6 +188,7 @@ TEST_CASE("pgkit: numeric options are finite, in range, rounded up to the server
     CHECK_MESSAGE(result.err.rfind("pgkit: error: " + value.message + "\n", 0) == 0, value.message,
                   "\n", result.err);
     CHECK(result.out.empty());
+    CHECK(contains(result.err, "pgkit: hint: run 'pgkit " + value.args.front() + " --help'"));
   }
 
   SUBCASE("a positive --lock-timeout under 1 ms is 1 ms, not 0 (which is no timeout at all)") {
