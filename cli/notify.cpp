@@ -3,7 +3,8 @@
 
 #include <unistd.h>
 
-#include <iostream>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -29,8 +30,21 @@ std::string read_payload_from_stdin() {
   // One byte more than a payload may have (plus a final newline) is enough to refuse it: an
   // endless stdin (/dev/zero) is never read to its end.
   std::string payload(max_payload_bytes + 2, '\0');
-  std::cin.read(payload.data(), static_cast<std::streamsize>(payload.size()));
-  payload.resize(static_cast<std::size_t>(std::cin.gcount()));
+  std::size_t size = 0;
+  while (size < payload.size()) {
+    auto got = ::read(STDIN_FILENO, payload.data() + size, payload.size() - size);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      throw usage_error(
+          std::string{"cannot read the payload from standard input: "} + std::strerror(errno),
+          "pipe the payload in (echo 42 | pgkit notify jobs) or pass it as PAYLOAD");
+    }
+    if (got == 0)
+      break;
+    size += static_cast<std::size_t>(got);
+  }
+  payload.resize(size);
   // `echo 42 | pgkit notify jobs` sends "42", as $(...) would in a shell.
   if (!payload.empty() && payload.back() == '\n')
     payload.pop_back();

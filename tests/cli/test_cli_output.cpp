@@ -271,4 +271,12 @@ TEST_CASE("pgkit: inputs that are not files, text that is not UTF-8") {
     CHECK(result.exit_code == 2);
     CHECK(contains(result.err, "8000 bytes or more"));
   }
+  SUBCASE("a stdin that cannot be read (a directory) is an error, not an empty payload") {
+    std::vector<std::string> argv{
+        "sh",      "-c",  "exec \"$0\" \"$@\" </", pgkit_test::pgkit_binary(), "notify", "--addr",
+        k_nowhere, "jobs"};
+    auto result = run_process(argv);
+    CHECK(result.exit_code == 2);
+    CHECK(contains(result.err, "pgkit: error: cannot read the payload from standard input: "));
+  }
 }
