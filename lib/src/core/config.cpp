@@ -501,11 +501,22 @@ const connection_config& config_file::connection(const std::string& name) const 
     throw config_error(m_path + " defines no connections, so it has no '" + name + "'",
                        "add a [connections." + name + "] table with a url");
   }
-  auto suggestion = nearest_word(name, names());
+  // Bounded, whatever the file and the name: a few names and a cut name, not 280 KB.
+  auto known = names();
+  auto suggestion = nearest_word(name, known);
+  constexpr std::size_t names_shown = 20;
+  std::string defined;
+  if (known.size() > names_shown) {
+    auto more = known.size() - names_shown;
+    known.resize(names_shown);
+    defined = join(known) + " and " + std::to_string(more) + " more";
+  } else {
+    defined = join(known);
+  }
+  std::string shown = name.size() <= 80 ? name : name.substr(0, 80) + "...";
   std::string hint = suggestion ? "did you mean '" + *suggestion + "'?"
-                                : "add a [connections." + name + "] table or use one of these";
-  throw config_error(m_path + " has no connection '" + name + "'; it defines: " + join(names()),
-                     hint);
+                                : "add a [connections." + shown + "] table or use one of these";
+  throw config_error(m_path + " has no connection '" + shown + "'; it defines: " + defined, hint);
 }
 
 config_file parse_config(std::string_view toml_text, const std::string& path,
