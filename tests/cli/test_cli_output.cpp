@@ -6,10 +6,12 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -90,6 +92,32 @@ TEST_CASE("pgkit: stdout that cannot be written is a failure (exit 1)") {
     result.err = listener.err();
     check_full_disk_failure(result, "listen");
   }
+}
+
+TEST_CASE("pgkit listen: a reader that goes away ends it normally (exit 0)") {
+  pgkit_test::scratch_database db{"cli_epipe"};
+  pgkit_test::child_process pipeline{{"bash", "-c", "set -o pipefail; \"$0\" \"$@\" | head -n 1",
+                                      pgkit_test::pgkit_binary(), "listen", "--addr", db.url(),
+                                      "--timeout", "60", "closed_pipe"}};
+  REQUIRE(pgkit_test::eventually([&] {
+    return pgkit_test::query_value(db.url(),
+                                   "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                   "'LISTEN%closed_pipe%'") == "1";
+  }));
+  // head exits after the first line; listen sees the closed pipe on a later write.
+  std::atomic<bool> done{false};
+  std::thread sender{[&] {
+    while (!done) {
+      pgkit_test::query_value(db.url(), "SELECT pg_notify('closed_pipe', 'x')");
+      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    }
+  }};
+  int status = pipeline.wait(std::chrono::seconds{60});
+  done = true;
+  sender.join();
+  CHECK_MESSAGE(status == 0, pipeline.err());
+  CHECK(pipeline.unread_out() == "closed_pipe\tx\n");
+  CHECK(pipeline.err().empty());
 }
 
 TEST_CASE("pgkit: one output layer") {
