@@ -45,6 +45,17 @@ void check_full_disk_failure(const pgkit_test::process_result& result, const std
                 what, ": ", result.err);
 }
 
+// Waits until a backend of the database at `url` has run LISTEN on `channel`, so that a
+// notification sent next reaches it.
+bool listening(const std::string& url, const std::string& channel) {
+  return pgkit_test::eventually([&] {
+    return pgkit_test::query_value(url,
+                                   "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                   "'LISTEN%" +
+                                       channel + "%'") == "1";
+  });
+}
+
 // An address where nothing listens: a command that gets as far as connecting exits 1.
 const std::string k_nowhere = "postgresql://nobody:pw@127.0.0.1:1/x";
 
@@ -80,12 +91,7 @@ TEST_CASE("pgkit: stdout that cannot be written is a failure (exit 1)") {
     pgkit_test::child_process listener{{"sh", "-c", "exec \"$0\" \"$@\" >/dev/full",
                                         pgkit_test::pgkit_binary(), "listen", "--addr", db.url(),
                                         "--timeout", "60", "full_disk"}};
-    // Notify only once the listener's backend has run its LISTEN.
-    REQUIRE(pgkit_test::eventually([&] {
-      return pgkit_test::query_value(db.url(),
-                                     "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                                     "'LISTEN%full_disk%'") == "1";
-    }));
+    REQUIRE(listening(db.url(), "full_disk"));
     pgkit_test::query_value(db.url(), "SELECT pg_notify('full_disk', 'x')");
     pgkit_test::process_result result;
     result.exit_code = listener.wait(std::chrono::seconds{30});
@@ -99,11 +105,7 @@ TEST_CASE("pgkit listen: a reader that goes away ends it normally (exit 0)") {
   pgkit_test::child_process pipeline{{"bash", "-c", "set -o pipefail; \"$0\" \"$@\" | head -n 1",
                                       pgkit_test::pgkit_binary(), "listen", "--addr", db.url(),
                                       "--timeout", "60", "closed_pipe"}};
-  REQUIRE(pgkit_test::eventually([&] {
-    return pgkit_test::query_value(db.url(),
-                                   "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                                   "'LISTEN%closed_pipe%'") == "1";
-  }));
+  REQUIRE(listening(db.url(), "closed_pipe"));
   // head exits after the first line; listen sees the closed pipe on a later write.
   std::atomic<bool> done{false};
   std::thread sender{[&] {
