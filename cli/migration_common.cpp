@@ -3,20 +3,12 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <cstring>
 #include <iostream>
 
-#include "connect.hpp"
+#include "number_option.hpp"
 
 namespace pgkit::cli {
-namespace {
-
-std::chrono::milliseconds to_duration(double seconds) {
-  return std::chrono::milliseconds{static_cast<long long>(std::llround(seconds * 1000.0))};
-}
-
-}  // namespace
 
 void add_migrations_dir_option(CLI::App& command, migration_cli_options& options) {
   command
@@ -27,47 +19,36 @@ void add_migrations_dir_option(CLI::App& command, migration_cli_options& options
 }
 
 void add_wait_option(CLI::App& command, migration_cli_options& options) {
-  command
-      .add_option("--wait", options.wait_s,
-                  "wait up to SECONDS for the server to accept connections")
-      ->option_text("SECONDS")
-      ->check(CLI::NonNegativeNumber);
+  add_seconds_option(command, "--wait", options.wait, zero_seconds::allowed,
+                     "wait this long for the server to accept connections, default 0");
 }
 
 void add_lock_options(CLI::App& command, migration_cli_options& options) {
-  command
-      .add_option("--lock-wait", options.lock_wait_s,
-                  "give up after SECONDS waiting for another run's migration lock (default 60)")
-      ->option_text("SECONDS")
-      ->check(CLI::NonNegativeNumber);
-  command
-      .add_option("--lock-timeout", options.lock_timeout_s,
-                  "lock_timeout for the migrations' statements (default 10)")
-      ->option_text("SECONDS")
-      ->check(CLI::PositiveNumber);
-  command
-      .add_option("--statement-timeout", options.statement_timeout_s,
-                  "statement_timeout for the migrations' statements (default none)")
-      ->option_text("SECONDS")
-      ->check(CLI::NonNegativeNumber);
+  add_seconds_option(command, "--lock-wait", options.lock_wait, zero_seconds::allowed,
+                     "give up after this long waiting for another run's migration lock, "
+                     "default 60");
+  add_seconds_option(command, "--lock-timeout", options.lock_timeout, zero_seconds::refused,
+                     "lock_timeout for the migrations' statements, default 10");
+  add_seconds_option(command, "--statement-timeout", options.statement_timeout,
+                     zero_seconds::allowed,
+                     "statement_timeout for the migrations' statements, default 0: none");
 }
 
-migration_options library_options(const global_options& globals,
-                                  const migration_cli_options& options) {
+migration_options library_options(context& ctx, const migration_cli_options& options) {
   migration_options result;
-  result.schema = resolve_schema(globals);
+  result.schema = ctx.schema();
   validate_schema_name(result.schema);
   result.modules = options.modules;
   result.migrations_dirs = options.migrations_dirs;
-  result.lock_wait = to_duration(options.lock_wait_s);
-  result.lock_timeout = to_duration(options.lock_timeout_s);
-  if (options.statement_timeout_s > 0)
-    result.statement_timeout = to_duration(options.statement_timeout_s);
+  result.lock_wait = options.lock_wait;
+  result.lock_timeout = options.lock_timeout;
+  if (options.statement_timeout.count() > 0)
+    result.statement_timeout = options.statement_timeout;
   result.out_of_order =
       options.allow_out_of_order ? out_of_order_policy::allow : out_of_order_policy::refuse;
-  result.pooler = resolve_connection(globals).pooler;
-  if (!globals.quiet)
-    result.progress = [](const std::string& line) { std::cerr << line << '\n'; };
+  result.pooler = ctx.connection().pooler;
+  if (!ctx.out().quiet())
+    result.progress = [&out = ctx.out()](const std::string& line) { out.report(line); };
   return result;
 }
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -15,19 +16,20 @@
 #include <CLI/CLI.hpp>
 
 #include "command.hpp"
+#include "context.hpp"
 #include "pgkit/migration.hpp"
 
 namespace pgkit::cli {
 
 /// Options common to the commands that run migrations.
 struct migration_cli_options {
-  std::vector<std::string> modules;          ///< MODULE... positionals
-  std::vector<std::string> migrations_dirs;  ///< --migrations-dir DIR (repeatable)
-  double lock_wait_s = 60;                   ///< --lock-wait SECONDS
-  double lock_timeout_s = 10;                ///< --lock-timeout SECONDS
-  double statement_timeout_s = 0;            ///< --statement-timeout SECONDS (0: none)
-  bool allow_out_of_order = false;           ///< --allow-out-of-order
-  int wait_s = 0;                            ///< --wait SECONDS
+  std::vector<std::string> modules;                ///< MODULE... positionals
+  std::vector<std::string> migrations_dirs;        ///< --migrations-dir DIR (repeatable)
+  std::chrono::milliseconds lock_wait{60000};      ///< --lock-wait SECONDS
+  std::chrono::milliseconds lock_timeout{10000};   ///< --lock-timeout SECONDS
+  std::chrono::milliseconds statement_timeout{0};  ///< --statement-timeout SECONDS (0: none)
+  bool allow_out_of_order = false;                 ///< --allow-out-of-order
+  std::chrono::milliseconds wait{0};               ///< --wait SECONDS
 };
 
 /// Adds --migrations-dir.
@@ -37,10 +39,9 @@ void add_wait_option(CLI::App& command, migration_cli_options& options);
 /// Adds --lock-wait, --lock-timeout and --statement-timeout.
 void add_lock_options(CLI::App& command, migration_cli_options& options);
 
-/// Returns the library options for `options`, with progress lines going to stderr unless
-/// --quiet.
-migration_options library_options(const global_options& globals,
-                                  const migration_cli_options& options);
+/// Returns the library options for `options` and the run's schema, with progress lines going
+/// to stderr unless --quiet.
+migration_options library_options(context& ctx, const migration_cli_options& options);
 
 /// While it exists, SIGINT and SIGTERM stop a run on `connection` instead of killing pgkit: a
 /// watcher thread receives them, makes interrupted() true, sends cancel requests to the server

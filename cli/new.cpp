@@ -1,13 +1,13 @@
 // `pgkit new [--migrations-dir DIR] MODULE NAME`: a new dbmate-format migration file for a
 // module of your own, named with the current UTC time as its version.
 
-#include <iostream>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "migration_common.hpp"
+#include "output.hpp"
 #include "pgkit/migration.hpp"
 
 namespace pgkit::cli {
@@ -23,10 +23,11 @@ int run_new(const new_options& options, const global_options& globals) {
   auto dir =
       options.migrations_dirs.empty() ? std::string{"migrations"} : options.migrations_dirs.front();
   auto path = create_migration_file(dir, options.module, options.name);
-  if (globals.json)
-    std::cout << nlohmann::json{{"path", path}}.dump(2) << '\n';
+  output out{globals};
+  if (out.json())
+    out.document(nlohmann::ordered_json{{"path", path}});
   else
-    std::cout << path << '\n';
+    out.data(path + "\n");
   return exit_ok;
 }
 

@@ -118,7 +118,11 @@ class config_file {
 config_file parse_config(std::string_view toml_text, const std::string& path,
                          const env_lookup& env);
 
-/// Reads and parses the file at `path`. Throws config_error when it cannot be read.
+/// The largest configuration file load_config reads.
+inline constexpr std::size_t max_config_file_bytes = 1024 * 1024;
+
+/// Reads and parses the regular file at `path`. Throws config_error when it cannot be read, is
+/// not a regular file (a directory, a FIFO, a device) or is larger than max_config_file_bytes.
 config_file load_config(const std::string& path, const env_lookup& env);
 
 /// Returns the files searched when no configuration file is named, in order:
