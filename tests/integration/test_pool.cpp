@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -205,6 +207,58 @@ TEST_CASE("pgkit::pool") {
     CHECK(pool.stats().created == 1);
   }
 
+  SUBCASE("a thread takes back its connection within its hand-off slice, ahead of the queue") {
+    auto config = config_for(db.url(), 1);
+    config.handoff_quantum = 2s;  // a slice longer than the test needs; waits a 500 ms window
+    config.acquire_timeout = 60s;
+    pgkit::pool pool{config};
+    auto mine = pool.acquire();
+    int pid = backend_pid(mine);
+    std::atomic<int> queued_got{0};
+    std::thread queued{[&] {
+      auto lease = pool.acquire();
+      queued_got = backend_pid(lease);
+    }};
+    REQUIRE(pgkit_test::eventually([&] { return pool.stats().waiting == 1; }));
+    mine.release();
+    mine = pool.acquire();  // no context switch: the queued caller keeps sleeping
+    CHECK(backend_pid(mine) == pid);
+    auto stats = pool.stats();
+    CHECK(stats.overtakes == 1);
+    CHECK(stats.waiting == 1);
+    CHECK(stats.handoffs == 0);
+    // Given back and not taken again: after the return window the queued caller gets it,
+    // without anybody else calling the pool.
+    mine.release();
+    queued.join();
+    CHECK(queued_got == pid);
+    CHECK(pool.stats().handoffs == 1);
+  }
+
+  SUBCASE("with handoff_quantum 0 a returning thread queues behind the waiters") {
+    auto config = config_for(db.url(), 1);
+    config.handoff_quantum = 0us;
+    pgkit::pool pool{config};
+    auto mine = pool.acquire();
+    std::promise<void> got;
+    std::promise<void> may_release;
+    std::thread queued{[&] {
+      auto lease = pool.acquire(30s);
+      got.set_value();
+      may_release.get_future().wait();
+    }};
+    REQUIRE(pgkit_test::eventually([&] { return pool.stats().waiting == 1; }));
+    mine.release();
+    got.get_future().wait();  // served before this thread could take the connection back
+    CHECK_THROWS_AS(pool.acquire(50ms), pgkit::error);
+    may_release.set_value();
+    queued.join();
+    auto stats = pool.stats();
+    CHECK(stats.handoffs == 1);
+    CHECK(stats.overtakes == 0);
+    CHECK(stats.timed_out == 1);
+  }
+
   SUBCASE("a connection that died while idle is replaced before hand-out") {
     auto config = config_for(db.url());
     config.validate_after_idle = 0ms;
@@ -380,6 +434,37 @@ TEST_CASE("pgkit::pool connection failures") {
     CHECK(pool.stats().create_failed == 1);
     CHECK(pool.stats().in_use == 0);
     ::close(listener);
+  }
+}
+
+TEST_CASE("pgkit::pool destruction") {
+  SUBCASE("does not wait for a maintenance thread stuck in connect()") {
+    // A server that accepts connections and never answers: libpq waits connect_timeout.
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(listener, 16) == 0);
+    socklen_t length = sizeof address;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+    auto port = ntohs(address.sin_port);
+
+    auto config = pgkit::config_from_url(
+        "postgresql://app@127.0.0.1:" + std::to_string(port) + "/app", "test");
+    config.connect_timeout = 30s;
+    config.min_idle = 1;
+    config.maintenance_interval = 10ms;
+    std::optional<pgkit::pool> pool{std::in_place, config};
+    // The maintenance thread's refill is connecting once the server sees a connection.
+    pollfd pending{listener, POLLIN, 0};
+    REQUIRE(::poll(&pending, 1, 20000) == 1);
+    auto started = std::chrono::steady_clock::now();
+    pool.reset();
+    // Generous against noise, far below the 30 s the old destructor waited.
+    CHECK(std::chrono::steady_clock::now() - started < 15s);
+    ::close(listener);  // the stuck attempt fails now and its thread ends on its own
   }
 }
 
