@@ -125,6 +125,19 @@ public class PoolPeer {
     return sorted.isEmpty() ? 0.0 : sorted.get(sorted.size() / 2);
   }
 
+  // Debian's jar has no Implementation-Version; Maven's pom.properties inside it has it.
+  static String hikariVersion() {
+    try (java.io.InputStream in =
+        HikariDataSource.class.getResourceAsStream(
+            "/META-INF/maven/com.zaxxer/HikariCP/pom.properties")) {
+      java.util.Properties properties = new java.util.Properties();
+      if (in != null) properties.load(in);
+      return properties.getProperty("version", "(version unknown)");
+    } catch (java.io.IOException e) {
+      return "(version unknown)";
+    }
+  }
+
   static String durationText(long ns) {
     if (ns < 1_000_000) return String.format("%.0f us", ns / 1e3);
     return String.format("%.1f ms", ns / 1e6);
@@ -168,7 +181,7 @@ public class PoolPeer {
         double ownedRate = median(cases.get(0).rates);
         System.out.printf(
             "HikariCP %s (pgjdbc %s, Java %s): same cases, same windows, interleaved%n",
-            HikariDataSource.class.getPackage().getImplementationVersion(),
+            hikariVersion(),
             org.postgresql.Driver.class.getPackage().getImplementationVersion(),
             System.getProperty("java.version"));
         System.out.printf(

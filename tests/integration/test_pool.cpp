@@ -56,6 +56,36 @@ pgkit::error error_of(pgkit::lease& lease, const std::string& sql) {
   return pgkit::error{pgkit::error_kind::internal, "unreachable"};
 }
 
+// A server on 127.0.0.1 that accepts connections (the kernel completes the handshake) and never
+// says a word, so a client waits for it until its own timeout. Closed on destruction.
+class silent_server {
+ public:
+  silent_server() {
+    m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(m_fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(m_fd, 16) == 0);
+    socklen_t length = sizeof address;
+    ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&address), &length);
+    m_port = ntohs(address.sin_port);
+  }
+  ~silent_server() { ::close(m_fd); }
+  silent_server(const silent_server&) = delete;
+  silent_server& operator=(const silent_server&) = delete;
+
+  int fd() const { return m_fd; }
+  std::string url() const {
+    return "postgresql://app@127.0.0.1:" + std::to_string(m_port) + "/app";
+  }
+
+ private:
+  int m_fd = -1;
+  int m_port = 0;
+};
+
 // A count of threads that all wait for each other once.
 class barrier {
  public:
@@ -406,19 +436,8 @@ TEST_CASE("pgkit::pool connection failures") {
     }
   }
   SUBCASE("connect_timeout_s holds against a server that accepts and never answers") {
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(listener >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(listener, 16) == 0);
-    socklen_t length = sizeof address;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-    auto port = ntohs(address.sin_port);
-
-    auto config = pgkit::config_from_url(
-        "postgresql://app@127.0.0.1:" + std::to_string(port) + "/app", "test");
+    silent_server server;
+    auto config = pgkit::config_from_url(server.url(), "test");
     config.connect_timeout = 2s;
     pgkit::pool pool{config};
     auto started = std::chrono::steady_clock::now();
@@ -433,38 +452,25 @@ TEST_CASE("pgkit::pool connection failures") {
     CHECK(std::chrono::steady_clock::now() - started < 30s);
     CHECK(pool.stats().create_failed == 1);
     CHECK(pool.stats().in_use == 0);
-    ::close(listener);
   }
 }
 
 TEST_CASE("pgkit::pool destruction") {
   SUBCASE("does not wait for a maintenance thread stuck in connect()") {
-    // A server that accepts connections and never answers: libpq waits connect_timeout.
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(listener >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(listener, 16) == 0);
-    socklen_t length = sizeof address;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-    auto port = ntohs(address.sin_port);
-
-    auto config = pgkit::config_from_url(
-        "postgresql://app@127.0.0.1:" + std::to_string(port) + "/app", "test");
+    silent_server server;  // libpq waits connect_timeout for it
+    auto config = pgkit::config_from_url(server.url(), "test");
     config.connect_timeout = 30s;
     config.min_idle = 1;
     config.maintenance_interval = 10ms;
     std::optional<pgkit::pool> pool{std::in_place, config};
     // The maintenance thread's refill is connecting once the server sees a connection.
-    pollfd pending{listener, POLLIN, 0};
+    pollfd pending{server.fd(), POLLIN, 0};
     REQUIRE(::poll(&pending, 1, 20000) == 1);
     auto started = std::chrono::steady_clock::now();
     pool.reset();
     // Generous against noise, far below the 30 s the old destructor waited.
     CHECK(std::chrono::steady_clock::now() - started < 15s);
-    ::close(listener);  // the stuck attempt fails now and its thread ends on its own
+    // Closing the server ends the stuck attempt; its thread then ends on its own.
   }
 }
 

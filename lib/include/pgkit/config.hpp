@@ -52,7 +52,7 @@ struct connection_config {
   /// that got its connection less than this ago takes it back without queueing. 0 means strict
   /// first come, first served. Capped at acquire_timeout / 10; docs/pool.md has the bound it
   /// gives (not a database.toml key).
-  std::chrono::microseconds handoff_quantum{1000};
+  std::chrono::microseconds handoff_quantum{500};
   /// A connection is closed after living this long (with up to 10 % jitter); 0 means never.
   std::chrono::seconds max_lifetime{3600};
   /// An idle connection above min_idle is closed after this long; 0 means never.
