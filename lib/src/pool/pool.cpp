@@ -288,7 +288,8 @@ struct pool_state {
       }
       // Connections already being opened to become idle count, so that warm_up() and the refill
       // never overshoot min_idle together.
-      bool refill = idle.size() + refilling < config.min_idle && total < config.pool_size;
+      bool refill =
+          !closed && idle.size() + refilling < config.min_idle && total < config.pool_size;
       if (refill) {
         ++total;
         ++refilling;
