@@ -9,7 +9,8 @@
 //   own)
 // Environment: PGKIT_BENCH_WINDOWS (5), PGKIT_BENCH_WINDOW_MS (2000), PGKIT_BENCH_QUANTUM_US
 // (the pool's handoff_quantum, default the library's), PGKIT_BENCH_PEER=1 to run HikariCP's
-// peer program (bench/PoolPeer.java, `scripts/bench pool-peer`) interleaved with these windows.
+// peer program (bench/PoolPeer.java, `scripts/bench pool-peer`) interleaved with these windows,
+// PGKIT_BENCH_STRICT=1 to add 8, 16 and 64 threads over a pool with handoff_quantum 0.
 
 #include <libpq-fe.h>
 #include <sys/wait.h>
@@ -23,6 +24,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -71,12 +73,12 @@ std::string duration_text(std::int64_t ns) {
 
 // One contended case: `threads` threads, through the pool or on their own connections.
 struct contended_case {
-  contended_case(std::string label, int thread_count, bool through_pool)
-      : name(std::move(label)), threads(thread_count), pooled(through_pool) {}
+  contended_case(std::string label, int thread_count, pgkit::pool* through)
+      : name(std::move(label)), threads(thread_count), pool(through) {}
 
   std::string name;
   int threads = 0;
-  bool pooled = true;
+  pgkit::pool* pool = nullptr;      // none: each thread on its own connection
   std::vector<double> rates;        // statements per second, one per window
   std::vector<std::int64_t> waits;  // every acquire's wait, ns, all windows
   std::uint64_t overtakes = 0;
@@ -84,15 +86,14 @@ struct contended_case {
 };
 
 // Runs one window of `which` and appends its rate and waits.
-void run_window(contended_case& which, pgkit::pool& pool,
-                std::vector<std::unique_ptr<pqxx::connection>>& own,
+void run_window(contended_case& which, std::vector<std::unique_ptr<pqxx::connection>>& own,
                 std::chrono::milliseconds window) {
   std::atomic<bool> go{false};
   std::atomic<bool> stop{false};
   std::vector<long> done(static_cast<std::size_t>(which.threads), 0);
   std::vector<std::vector<std::int64_t>> waits(static_cast<std::size_t>(which.threads));
   std::vector<std::thread> workers;
-  auto before = pool.stats();
+  auto before = which.pool != nullptr ? which.pool->stats() : pgkit::pool_stats{};
   for (int t = 0; t < which.threads; ++t) {
     workers.emplace_back([&, t] {
       auto index = static_cast<std::size_t>(t);
@@ -101,10 +102,10 @@ void run_window(contended_case& which, pgkit::pool& pool,
       while (!go)
         std::this_thread::yield();
       long count = 0;
-      if (which.pooled) {
+      if (which.pool != nullptr) {
         while (!stop) {
           auto asked = clock_type::now();
-          auto lease = pool.acquire();
+          auto lease = which.pool->acquire();
           mine.push_back(
               std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - asked)
                   .count());
@@ -136,9 +137,11 @@ void run_window(contended_case& which, pgkit::pool& pool,
   which.rates.push_back(static_cast<double>(total) / elapsed);
   for (auto& mine : waits)
     which.waits.insert(which.waits.end(), mine.begin(), mine.end());
-  auto after = pool.stats();
-  which.overtakes += after.overtakes - before.overtakes;
-  which.handoffs += after.handoffs - before.handoffs;
+  if (which.pool != nullptr) {
+    auto after = which.pool->stats();
+    which.overtakes += after.overtakes - before.overtakes;
+    which.handoffs += after.handoffs - before.handoffs;
+  }
 }
 
 // The HikariCP peer: bench/PoolPeer.java, driven round by round through its stdin so that its
@@ -296,20 +299,32 @@ int main(int argc, char** argv) {
     // 3. Contended throughput, interleaved window by window (the order rotates each round).
     auto windows = env_number("PGKIT_BENCH_WINDOWS", 5);
     auto window = std::chrono::milliseconds{env_number("PGKIT_BENCH_WINDOW_MS", 2000)};
-    std::vector<contended_case> cases{{"4 own connections", 4, false},
-                                      {"4 over a pool of 4", 4, true},
-                                      {"8 over a pool of 4", 8, true},
-                                      {"16 over a pool of 4", 16, true},
-                                      {"64 over a pool of 4", 64, true}};
+    std::vector<contended_case> cases{{"4 own connections", 4, nullptr},
+                                      {"4 over a pool of 4", 4, &pool},
+                                      {"8 over a pool of 4", 8, &pool},
+                                      {"16 over a pool of 4", 16, &pool},
+                                      {"64 over a pool of 4", 64, &pool}};
+    // PGKIT_BENCH_STRICT=1: the same over a pool with handoff_quantum 0 (strict hand-over, every
+    // connection given back goes to the head of the queue), as the pool was before the slice.
+    std::optional<pgkit::pool> strict;
+    if (bench::env("PGKIT_BENCH_STRICT") == "1") {
+      auto strict_config = config;
+      strict_config.handoff_quantum = std::chrono::microseconds{0};
+      strict.emplace(strict_config);
+      strict->warm_up();
+      for (int threads : {8, 16, 64})
+        cases.emplace_back(std::to_string(threads) + " over 4, strict", threads, &*strict);
+    }
     std::vector<std::unique_ptr<pqxx::connection>> own;
     for (int i = 0; i < 4; ++i)
       own.push_back(pgkit::connect(config));
     peer_process peer{url, window.count()};
+    constexpr std::size_t k_peer_cases = 5;  // the peer runs the first five cases
     for (long round = 0; round < windows; ++round) {
       for (std::size_t i = 0; i < cases.size(); ++i) {
         auto index = (i + static_cast<std::size_t>(round)) % cases.size();
-        run_window(cases[index], pool, own, window);
-        if (peer)
+        run_window(cases[index], own, window);
+        if (peer && index < k_peer_cases)
           peer.window(index);
       }
     }
