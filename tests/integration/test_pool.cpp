@@ -239,7 +239,9 @@ TEST_CASE("pgkit::pool") {
 
   SUBCASE("a thread takes back its connection within its hand-off slice, ahead of the queue") {
     auto config = config_for(db.url(), 1);
-    config.handoff_quantum = 2s;  // a slice longer than the test needs; waits a 500 ms window
+    // A slice far longer than this test needs even on a stalled machine; a connection given
+    // back waits a quarter of it (1 s) for its thread.
+    config.handoff_quantum = 4s;
     config.acquire_timeout = 60s;
     pgkit::pool pool{config};
     auto mine = pool.acquire();
