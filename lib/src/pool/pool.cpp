@@ -252,7 +252,7 @@ struct pool_state {
     while (!closed) {
       auto now = clock::now();
       auto until = next_round;
-      if (now < contended_until)
+      if (quantum.count() > 0 && now < contended_until)
         until = std::min(until, now + tick);
       maintenance_wake.wait_until(lock, until);
       if (closed)
