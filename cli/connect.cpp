@@ -1,5 +1,6 @@
 #include "connect.hpp"
 
+#include <cctype>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -10,6 +11,15 @@
 namespace pgkit::cli {
 
 connection_config resolve_connection(const global_options& globals) {
+  if (globals.verbose) {
+    // The library never prints; with -v the server's notices and warnings are shown.
+    set_notice_handler([](const server_notice& notice) {
+      std::string severity = notice.severity;
+      for (auto& c : severity)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::cerr << "pgkit: server " << severity << ": " << notice.message << '\n';
+    });
+  }
   // The CLI reads the environment; the library is handed values.
   connection_request request;
   request.addr = globals.addr;

@@ -1,24 +1,105 @@
 #include "pgkit/connection.hpp"
 
+#include <libpq-fe.h>
+
+#include <mutex>
+#include <utility>
+
+#include "core/notices.hpp"
 #include "core/pqxx_compat.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
 
 namespace pgkit {
+namespace {
+
+std::mutex g_handler_mutex;
+std::shared_ptr<const notice_handler> g_handler;  // guarded by g_handler_mutex
+
+thread_local std::string t_farewell;
+
+std::string field(const PGresult* result, int code) {
+  const char* value = PQresultErrorField(result, code);
+  return value == nullptr ? std::string{} : std::string{value};
+}
+
+// libpq's notice receiver: replaces the default one, which prints to stderr.
+void receive_notice(void*, const PGresult* result) noexcept {
+  try {
+    server_notice notice;
+    notice.severity = field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (notice.severity.empty())
+      notice.severity = field(result, PG_DIAG_SEVERITY);
+    notice.sqlstate = field(result, PG_DIAG_SQLSTATE);
+    notice.message = field(result, PG_DIAG_MESSAGE_PRIMARY);
+    for (auto& c : notice.message) {
+      if (c == '\n' || c == '\r')
+        c = ' ';
+    }
+    if (notice.severity == "FATAL" || notice.severity == "PANIC")
+      t_farewell = notice.message;
+    std::shared_ptr<const notice_handler> handler;
+    {
+      std::lock_guard<std::mutex> lock{g_handler_mutex};
+      handler = g_handler;
+    }
+    if (handler && *handler)
+      (*handler)(notice);
+  } catch (...) {
+    // A notice is advice; losing one must not break the statement that caused it.
+  }
+}
+
+// libpq's message for a failed connection attempt, on one line: later lines repeat
+// boilerplate, and the address libpq may quote is shown by describe() instead.
+std::string connect_failure(const pqxx::broken_connection& e) {
+  std::string reason = e.what();
+  while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' '))
+    reason.pop_back();
+  return reason;
+}
+
+}  // namespace
+
+namespace detail {
+
+void route_notices(pg_conn* connection) noexcept {
+  if (connection != nullptr)
+    PQsetNoticeReceiver(connection, receive_notice, nullptr);
+}
+
+std::string take_server_farewell() {
+  return std::exchange(t_farewell, {});
+}
+
+void forget_server_farewell() noexcept {
+  t_farewell.clear();
+}
+
+pgkit::error connection_lost_error(std::string_view context, std::string_view driver_message) {
+  // libpqxx's own words ("Could not obtain client encoding: not connected.") say less than
+  // the server's, which libpq received as a notice just before the connection closed.
+  std::string reason = take_server_farewell();
+  if (reason.empty())
+    reason = std::string{driver_message};
+  else
+    reason = "the server ended the session: " + reason;
+  while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' '))
+    reason.pop_back();
+  std::string message = context.empty() ? reason : std::string{context} + ": " + reason;
+  return pgkit::error(error_kind::connection_lost, message, connection_lost_hint());
+}
+
+}  // namespace detail
+
+void set_notice_handler(notice_handler handler) {
+  auto shared = std::make_shared<const notice_handler>(std::move(handler));
+  std::lock_guard<std::mutex> lock{g_handler_mutex};
+  g_handler = std::move(shared);
+}
 
 std::unique_ptr<pqxx::connection> connect(const std::string& conninfo) {
-  try {
-    return std::make_unique<pqxx::connection>(conninfo);
-  } catch (const pqxx::broken_connection& e) {
-    std::string reason = e.what();
-    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' '))
-      reason.pop_back();
-    std::string where = conninfo.empty() ? std::string{"the default server (libpq defaults)"}
-                                         : "'" + conninfo + "'";
-    throw error(error_kind::connection, "cannot connect to " + where + ": " + reason,
-                "check that the server is running and accepts connections at that address, "
-                "or pass --wait SECONDS to wait for it");
-  }
+  return connect(config_from_url(conninfo, "the connection string"));
 }
 
 std::unique_ptr<pqxx::connection> connect(const connection_config& config) {
@@ -26,14 +107,13 @@ std::unique_ptr<pqxx::connection> connect(const connection_config& config) {
   try {
     auto connection = std::make_unique<pqxx::connection>(conninfo);
     detail::disable_reactivation(*connection);
+    detail::route_notices(detail::libpq_handle(*connection));
+    detail::forget_server_farewell();
     return connection;
   } catch (const pqxx::broken_connection& e) {
-    std::string reason = e.what();
-    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' '))
-      reason.pop_back();
     std::string from = config.source.empty() ? "" : " (" + config.source + ")";
     throw error(error_kind::connection,
-                "cannot connect to " + config.describe() + from + ": " + reason,
+                "cannot connect to " + config.describe() + from + ": " + connect_failure(e),
                 "check that the server is running and accepts connections at that address");
   }
 }
