@@ -293,3 +293,53 @@ TEST_CASE("pgkit::listener refusals") {
     }
   }
 }
+
+TEST_CASE("pgkit::listener::listen refused by the server") {
+  pgkit_test::scratch_database db{"listener_refused"};
+  auto sender = pgkit::connect(db.url());
+  pgkit::listener listener{db.url()};
+  listener.listen("kept");
+  // The server refuses a channel name that is not valid UTF-8 (22021) after pgkit sent it.
+  const std::string refused = "bad \xff\xfe name";
+  CHECK_THROWS_AS(listener.listen(refused), pgkit::sql_error);
+  CHECK(listener.channels() == std::vector<std::string>{"kept"});
+  // The refused channel is not part of the next subscription: after a reconnect the listener
+  // LISTENs again and delivers.
+  pgkit_test::query_value(
+      db.url(), "SELECT pg_terminate_backend(" + std::to_string(listener.backend_pid()) + ")");
+  CHECK_FALSE(listener.receive(300ms));
+  CHECK(pgkit_test::eventually([&] {
+    listener.receive(50ms);
+    return listener.connected();
+  }));
+  pgkit::notify(*sender, "kept", "after");
+  auto got = next(listener);
+  REQUIRE(got);
+  CHECK(got->payload == "after");
+  CHECK(listener.reconnects() == 1);
+}
+
+TEST_CASE("the listener's connection sends notices to the handler, never to stderr") {
+  pgkit_test::scratch_database db{"listener_notices"};
+  std::vector<pgkit::server_notice> received;
+  pgkit::set_notice_handler(
+      [&](const pgkit::server_notice& notice) { received.push_back(notice); });
+  {
+    pgkit::listener listener{db.url()};
+    listener.listen("c");
+    pgkit_test::query_value(
+        db.url(), "SELECT pg_terminate_backend(" + std::to_string(listener.backend_pid()) + ")");
+    CHECK(pgkit_test::eventually([&] {
+      listener.receive(50ms);
+      return listener.reconnects() == 1;
+    }));
+  }
+  pgkit::set_notice_handler({});
+  bool saw_farewell = false;
+  for (const auto& notice : received) {
+    if (notice.severity == "FATAL" &&
+        notice.message == "terminating connection due to administrator command")
+      saw_farewell = true;
+  }
+  CHECK(saw_farewell);
+}

@@ -319,7 +319,7 @@ TEST_CASE("pgkit::connection_config::describe") {
   }
   SUBCASE("a conninfo string works as a url") {
     auto config = pgkit::config_from_url("host=/run/pg dbname=app password=x");
-    CHECK(config.describe() == "postgresql://%2Frun%2Fpg/app");
+    CHECK(config.describe() == "postgresql://:***@%2Frun%2Fpg/app");
   }
 }
 

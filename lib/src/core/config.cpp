@@ -699,11 +699,10 @@ std::string connection_config::describe() const {
   // DESIGN.md's redacted form: a password that is set shows as ***, never as itself. The
   // password field is never read here, only whether there is one.
   auto* shown_password = find_pair(pairs, "password");
-  if (shown_user != nullptr) {
-    text += percent_encode(*shown_user);
-    if (shown_password != nullptr && !shown_password->empty())
-      text += ":***";
-    text += "@";
+  bool has_password = shown_password != nullptr && !shown_password->empty();
+  if (shown_user != nullptr || has_password) {
+    text += shown_user != nullptr ? percent_encode(*shown_user) : std::string{};
+    text += has_password ? ":***@" : "@";
   }
   // libpq's multi-host form: a comma-separated host list and either one port for all of them
   // or one port per host; shown as host:port pairs, IPv6 addresses in brackets.

@@ -1,5 +1,6 @@
 #include "pgkit/connection.hpp"
 
+#include <libpq-events.h>
 #include <libpq-fe.h>
 
 #include <mutex>
@@ -23,6 +24,32 @@ std::string field(const PGresult* result, int code) {
   return value == nullptr ? std::string{} : std::string{value};
 }
 
+// Keeps the server's last words: a FATAL that arrives while a statement runs becomes that
+// statement's result, which libpqxx 6.4 drops when it finds the connection closed (it then
+// reports only "Could not obtain client encoding: not connected.").
+void remember_farewell(const PGresult* result) {
+  if (PQresultStatus(result) != PGRES_FATAL_ERROR)
+    return;
+  auto severity = field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (severity == "FATAL" || severity == "PANIC") {
+    t_farewell = field(result, PG_DIAG_MESSAGE_PRIMARY);
+    for (auto& c : t_farewell) {
+      if (c == '\n' || c == '\r')
+        c = ' ';
+    }
+  }
+}
+
+int watch_results(PGEventId event, void* info, void*) noexcept {
+  try {
+    if (event == PGEVT_RESULTCREATE)
+      remember_farewell(static_cast<PGEventResultCreate*>(info)->result);
+  } catch (...) {
+    // Out of memory while copying a message: the error keeps libpqxx's words instead.
+  }
+  return 1;  // never fails a libpq operation
+}
+
 // libpq's notice receiver: replaces the default one, which prints to stderr.
 void receive_notice(void*, const PGresult* result) noexcept {
   try {
@@ -37,7 +64,7 @@ void receive_notice(void*, const PGresult* result) noexcept {
         c = ' ';
     }
     if (notice.severity == "FATAL" || notice.severity == "PANIC")
-      t_farewell = notice.message;
+      t_farewell = notice.message;  // it arrived while no statement ran
     std::shared_ptr<const notice_handler> handler;
     {
       std::lock_guard<std::mutex> lock{g_handler_mutex};
@@ -64,8 +91,10 @@ std::string connect_failure(const pqxx::broken_connection& e) {
 namespace detail {
 
 void route_notices(pg_conn* connection) noexcept {
-  if (connection != nullptr)
-    PQsetNoticeReceiver(connection, receive_notice, nullptr);
+  if (connection == nullptr)
+    return;
+  PQsetNoticeReceiver(connection, receive_notice, nullptr);
+  PQregisterEventProc(connection, watch_results, "pgkit", nullptr);
 }
 
 std::string take_server_farewell() {
