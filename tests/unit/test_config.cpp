@@ -461,3 +461,12 @@ TEST_CASE("several servers: multi-host URLs and hosts = [...]") {
     CHECK(contains(e.what(), "must be a string"));
   }
 }
+
+TEST_CASE("toml++'s known defects stay syntax errors") {
+  // docs/development.md: an assertion in parse_key on [$x], UB for U+FC9A-U+FEFE outside
+  // strings. Debian's compiled toml++ reports both as syntax errors.
+  auto key = config_error_of("[$x]\n");
+  CHECK(contains(key.what(), "database.toml:1:2: "));
+  auto arabic = config_error_of("a = 1\n\xef\xb2\x9a = 2\n");
+  CHECK(contains(arabic.what(), "database.toml:2:1: "));
+}
