@@ -9,6 +9,7 @@
 #include "harness.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
+#include "pgkit/listener.hpp"
 #include "pgkit/pool.hpp"
 
 namespace {
@@ -122,6 +123,41 @@ TEST_CASE("pgkit::detail::rethrow_as_pgkit") {
           "running the test statement: the server ended the session: terminating connection due "
           "to administrator command");
     CHECK(contains(lost.hint(), "run it again"));
+  }
+}
+
+TEST_CASE("several servers: the first that answers is used") {
+  pgkit_test::scratch_database db{"multi_host"};
+  // The sandbox's URL is postgresql://postgres@127.0.0.1:PORT/NAME; port 1 is closed.
+  auto at = db.url().find("@127.0.0.1:");
+  REQUIRE(at != std::string::npos);
+  auto port_begin = at + std::string{"@127.0.0.1:"}.size();
+  auto port = db.url().substr(port_begin, db.url().find('/', port_begin) - port_begin);
+  auto current_database = [](pqxx::connection& connection) {
+    return pqxx::nontransaction{connection}
+        .exec("SELECT current_database()")[0][0]
+        .as<std::string>();
+  };
+
+  SUBCASE("a multi-host URL") {
+    auto url = "postgresql://postgres@127.0.0.1:1,127.0.0.1:" + port + "/" + db.name() +
+               "?target_session_attrs=read-write";
+    auto config = pgkit::config_from_url(url, "test");
+    CHECK(config.describe() == "postgresql://postgres@127.0.0.1:1,127.0.0.1:" + port + "/" +
+                                   db.name() + "?target_session_attrs=read-write");
+    auto connection = pgkit::connect(config);
+    CHECK(current_database(*connection) == db.name());
+    pgkit::listener listener{url};
+    CHECK(listener.connected());
+  }
+  SUBCASE("hosts = [...] in database.toml, through a pool") {
+    auto file =
+        pgkit::parse_config("[connections.main]\nhosts = [\"127.0.0.1:1\", \"127.0.0.1:" + port +
+                                "\"]\nusername = \"postgres\"\ndatabase = \"" + db.name() + "\"\n",
+                            "database.toml", {});
+    pgkit::pool pool{file.connection("main")};
+    auto lease = pool.acquire();
+    CHECK(current_database(lease.connection()) == db.name());
   }
 }
 

@@ -121,6 +121,10 @@ void check_url(std::string_view url, std::size_t scheme_length, const std::strin
   if (path.find('@') != std::string_view::npos || path.find('/') != std::string_view::npos)
     throw config_error(what + " has an '@' or '/' after the '/' that starts its database name",
                        encode_hint + "; in a database name too");
+  // An '@' in the query is most often the rest of a password with an unencoded '/' or '?'.
+  if (query.find('@') != std::string_view::npos)
+    throw config_error(what + " has an '@' in its query",
+                       encode_hint + "; in query values too (user=me%40corp)");
   // Each host is name[:port] or [IPv6][:port]; the port must be a number.
   std::size_t entry_begin = 0;
   while (entry_begin <= host_spec.size()) {
