@@ -30,6 +30,8 @@ const command_entry k_commands[] = {
     {"rollback", "run down sections of a module's newest migrations", setup_rollback},
     {"print-sql", "print the SQL of modules for psql or dbmate, without a database",
      setup_print_sql},
+    {"new", "create a migration file for a module of your own (DIR/MODULE/<version>_NAME.sql)",
+     setup_new},
     {"listen", "print (or run a command for) each notification on CHANNEL...", setup_listen,
      "--exec"},
     {"notify", "send one notification on CHANNEL", setup_notify},

@@ -42,7 +42,12 @@ std::string module_list(const std::vector<std::string>& modules) {
 int run_apply(const migrate_options& options, const global_options& globals) {
   auto settings = library_options(globals, options);
   auto connection = open_connection(globals, std::chrono::seconds{options.wait_s});
-  auto result = apply_modules(*connection, settings);
+  apply_result result;
+  {
+    interrupt_guard guard{*connection};
+    settings.interrupted = guard.interrupted();
+    result = apply_modules(*connection, settings);
+  }
   warn_drift(result.drifted, globals);
   if (globals.json) {
     nlohmann::json applied = nlohmann::json::array();

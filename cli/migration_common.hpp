@@ -2,7 +2,14 @@
 // What the migration commands (migrate, apply, status, rollback, print-sql) share: their
 // common options and the translation into pgkit::migration_options.
 
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -34,6 +41,35 @@ void add_lock_options(CLI::App& command, migration_cli_options& options);
 /// --quiet.
 migration_options library_options(const global_options& globals,
                                   const migration_cli_options& options);
+
+/// While it exists, SIGINT and SIGTERM stop a run on `connection` instead of killing pgkit: a
+/// watcher thread receives them, makes interrupted() true, sends cancel requests to the server
+/// until the run has rolled back and the guard is destroyed, and exits the process with status
+/// 1 if that takes longer than `grace`.
+class interrupt_guard {
+ public:
+  explicit interrupt_guard(pqxx::connection& connection,
+                           std::chrono::seconds grace = std::chrono::seconds{10});
+  ~interrupt_guard();
+  interrupt_guard(const interrupt_guard&) = delete;
+  interrupt_guard& operator=(const interrupt_guard&) = delete;
+
+  /// Returns a callback for migration_options::interrupted.
+  std::function<bool()> interrupted() const;
+
+ private:
+  void watch();
+
+  pqxx::connection& m_connection;
+  std::chrono::seconds m_grace;
+  sigset_t m_signals{};
+  sigset_t m_old_mask{};
+  std::atomic<int> m_signal{0};
+  std::mutex m_mutex;
+  std::condition_variable m_finished;
+  bool m_done = false;
+  std::thread m_watcher;
+};
 
 /// Returns `duration` in milliseconds, as JSON wants it.
 double to_milliseconds(std::chrono::microseconds duration);

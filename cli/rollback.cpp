@@ -27,7 +27,12 @@ int run_rollback(const rollback_options& options, const global_options& globals)
   if (!options.to_version.empty())
     target.to_version = options.to_version;
   auto connection = open_connection(globals, std::chrono::seconds{options.wait_s});
-  auto done = rollback_module(*connection, settings, options.module, target);
+  std::vector<migration_step> done;
+  {
+    interrupt_guard guard{*connection};
+    settings.interrupted = guard.interrupted();
+    done = rollback_module(*connection, settings, options.module, target);
+  }
   if (globals.json) {
     auto list = nlohmann::json::array();
     for (const auto& step : done) {

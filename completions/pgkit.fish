@@ -66,6 +66,8 @@ complete -c pgkit -n '__fish_seen_subcommand_from rollback' -l steps -r -d 'roll
 complete -c pgkit -n '__fish_seen_subcommand_from rollback' -l to -r -d 'roll back migrations newer than VERSION'
 complete -c pgkit -n '__fish_seen_subcommand_from print-sql' -l format -r -a 'plain dbmate' -d 'SQL layout'
 complete -c pgkit -n '__fish_seen_subcommand_from print-sql' -l out -r -F -d 'file (plain) or directory (dbmate) to write'
+complete -c pgkit -n __pgkit_no_command -a new -d 'create a migration file for a module of your own'
+complete -c pgkit -n '__fish_seen_subcommand_from new' -l migrations-dir -r -a '(__fish_complete_directories)' -d 'where the module directories are (default ./migrations)'
 complete -c pgkit -n __pgkit_no_command -a listen -d 'print (or run a command for) each notification'
 complete -c pgkit -n '__fish_seen_subcommand_from listen' -l count -r -d 'exit 0 after N notifications'
 complete -c pgkit -n '__fish_seen_subcommand_from listen' -l timeout -r -d 'exit 3 after S seconds without a notification'

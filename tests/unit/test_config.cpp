@@ -359,7 +359,8 @@ TEST_CASE("pgkit::config_from_url refuses what libpq would read apart from its p
   }
   SUBCASE("an '@' in the query before any '/' would end a user name") {
     auto text = url_error("postgresql://host?user=me@corp");
-    CHECK(contains(text, "'@' in its query"));    // After a '/' too: "read-write:S3c/r3t@PW@" would be a query value (found by fuzz_conninfo).
+    CHECK(contains(text, "'@' in its query"));  // After a '/' too: "read-write:S3c/r3t@PW@" would
+                                                // be a query value (found by fuzz_conninfo).
     text = url_error("postgresql://h/app?target_session_attrs=read-write:S3c/r3t@PW@");
     CHECK(contains(text, "has an '@' in its query"));
     CHECK(!contains(text, "r3t"));
