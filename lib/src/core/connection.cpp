@@ -24,6 +24,16 @@ std::string field(const PGresult* result, int code) {
   return value == nullptr ? std::string{} : std::string{value};
 }
 
+// The primary message of `result` on one line.
+std::string primary_message(const PGresult* result) {
+  auto message = field(result, PG_DIAG_MESSAGE_PRIMARY);
+  for (auto& c : message) {
+    if (c == '\n' || c == '\r')
+      c = ' ';
+  }
+  return message;
+}
+
 // Keeps the server's last words: a FATAL that arrives while a statement runs becomes that
 // statement's result, which libpqxx 6.4 drops when it finds the connection closed (it then
 // reports only "Could not obtain client encoding: not connected.").
@@ -31,13 +41,8 @@ void remember_farewell(const PGresult* result) {
   if (PQresultStatus(result) != PGRES_FATAL_ERROR)
     return;
   auto severity = field(result, PG_DIAG_SEVERITY_NONLOCALIZED);
-  if (severity == "FATAL" || severity == "PANIC") {
-    t_farewell = field(result, PG_DIAG_MESSAGE_PRIMARY);
-    for (auto& c : t_farewell) {
-      if (c == '\n' || c == '\r')
-        c = ' ';
-    }
-  }
+  if (severity == "FATAL" || severity == "PANIC")
+    t_farewell = primary_message(result);
 }
 
 int watch_results(PGEventId event, void* info, void*) noexcept {
@@ -58,11 +63,7 @@ void receive_notice(void*, const PGresult* result) noexcept {
     if (notice.severity.empty())
       notice.severity = field(result, PG_DIAG_SEVERITY);
     notice.sqlstate = field(result, PG_DIAG_SQLSTATE);
-    notice.message = field(result, PG_DIAG_MESSAGE_PRIMARY);
-    for (auto& c : notice.message) {
-      if (c == '\n' || c == '\r')
-        c = ' ';
-    }
+    notice.message = primary_message(result);
     if (notice.severity == "FATAL" || notice.severity == "PANIC")
       t_farewell = notice.message;  // it arrived while no statement ran
     std::shared_ptr<const notice_handler> handler;
@@ -77,13 +78,10 @@ void receive_notice(void*, const PGresult* result) noexcept {
   }
 }
 
-// libpq's message for a failed connection attempt, on one line: later lines repeat
-// boilerplate, and the address libpq may quote is shown by describe() instead.
-std::string connect_failure(const pqxx::broken_connection& e) {
-  std::string reason = e.what();
-  while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' '))
-    reason.pop_back();
-  return reason;
+std::string without_trailing_space(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
 }
 
 }  // namespace
@@ -107,14 +105,11 @@ void forget_server_farewell() noexcept {
 
 pgkit::error connection_lost_error(std::string_view context, std::string_view driver_message) {
   // libpqxx's own words ("Could not obtain client encoding: not connected.") say less than
-  // the server's, which libpq received as a notice just before the connection closed.
+  // the server's, which libpq received just before the connection closed: as a notice, or as
+  // the result of the statement that the server cut off.
   std::string reason = take_server_farewell();
-  if (reason.empty())
-    reason = std::string{driver_message};
-  else
-    reason = "the server ended the session: " + reason;
-  while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' '))
-    reason.pop_back();
+  reason = reason.empty() ? without_trailing_space(std::string{driver_message})
+                          : "the server ended the session: " + reason;
   std::string message = context.empty() ? reason : std::string{context} + ": " + reason;
   return pgkit::error(error_kind::connection_lost, message, connection_lost_hint());
 }
@@ -141,9 +136,10 @@ std::unique_ptr<pqxx::connection> connect(const connection_config& config) {
     return connection;
   } catch (const pqxx::broken_connection& e) {
     std::string from = config.source.empty() ? "" : " (" + config.source + ")";
-    throw error(error_kind::connection,
-                "cannot connect to " + config.describe() + from + ": " + connect_failure(e),
-                "check that the server is running and accepts connections at that address");
+    throw error(
+        error_kind::connection,
+        "cannot connect to " + config.describe() + from + ": " + without_trailing_space(e.what()),
+        "check that the server is running and accepts connections at that address");
   }
 }
 
