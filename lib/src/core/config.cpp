@@ -56,8 +56,12 @@ bool valid_percent_escapes(std::string_view text) {
 const std::vector<std::string>& libpq_keywords() {
   static const std::vector<std::string> keywords = [] {
     std::vector<std::string> names{"ssl"};
-    std::unique_ptr<PQconninfoOption, conninfo_options_deleter> defaults{PQconndefaults()};
-    for (auto* option = defaults.get(); option != nullptr && option->keyword != nullptr; ++option)
+    // Parsing an empty string lists every keyword without reading the environment, which
+    // PQconndefaults() would do for the default values.
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, conninfo_options_deleter> all{PQconninfoParse("", &error)};
+    PQfreemem(error);
+    for (auto* option = all.get(); option != nullptr && option->keyword != nullptr; ++option)
       names.emplace_back(option->keyword);
     return names;
   }();
