@@ -398,6 +398,8 @@ TEST_CASE("pgkit::config_from_url refuses what libpq would read apart from its p
     CHECK(pgkit::config_from_url("postgresql:///db?host=/tmp").describe() ==
           "postgresql://%2Ftmp/db");
     CHECK(pgkit::config_from_url("postgresql://").describe() == "libpq defaults");
+    CHECK(pgkit::config_from_url("postgresql://h/db?sslmode=disable&").describe() ==
+          "postgresql://h/db");
     CHECK(pgkit::config_from_url("postgresql://h/db?user=me%40corp").describe() ==
           "postgresql://me%40corp@h/db");
   }

@@ -174,6 +174,8 @@ void check_url(std::string_view url, std::size_t scheme_length, const std::strin
     auto parameter = query.substr(parameter_begin, parameter_end == std::string_view::npos
                                                        ? parameter_end
                                                        : parameter_end - parameter_begin);
+    if (parameter.empty() && parameter_end == std::string_view::npos)
+      break;  // a trailing '&', which libpq accepts
     auto equals = parameter.find('=');
     if (equals == std::string_view::npos) {
       throw config_error(what + " has a query parameter without '=' " +
