@@ -16,6 +16,7 @@
 #include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
+#include "pgkit/notify.hpp"
 #include "pgkit/query.hpp"
 
 using namespace std::chrono_literals;
@@ -497,6 +498,19 @@ TEST_CASE("pgkit::query_options against a stopped server") {
       CHECK(std::string{e.what()}.find("connection was closed") != std::string::npos);
     }
     CHECK(steady::now() - started < 15s);
+    CHECK(pgkit::status(*conn) == pgkit::connection_state::failed);
+  }
+
+  SUBCASE("a SIGSTOPped backend: notify under a timeout does not hang either") {
+    auto conn = pgkit::connect(server.url());
+    auto pid = std::stoi(value_of(*conn, "SELECT pg_backend_pid()"));
+    resume_on_exit resume{pid};
+    REQUIRE(::kill(pid, SIGSTOP) == 0);
+    pgkit::query_options options;
+    options.timeout = 200ms;
+    options.cancel_grace = 300ms;
+    CHECK(kind_of([&] { pgkit::notify(*conn, "jobs", "1", options); }) ==
+          pgkit::error_kind::canceled);
     CHECK(pgkit::status(*conn) == pgkit::connection_state::failed);
   }
 
