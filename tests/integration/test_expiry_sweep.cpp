@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <pqxx/pqxx>
 
@@ -41,6 +42,30 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+// Runs `body` and returns the pgkit::error it threw (the test fails when it throws none), and
+// how long it took.
+template <typename Body>
+std::pair<pgkit::error, steady::duration> error_of(Body&& body) {
+  auto started = steady::now();
+  try {
+    body();
+  } catch (const pgkit::error& e) {
+    return {e, steady::now() - started};
+  }
+  FAIL("no pgkit::error was thrown");
+  return {pgkit::error{pgkit::error_kind::internal, "none"}, steady::now() - started};
+}
+
+// The first column of the first row of `sql`.
+std::string first_value(pqxx::connection& conn, const std::string& sql) {
+  std::string value;
+  pgkit::stream_query(conn, sql, {}, {}, [&](const pgkit::row_view& row) {
+    value = std::string{row.get(0).value_or("NULL")};
+    return pgkit::row_action::stop;
+  });
+  return value;
+}
+
 }  // namespace
 
 TEST_CASE("pgkit::cache::gc max_duration is a deadline") {
@@ -68,37 +93,22 @@ TEST_CASE("pgkit::cache::gc max_duration is a deadline") {
       if (resume.pid != 0)
         return;
       // The pool's only connection is the gc's; freeze its backend before the next batch.
-      pgkit::stream_query(*probe,
-                          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                          "AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
-                          {}, {}, [&](const pgkit::row_view& row) {
-                            resume.pid = std::stoi(std::string{*row.get(0)});
-                            return pgkit::row_action::stop;
-                          });
+      resume.pid = std::stoi(
+          first_value(*probe,
+                      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"));
       REQUIRE(resume.pid > 0);
       REQUIRE(::kill(resume.pid, SIGSTOP) == 0);
     };
-    auto started = steady::now();
-    try {
-      store.gc(options);
-      FAIL("gc returned while its backend was frozen");
-    } catch (const pgkit::error& e) {
-      CHECK(e.kind() == pgkit::error_kind::timeout);
-      CHECK(contains(e.what(), "the time limit of 1500 ms passed while a batch was running"));
-      CHECK(contains(e.what(), "after deleting 1000 expired entries in 1 batches"));
-    }
-    CHECK(steady::now() - started < 20s);
+    auto [e, took] = error_of([&] { store.gc(options); });
+    CHECK(e.kind() == pgkit::error_kind::timeout);
+    CHECK(contains(e.what(), "the time limit of 1500 ms passed while a batch was running"));
+    CHECK(contains(e.what(), "after deleting 1000 expired entries in 1 batches"));
+    CHECK(took < 20s);
     ::kill(resume.pid, SIGCONT);
     // The canceled batch was rolled back; the committed one stays.
-    CHECK(pgkit_test::eventually([&] {
-      std::string left;
-      pgkit::stream_query(*probe, "SELECT count(*) FROM pgkit.cache", {}, {},
-                          [&](const pgkit::row_view& row) {
-                            left = std::string{*row.get(0)};
-                            return pgkit::row_action::next;
-                          });
-      return left == "4000";
-    }));
+    CHECK(pgkit_test::eventually(
+        [&] { return first_value(*probe, "SELECT count(*) FROM pgkit.cache") == "4000"; }));
     // The pool replaces the dropped connection: the next gc finishes the job.
     CHECK(store.gc().deleted == 4000);
   }
@@ -120,16 +130,12 @@ TEST_CASE("pgkit::purge_expired_sessions max_duration is a deadline") {
     pgkit::purge_options options;
     options.max_duration = 1000ms;
     options.lock_timeout = 60s;
-    auto started = steady::now();
-    try {
-      pgkit::purge_expired_sessions(*connection, "pgkit", options);
-      FAIL("the purge waited for the lock");
-    } catch (const pgkit::error& e) {
-      CHECK(e.kind() == pgkit::error_kind::timeout);
-      CHECK(contains(e.what(), "the time limit of 1000 ms passed while a batch was running"));
-      CHECK(contains(e.what(), "after deleting 0 expired rows in 0 batches"));
-    }
-    CHECK(steady::now() - started < 20s);
+    auto [e, took] =
+        error_of([&] { pgkit::purge_expired_sessions(*connection, "pgkit", options); });
+    CHECK(e.kind() == pgkit::error_kind::timeout);
+    CHECK(contains(e.what(), "the time limit of 1000 ms passed while a batch was running"));
+    CHECK(contains(e.what(), "after deleting 0 expired rows in 0 batches"));
+    CHECK(took < 20s);
     lock.abort();
     // The connection was not dropped (the server answered the cancel) and is usable.
     CHECK(pgkit::status(*connection) == pgkit::connection_state::open);

@@ -92,7 +92,6 @@ struct session_store::statements {
         get(make(detail::session_sql::k_get, schema)),
         remove_expired(make(detail::session_sql::k_remove_expired, schema)),
         set(make(detail::session_sql::k_set, schema)),
-        compare_and_set(make(detail::session_sql::k_compare_and_set, schema)),
         is_live(make(detail::session_sql::k_is_live, schema)),
         touch(make(detail::session_sql::k_touch, schema)),
         clear(make(detail::session_sql::k_clear, schema)) {}
@@ -101,7 +100,7 @@ struct session_store::statements {
     return detail::make_statement("session", text, schema);
   }
 
-  statement generate, get, remove_expired, set, compare_and_set, is_live, touch, clear;
+  statement generate, get, remove_expired, set, is_live, touch, clear;
 };
 
 session_store::session_store(std::shared_ptr<pool> pool, session_options options)
@@ -158,10 +157,10 @@ set_result session_store::set(std::string_view key, std::string_view data,
   if (!is_well_formed_session_key(key))
     return set_result::missing;
   auto digest = detail::session_key_digest(key);
-  auto rows = run_session(
-      m_pool->acquire(), m_sql->set,
-      {binary_param(digest), binary_param(data), ms_param(lifetime), ms_param(m_touch_interval)},
-      "writing a session", m_schema);
+  auto rows = run_session(m_pool->acquire(), m_sql->set,
+                          {binary_param(digest), binary_param(data), ms_param(lifetime),
+                           ms_param(m_touch_interval), int_param(std::nullopt)},
+                          "writing a session", m_schema);
   return rows.rows() == 0 ? set_result::missing : set_result::updated;
 }
 
@@ -172,7 +171,7 @@ set_result session_store::compare_and_set(std::string_view key, std::int64_t exp
   if (!is_well_formed_session_key(key))
     return set_result::missing;
   auto digest = detail::session_key_digest(key);
-  auto rows = run_session(m_pool->acquire(), m_sql->compare_and_set,
+  auto rows = run_session(m_pool->acquire(), m_sql->set,
                           {binary_param(digest), binary_param(data), ms_param(lifetime),
                            ms_param(m_touch_interval), int_param(expected_version)},
                           "writing a session", m_schema);

@@ -23,6 +23,7 @@ inline constexpr statement_text k_remove_expired{
 // A new expiry within the touch interval ($4) of the current one keeps the current one: then no
 // indexed column changes, and PostgreSQL can update the row in place (HOT) without new entries
 // in the primary key and expiry indexes, which makes a write per request cheap.
+// $5 is the version compare_and_set expects, NULL for set.
 inline constexpr statement_text k_set{
     "set",
     "UPDATE {S}.session SET data = $2, expires_at = CASE "
@@ -32,17 +33,7 @@ inline constexpr statement_text k_set{
     "expires_at + $4::bigint * interval '1 millisecond' "
     "THEN expires_at ELSE now() + $3::bigint * interval '1 millisecond' END, "
     "version = version + 1, updated_at = now() WHERE key_hash = $1 AND expires_at > now() "
-    "RETURNING version"};
-inline constexpr statement_text k_compare_and_set{
-    "compare_and_set",
-    "UPDATE {S}.session SET data = $2, expires_at = CASE "
-    "WHEN now() + $3::bigint * interval '1 millisecond' > "
-    "expires_at - $4::bigint * interval '1 millisecond' "
-    "AND now() + $3::bigint * interval '1 millisecond' < "
-    "expires_at + $4::bigint * interval '1 millisecond' "
-    "THEN expires_at ELSE now() + $3::bigint * interval '1 millisecond' END, "
-    "version = version + 1, updated_at = now() WHERE key_hash = $1 AND expires_at > now() "
-    "AND version = $5 RETURNING version"};
+    "AND ($5::bigint IS NULL OR version = $5) RETURNING version"};
 inline constexpr statement_text k_is_live{
     "is_live", "SELECT 1 FROM {S}.session WHERE key_hash = $1 AND expires_at > now()"};
 // One round trip: whether the session is live, and whether the expiry moved. The update writes
