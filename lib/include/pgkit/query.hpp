@@ -100,8 +100,9 @@ class interrupt {
 struct query_options {
   const interrupt* stop = nullptr;                   ///< triggered: cancel, throw kind canceled
   std::optional<std::chrono::milliseconds> timeout;  ///< client-side deadline, same outcome
-  /// How long to wait for the server to answer a cancel request before closing the connection.
-  std::chrono::milliseconds cancel_grace{500};
+  /// How long to wait for the server to answer a cancel request before closing the connection
+  /// (the wait restarts while data still arrives, up to ten times this in all).
+  std::chrono::milliseconds cancel_grace{2000};
 };
 
 /// What stream_query delivered.

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -288,10 +289,19 @@ void send_cancel(pg_conn* conn, std::chrono::milliseconds grace) noexcept {
 
 void drop(pg_conn* conn) noexcept {
   int socket = PQsocket(conn);
-  if (socket >= 0) {
-    ::shutdown(socket, SHUT_RDWR);
-    PQconsumeInput(conn);
+  if (socket < 0)
+    return;
+  // The descriptor number stays valid (libpq closes it later) but now names a socket whose
+  // peer is gone: libpq's next read sees the end of the stream, whatever data the kernel still
+  // held for the old one, and marks the connection broken.
+  ::shutdown(socket, SHUT_RDWR);
+  int ended[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ended) == 0) {
+    ::close(ended[1]);
+    ::dup2(ended[0], socket);
+    ::close(ended[0]);
   }
+  PQconsumeInput(conn);
 }
 
 void result_wait::ready() {
@@ -333,15 +343,18 @@ void result_wait::ready() {
 }
 
 std::string drain(pg_conn* conn, std::chrono::milliseconds grace) {
-  stop_control grace_control;
-  grace_control.deadline = steady_clock::now() + grace;
+  // The grace period counts from the last data received: rows still arriving after a cancel
+  // show that the server answers. Ten grace periods bound the whole drain.
+  const auto started = steady_clock::now();
+  const auto hard_end = started + 10 * grace;
+  auto quiet_end = started + grace;
   std::string first_failure;
   for (;;) {
     while (PQisBusy(conn) != 0) {
       pollfd wait{PQsocket(conn), POLLIN, 0};
-      int timeout = poll_timeout(*grace_control.deadline);
       if (wait.fd < 0)
         break;
+      int timeout = poll_timeout(std::min(quiet_end, hard_end));
       if (timeout == 0) {
         drop(conn);
         return first_failure;
@@ -349,15 +362,18 @@ std::string drain(pg_conn* conn, std::chrono::milliseconds grace) {
       int ready = ::poll(&wait, 1, timeout);
       if (ready < 0 && errno != EINTR)
         break;
-      if (ready > 0 && PQconsumeInput(conn) == 0)
-        break;
+      if (ready > 0) {
+        if (PQconsumeInput(conn) == 0)
+          break;
+        quiet_end = steady_clock::now() + grace;
+      }
     }
     PGresult* next = PQgetResult(conn);
     if (next == nullptr)
       return first_failure;
     auto status = PQresultStatus(next);
     if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
-      // A COPY cannot be read to its end here: leave it to libpq to fail on the next command.
+      // A COPY cannot be read to its end here: the connection cannot be used again.
       PQclear(next);
       drop(conn);
       return first_failure;

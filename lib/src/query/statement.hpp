@@ -30,7 +30,7 @@ struct stop_control {
   std::optional<steady_clock::time_point> deadline;
   /// The timeout the deadline came from, for messages ("the 200 ms timeout passed").
   std::chrono::milliseconds timeout{0};
-  std::chrono::milliseconds cancel_grace{500};
+  std::chrono::milliseconds cancel_grace{2000};
 
   bool active() const noexcept { return stop != nullptr || deadline.has_value(); }
   /// Returns true when the interrupt was triggered or the deadline has passed.
