@@ -6,6 +6,8 @@
 // connection. The names prepared so far live with the pooled connection, so a connection that
 // is closed and replaced prepares them again.
 
+#include <cstdint>
+#include <cstdio>
 #include <string>
 
 #include "core/pqxx_compat.hpp"
@@ -20,6 +22,19 @@ namespace pgkit::detail {
 struct lease_access {
   static pooled_connection& slot(const lease& borrowed) noexcept { return *borrowed.m_connection; }
 };
+
+/// Returns `_` and eight hex digits of a hash of `schema`: statement names end with it, so that
+/// stores on different schemas can share a pool's connections.
+inline std::string statement_suffix(const std::string& schema) {
+  std::uint32_t hash = 2166136261U;
+  for (char c : schema) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 16777619U;
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", hash);
+  return std::string{"_"} + hex;
+}
 
 /// Prepares `sql` as `name` on the lease's connection unless that was done before. Throws
 /// pgkit::error of kind `internal` when `name` was prepared with different SQL.
