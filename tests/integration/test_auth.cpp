@@ -20,6 +20,7 @@
 #include "pgkit/auth.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
+#include "pgkit/query.hpp"
 #include "pgkit/session.hpp"
 
 using namespace std::chrono_literals;
@@ -485,6 +486,25 @@ TEST_CASE("pgkit::auth_store sessions and one-time tokens") {
           }).kind() == pgkit::error_kind::foreign_key_violation);
   }
 
+  SUBCASE("concurrent creations of one user's token of one type leave one live token") {
+    auth_fixture f{"auth_token_create_race", fast(), 8};
+    auto u = f.user("race@example.org");
+    std::vector<std::future<std::string>> created;
+    for (int i = 0; i < 8; ++i) {
+      created.push_back(std::async(std::launch::async, [&] {
+        return f.store->create_one_time_token(u.id, pgkit::token_type::magic_link);
+      }));
+    }
+    int working = 0;
+    std::vector<std::string> tokens;
+    for (auto& token : created)
+      tokens.push_back(token.get());
+    for (const auto& token : tokens)
+      working += f.store->use_one_time_token(token, pgkit::token_type::magic_link) ? 1 : 0;
+    CHECK(working == 1);
+    CHECK(f.sql("SELECT count(*) FROM pgkit.auth_one_time_token") == "8");
+  }
+
   SUBCASE("50 concurrent uses of one token: exactly one gets the user id") {
     auth_fixture f{"auth_token_race", fast(), 16};
     auto u = f.user("n@example.org");
@@ -640,6 +660,47 @@ TEST_CASE("pgkit::auth_store sessions and one-time tokens") {
     CHECK_FALSE(other.get_user(in_a.id));
     CHECK(f.sql("SELECT count(*) FROM tenant_b.auth_user") == "1");
   }
+}
+
+TEST_CASE("pgkit::decode_user and decode_session in custom queries") {
+  auth_fixture f{"auth_decode"};
+  auto u = f.user("q@example.org");
+  auto token = f.store->create_session(u.id, "192.0.2.9");
+  pqxx::connection connection{f.db.url()};
+  std::vector<pgkit::user> users;
+  std::vector<pgkit::auth_session> sessions;
+  pgkit::stream_query(
+      connection,
+      "SELECT " + pgkit::auth_store::user_select_fields() + ", " +
+          pgkit::auth_store::session_select_fields() +
+          " FROM pgkit.auth_user JOIN pgkit.auth_session ON auth_session.user_id = auth_user.id "
+          "WHERE auth_user.email LIKE $1",
+      {std::string{"q@%"}}, [](const std::vector<pgkit::column_info>&) {},
+      [&](const pgkit::row_view& row) {
+        users.push_back(pgkit::decode_user(row));
+        return pgkit::row_action::next;
+      });
+  pgkit::stream_query(
+      connection,
+      "SELECT " + pgkit::auth_store::session_select_fields() + " FROM pgkit.auth_session", {},
+      [](const std::vector<pgkit::column_info>&) {},
+      [&](const pgkit::row_view& row) {
+        sessions.push_back(pgkit::decode_session(row));
+        return pgkit::row_action::next;
+      });
+  REQUIRE(users.size() == 1);
+  CHECK(users[0].id == u.id);
+  CHECK(users[0].created_at == u.created_at);
+  CHECK(users[0].email == "q@example.org");
+  REQUIRE(sessions.size() == 1);
+  CHECK(sessions[0].id == f.store->get_session(token)->id);
+  CHECK(sessions[0].ip == "192.0.2.9");
+  pgkit::stream_query(
+      connection, "SELECT 1", {}, [](const std::vector<pgkit::column_info>&) {},
+      [&](const pgkit::row_view& row) {
+        CHECK_THROWS_AS(pgkit::decode_user(row), pgkit::usage_error);
+        return pgkit::row_action::next;
+      });
 }
 
 TEST_CASE("pgkit::auth_store check and the upgrade from the first auth migration") {

@@ -11,9 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include <pqxx/row>
-
 #include "pgkit/pool.hpp"
+#include "pgkit/query.hpp"
 
 namespace pgkit {
 
@@ -169,9 +168,12 @@ class auth_store {
   std::unique_ptr<state> m_state;
 };
 
-/// Reads a user from a row whose first columns are auth_store::user_select_fields().
-user decode_user(const pqxx::row& row);
-/// Reads a session from a row whose first columns are auth_store::session_select_fields().
-auth_session decode_session(const pqxx::row& row);
+/// Reads a user from a row (of stream_query) whose first columns are
+/// auth_store::user_select_fields(). Throws usage_error for a row that has fewer columns or
+/// other values there.
+user decode_user(const row_view& row);
+/// Reads a session from a row (of stream_query) whose first columns are
+/// auth_store::session_select_fields(). Throws like decode_user.
+auth_session decode_session(const row_view& row);
 
 }  // namespace pgkit

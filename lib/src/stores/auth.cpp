@@ -2,8 +2,7 @@
 
 #include <sodium.h>
 
-#include <algorithm>
-#include <array>
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -13,40 +12,22 @@
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/session.hpp"
+#include "stores/auth_statements.hpp"
 #include "stores/session_key.hpp"
 #include "stores/statements.hpp"
 
 namespace pgkit {
 namespace {
 
-struct statement {
-  std::string name;
-  std::string sql;
-};
+using detail::binary_param;
+using detail::bound_param;
+using detail::int_param;
+using detail::statement;
+using detail::text_param;
+namespace sql = detail::auth_sql;
 
-// A timestamptz column as microseconds since the Unix epoch: exact, and independent of the
-// session's DateStyle and TimeZone.
-std::string epoch_us(const std::string& column) {
-  return "(extract(epoch FROM " + column + ") * 1000000)::bigint";
-}
-
-// The inverse, for a bigint parameter.
-std::string from_epoch_us(const std::string& parameter) {
-  return "(timestamptz 'epoch' + " + parameter + "::bigint * interval '1 microsecond')";
-}
-
-std::string user_fields(const std::string& t) {
-  return t + ".id::text, " + t + ".role, " + t + ".email, " + t + ".phone_number, " +
-         epoch_us(t + ".email_confirmed_at") + ", " + epoch_us(t + ".phone_number_confirmed_at") +
-         ", " + epoch_us(t + ".last_sign_in") + ", " + epoch_us(t + ".banned_until") + ", " + t +
-         ".app_metadata::text, " + t + ".user_metadata::text, " + epoch_us(t + ".created_at") +
-         ", " + epoch_us(t + ".updated_at");
-}
-constexpr int k_user_columns = 12;
-
-std::string session_fields(const std::string& t) {
-  return t + ".id::text, " + t + ".user_id::text, abbrev(" + t + ".ip), " + t + ".user_agent, " +
-         epoch_us(t + ".created_at") + ", " + epoch_us(t + ".expires_at");
+bound_param optional_param(const std::optional<std::string>& value) {
+  return value ? text_param(*value) : bound_param{};
 }
 
 timestamp to_timestamp(std::int64_t microseconds) {
@@ -54,20 +35,56 @@ timestamp to_timestamp(std::int64_t microseconds) {
       std::chrono::duration_cast<timestamp::duration>(std::chrono::microseconds{microseconds})};
 }
 
-std::optional<timestamp> optional_timestamp(const pqxx::field& field) {
-  if (field.is_null())
-    return std::nullopt;
-  return to_timestamp(field.as<std::int64_t>());
-}
-
-std::optional<std::string> optional_text(const pqxx::field& field) {
-  if (field.is_null())
-    return std::nullopt;
-  return field.as<std::string>();
-}
-
 std::int64_t epoch_microseconds(timestamp when) {
   return std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch()).count();
+}
+
+std::string text_at(const row_view& row, std::size_t column) {
+  return std::string{row.get(column).value_or(std::string_view{})};
+}
+
+std::optional<std::string> optional_text_at(const row_view& row, std::size_t column) {
+  auto value = row.get(column);
+  if (!value)
+    return std::nullopt;
+  return std::string{*value};
+}
+
+std::optional<timestamp> optional_time_at(const row_view& row, std::size_t column) {
+  auto value = row.get(column);
+  if (!value)
+    return std::nullopt;
+  std::int64_t microseconds = 0;
+  auto [end, failure] = std::from_chars(value->data(), value->data() + value->size(), microseconds);
+  if (failure != std::errc{} || end != value->data() + value->size()) {
+    throw usage_error("column " + std::to_string(column) +
+                      " is not a time in microseconds since the epoch, as the select lists of "
+                      "auth_store give it");
+  }
+  return to_timestamp(microseconds);
+}
+
+timestamp time_at(const row_view& row, std::size_t column) {
+  auto value = optional_time_at(row, column);
+  if (!value)
+    throw usage_error("column " + std::to_string(column) + " is NULL where a time is required");
+  return *value;
+}
+
+// The session columns of a row, starting at `first`.
+auth_session session_at(const row_view& row, std::size_t first) {
+  auth_session out;
+  out.id = text_at(row, first);
+  out.user_id = text_at(row, first + 1);
+  out.ip = optional_text_at(row, first + 2);
+  out.user_agent = optional_text_at(row, first + 3);
+  out.created_at = time_at(row, first + 4);
+  out.expires_at = optional_time_at(row, first + 5);
+  return out;
+}
+
+row_view row_of(const detail::result& rows, int row) {
+  return row_view{rows.get(), row};
 }
 
 const char* token_type_name(token_type type) {
@@ -133,40 +150,30 @@ std::string apply_hint(const std::string& schema) {
   return "apply the auth module first: pgkit apply --schema " + schema + " auth";
 }
 
-// Turns the exception being handled into a pgkit::error: a missing table or column gets a hint,
-// a taken email or phone number says which, input the server refused is a usage error.
-[[noreturn]] void rethrow_auth_error(const char* context, const std::string& schema) {
-  try {
-    detail::rethrow_as_pgkit(context);
-  } catch (const error& e) {
-    if (e.kind() == error_kind::undefined_object && e.hint().empty())
-      throw sql_error(e.what(), e.sqlstate(), {}, apply_hint(schema));
-    if (e.kind() == error_kind::unique_violation) {
-      // The server's message names the index; its detail would repeat the value, so it is
-      // not passed on.
-      std::string_view message = e.what();
-      if (message.find("auth_user_live_email_key") != std::string_view::npos) {
-        throw sql_error(std::string{context} + ": a live user already has this email", "23505", {},
-                        "emails are unique among live users, ignoring case");
-      }
-      if (message.find("auth_user_live_phone_number_key") != std::string_view::npos) {
-        throw sql_error(std::string{context} + ": a live user already has this phone number",
-                        "23505");
-      }
-    }
-    if (e.sqlstate() == "22P02" || e.sqlstate() == "23514")
-      throw usage_error(e.what());
-    throw;
-  }
-}
-
 error no_live_user(const char* context) {
   return error(error_kind::foreign_key_violation,
                std::string{context} + ": there is no live user with this id", {}, "23503");
 }
 
-detail::bytea_param bytes(const std::string& value) {
-  return detail::make_bytea_param(value);
+// Call only in the handler of `e`. Rethrows `e` as the store reports it: a missing table or column
+// gets a hint, a taken email or phone number says which (not the value: the server's detail repeats
+// it), input the server refused is a usage error.
+[[noreturn]] void rethrow_auth_error(const error& e, const std::string& context,
+                                     const std::string& schema) {
+  if (e.kind() == error_kind::undefined_object && e.hint().empty())
+    throw sql_error(e.what(), e.sqlstate(), {}, apply_hint(schema));
+  if (e.kind() == error_kind::unique_violation) {
+    std::string_view message = e.what();
+    if (message.find("auth_user_live_email_key") != std::string_view::npos) {
+      throw sql_error(context + ": a live user already has this email", "23505", {},
+                      "emails are unique among live users, ignoring case");
+    }
+    if (message.find("auth_user_live_phone_number_key") != std::string_view::npos)
+      throw sql_error(context + ": a live user already has this phone number", "23505");
+  }
+  if (e.sqlstate() == "22P02" || e.sqlstate() == "23514")
+    throw usage_error(e.what());
+  throw;  // called inside the handler of `e`
 }
 
 }  // namespace
@@ -178,35 +185,24 @@ struct auth_store::state {
   std::string dummy_hash;
   statement create_user, get_user, get_user_by_email, delete_user, set_password, password_of,
       rehash, sign_in, create_session, get_session, remove_expired_session, delete_session,
-      delete_user_sessions, lock_user, retire_tokens, insert_token, use_token;
-  std::string users, sessions, tokens;  // quoted table names
+      delete_user_sessions, create_token, use_token, check;
 
-  // Prepares (once per connection) and runs `what` with `args` in autocommit.
-  template <typename... Args>
-  pqxx::result run(const lease& borrowed, pqxx::transaction_base& tx, const statement& what,
-                   Args&&... args) const {
-    return detail::exec_statement(borrowed, tx, what.name, what.sql, std::forward<Args>(args)...);
-  }
-
-  // Runs `work(lease, tx)` in autocommit on a leased connection; failures become pgkit errors
-  // prefixed with `context`.
-  template <typename Work>
-  auto autocommit(const char* context, Work&& work) const {
+  // Runs `stmt` on `borrowed` in autocommit, results in text (what row_view reads).
+  detail::result run(const lease& borrowed, const statement& stmt,
+                     const std::vector<bound_param>& parameters, const std::string& context) const {
     try {
-      auto lease = connections->acquire();
-      pqxx::nontransaction tx{*lease};
-      return work(lease, tx);
-    } catch (...) {
-      rethrow_auth_error(context, schema);
+      return detail::run(detail::libpq_handle(borrowed.connection()), detail::prepared_on(borrowed),
+                         stmt, parameters, detail::result_format::text, context);
+    } catch (const error& e) {
+      rethrow_auth_error(e, context, schema);
     }
   }
 
-  // Runs one statement in autocommit and returns its rows.
-  template <typename... Args>
-  pqxx::result exec(const char* context, const statement& what, Args&&... args) const {
-    return autocommit(context, [&](const lease& borrowed, pqxx::transaction_base& tx) {
-      return run(borrowed, tx, what, std::forward<Args>(args)...);
-    });
+  // Runs `stmt` on a connection leased for it.
+  detail::result run(const statement& stmt, const std::vector<bound_param>& parameters,
+                     const std::string& context) const {
+    auto lease = connections->acquire();
+    return run(lease, stmt, parameters, context);
   }
 
   std::string hash_password(std::string_view password) const {
@@ -222,12 +218,8 @@ struct auth_store::state {
     return hashed;
   }
 
-  bool password_matches(const std::string& hash, std::string_view password) const {
-    return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
-  }
-
-  std::string name(const char* what) const {
-    return std::string{"pgkit_auth_"} + what + detail::statement_suffix(schema);
+  std::string statement_name(const std::string& what) const {
+    return detail::statement_name("auth", what, schema);
   }
 };
 
@@ -252,8 +244,7 @@ auth_store::auth_store(std::shared_ptr<pool> pool, auth_options options)
         "the password limits are outside argon2id's range",
         "use at least crypto_pwhash_OPSLIMIT_MIN (" + std::to_string(crypto_pwhash_OPSLIMIT_MIN) +
             ") and crypto_pwhash_MEMLIMIT_MIN (" + std::to_string(crypto_pwhash_MEMLIMIT_MIN) +
-            " bytes), or 0 for the "
-            "defaults");
+            " bytes), or 0 for the defaults");
   }
   detail::ensure_sodium();
   s.connections = std::move(pool);
@@ -262,98 +253,21 @@ auth_store::auth_store(std::shared_ptr<pool> pool, auth_options options)
   // password costs. The random password makes sure it never matches.
   s.dummy_hash = s.hash_password(detail::new_session_key());
 
-  const auto q = detail::quote_identifier(s.schema);
-  s.users = q + ".auth_user";
-  s.sessions = q + ".auth_session";
-  s.tokens = q + ".auth_one_time_token";
-  const auto fields = user_fields("auth_user");
-  const std::string live_user = "auth_user.deleted_at IS NULL";
-  const std::string expiry = "now() + $5::bigint * interval '1 second'";
-
-  s.create_user = {s.name("create_user"),
-                   "INSERT INTO " + s.users +
-                       " AS auth_user (email, phone_number, password_hash, role, app_metadata, "
-                       "user_metadata) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb) RETURNING " +
-                       fields};
-  s.get_user = {s.name("get_user"), "SELECT " + fields + " FROM " + s.users +
-                                        " WHERE auth_user.id = $1::uuid AND " + live_user};
-  s.get_user_by_email = {s.name("get_user_by_email"),
-                         "SELECT " + fields + " FROM " + s.users +
-                             " WHERE lower(auth_user.email) = lower($1) AND " + live_user};
-  // One statement: the user is gone, their sessions with them, their tokens retired.
-  s.delete_user = {s.name("delete_user"),
-                   "WITH gone AS (UPDATE " + s.users +
-                       " SET deleted_at = now(), updated_at = now() WHERE id = $1::uuid AND "
-                       "deleted_at IS NULL RETURNING id), ended AS (DELETE FROM " +
-                       s.sessions +
-                       " WHERE user_id IN (SELECT id FROM gone)), retired AS (UPDATE " + s.tokens +
-                       " SET deleted_at = now() WHERE user_id IN (SELECT id FROM gone) AND "
-                       "deleted_at IS NULL) SELECT count(*) FROM gone"};
-  s.set_password = {s.name("set_password"),
-                    "UPDATE " + s.users +
-                        " SET password_hash = $2, updated_at = now() WHERE id = $1::uuid AND "
-                        "deleted_at IS NULL"};
-  s.password_of = {s.name("password_of"),
-                   "SELECT " + fields +
-                       ", auth_user.password_hash, coalesce(auth_user.banned_until > now(), "
-                       "false) FROM " +
-                       s.users + " WHERE lower(auth_user.email) = lower($1) AND " + live_user};
-  // Only when nobody changed the password in between.
-  s.rehash = {s.name("rehash"), "UPDATE " + s.users +
-                                    " SET password_hash = $2 WHERE id = $1::uuid AND "
-                                    "password_hash = $3 AND deleted_at IS NULL"};
-  s.sign_in = {
-      s.name("sign_in"),
-      "WITH auth_user AS (UPDATE " + s.users +
-          " SET last_sign_in = now() WHERE id = $1::uuid AND deleted_at IS NULL RETURNING *), "
-          "auth_session AS (INSERT INTO " +
-          s.sessions +
-          " (user_id, token_hash, ip, user_agent, expires_at) SELECT id, $2, $3::inet, $4, " +
-          expiry + " FROM auth_user RETURNING *) SELECT " + fields + ", " +
-          session_fields("auth_session") + " FROM auth_user, auth_session"};
-  s.create_session = {s.name("create_session"),
-                      "INSERT INTO " + s.sessions +
-                          " (user_id, token_hash, ip, user_agent, expires_at) SELECT id, $2, "
-                          "$3::inet, $4, " +
-                          expiry + " FROM " + s.users +
-                          " WHERE id = $1::uuid AND deleted_at IS NULL RETURNING id"};
-  s.get_session = {
-      s.name("get_session"),
-      "SELECT " + session_fields("auth_session") +
-          ", auth_session.expires_at IS NULL OR auth_session.expires_at > now() FROM " +
-          s.sessions + " JOIN " + s.users +
-          " ON auth_user.id = auth_session.user_id WHERE auth_session.token_hash = $1 AND " +
-          live_user + " AND (auth_user.banned_until IS NULL OR auth_user.banned_until <= now())"};
-  // SKIP LOCKED: a row that someone else holds is left for purge; the reader never waits.
-  s.remove_expired_session = {s.name("remove_expired_session"),
-                              "DELETE FROM " + s.sessions + " WHERE id IN (SELECT id FROM " +
-                                  s.sessions +
-                                  " WHERE token_hash = $1 AND expires_at <= now() FOR UPDATE "
-                                  "SKIP LOCKED)"};
-  s.delete_session = {s.name("delete_session"),
-                      "DELETE FROM " + s.sessions + " WHERE token_hash = $1"};
-  s.delete_user_sessions = {s.name("delete_user_sessions"),
-                            "DELETE FROM " + s.sessions + " WHERE user_id = $1::uuid"};
-  // Creating a token: the user's row lock orders concurrent creations for one user, the old
-  // live token of the type is retired, the new one inserted (three statements, one transaction).
-  s.lock_user = {s.name("lock_user"), "SELECT 1 FROM " + s.users +
-                                          " WHERE id = $1::uuid AND deleted_at IS NULL FOR NO "
-                                          "KEY UPDATE"};
-  s.retire_tokens = {s.name("retire_tokens"),
-                     "UPDATE " + s.tokens +
-                         " SET deleted_at = now() WHERE user_id = $1::uuid AND token_type = $2 "
-                         "AND deleted_at IS NULL AND used_at IS NULL"};
-  s.insert_token = {s.name("insert_token"),
-                    "INSERT INTO " + s.tokens +
-                        " (user_id, token_type, token_hash, expires_at) VALUES ($1::uuid, $2, "
-                        "$3, now() + $4::bigint * interval '1 second')"};
-  // One statement: of concurrent uses, the first marks the row used; the others re-check the
-  // condition on the row it left and find nothing.
-  s.use_token = {s.name("use_token"),
-                 "UPDATE " + s.tokens + " AS t SET used_at = now() FROM " + s.users +
-                     " AS u WHERE t.token_hash = $1 AND t.token_type = $2 AND t.used_at IS NULL "
-                     "AND t.deleted_at IS NULL AND t.expires_at > now() AND u.id = t.user_id "
-                     "AND u.deleted_at IS NULL RETURNING t.user_id::text"};
+  for (const auto& [entry, text] :
+       {std::pair{&s.create_user, &sql::k_create_user}, std::pair{&s.get_user, &sql::k_get_user},
+        std::pair{&s.get_user_by_email, &sql::k_get_user_by_email},
+        std::pair{&s.delete_user, &sql::k_delete_user},
+        std::pair{&s.set_password, &sql::k_set_password},
+        std::pair{&s.password_of, &sql::k_password_of}, std::pair{&s.rehash, &sql::k_rehash},
+        std::pair{&s.sign_in, &sql::k_sign_in},
+        std::pair{&s.create_session, &sql::k_create_session},
+        std::pair{&s.get_session, &sql::k_get_session},
+        std::pair{&s.remove_expired_session, &sql::k_remove_expired_session},
+        std::pair{&s.delete_session, &sql::k_delete_session},
+        std::pair{&s.delete_user_sessions, &sql::k_delete_user_sessions},
+        std::pair{&s.create_token, &sql::k_create_token},
+        std::pair{&s.use_token, &sql::k_use_token}, std::pair{&s.check, &sql::k_check}})
+    *entry = detail::make_statement("auth", *text, s.schema);
 }
 
 auth_store::~auth_store() = default;
@@ -363,69 +277,52 @@ const std::string& auth_store::schema() const noexcept {
 }
 
 const std::string& auth_store::user_select_fields() {
-  static const std::string fields = user_fields("auth_user");
+  static const std::string fields = sql::k_user_fields;
   return fields;
 }
 
 const std::string& auth_store::session_select_fields() {
-  static const std::string fields = session_fields("auth_session");
+  static const std::string fields = sql::k_session_fields;
   return fields;
 }
 
-user decode_user(const pqxx::row& row) {
+user decode_user(const row_view& row) {
+  if (row.size() < static_cast<std::size_t>(sql::k_user_columns)) {
+    throw usage_error("decode_user needs the " + std::to_string(sql::k_user_columns) +
+                      " columns of auth_store::user_select_fields(), not " +
+                      std::to_string(row.size()));
+  }
   user out;
-  out.id = row[0].as<std::string>();
-  out.role = row[1].as<std::string>();
-  out.email = optional_text(row[2]);
-  out.phone_number = optional_text(row[3]);
-  out.email_confirmed_at = optional_timestamp(row[4]);
-  out.phone_number_confirmed_at = optional_timestamp(row[5]);
-  out.last_sign_in = optional_timestamp(row[6]);
-  out.banned_until = optional_timestamp(row[7]);
-  out.app_metadata = row[8].as<std::string>();
-  out.user_metadata = row[9].as<std::string>();
-  out.created_at = to_timestamp(row[10].as<std::int64_t>());
-  out.updated_at = to_timestamp(row[11].as<std::int64_t>());
+  out.id = text_at(row, 0);
+  out.role = text_at(row, 1);
+  out.email = optional_text_at(row, 2);
+  out.phone_number = optional_text_at(row, 3);
+  out.email_confirmed_at = optional_time_at(row, 4);
+  out.phone_number_confirmed_at = optional_time_at(row, 5);
+  out.last_sign_in = optional_time_at(row, 6);
+  out.banned_until = optional_time_at(row, 7);
+  out.app_metadata = text_at(row, 8);
+  out.user_metadata = text_at(row, 9);
+  out.created_at = time_at(row, 10);
+  out.updated_at = time_at(row, 11);
   return out;
 }
 
-namespace {
-
-// The session columns of a row start at `first`.
-auth_session decode_session_at(const pqxx::row& row, int first) {
-  auth_session out;
-  out.id = row[first].as<std::string>();
-  out.user_id = row[first + 1].as<std::string>();
-  out.ip = optional_text(row[first + 2]);
-  out.user_agent = optional_text(row[first + 3]);
-  out.created_at = to_timestamp(row[first + 4].as<std::int64_t>());
-  out.expires_at = optional_timestamp(row[first + 5]);
-  return out;
-}
-
-}  // namespace
-
-auth_session decode_session(const pqxx::row& row) {
-  return decode_session_at(row, 0);
+auth_session decode_session(const row_view& row) {
+  if (row.size() < static_cast<std::size_t>(sql::k_session_columns)) {
+    throw usage_error("decode_session needs the " + std::to_string(sql::k_session_columns) +
+                      " columns of auth_store::session_select_fields(), not " +
+                      std::to_string(row.size()));
+  }
+  return session_at(row, 0);
 }
 
 void auth_store::check() {
   auto& s = *m_state;
-  bool applied = false;
-  try {
-    auto lease = s.connections->acquire();
-    pqxx::nontransaction tx{*lease};
-    // The second step of the module added token_hash: without it the store cannot work.
-    applied = detail::exec_params(tx,
-                                  "SELECT count(*) FROM pg_attribute WHERE attrelid = "
-                                  "to_regclass($1) AND attname = 'token_hash' AND NOT "
-                                  "attisdropped",
-                                  s.sessions)[0][0]
-                  .as<int>() == 1;
-  } catch (...) {
-    rethrow_auth_error("checking the auth tables", s.schema);
-  }
-  if (!applied) {
+  auto rows = s.run(s.check, {text_param(detail::quote_identifier(s.schema) + ".auth_session")},
+                    "checking the auth tables");
+  // The module's second step added token_hash: without it the store cannot work.
+  if (row_of(rows, 0).get(0) != std::string_view{"1"}) {
     throw error(error_kind::undefined_object,
                 "the auth module is not applied (or not up to date) in schema " + s.schema,
                 apply_hint(s.schema), "42P01");
@@ -441,26 +338,29 @@ user auth_store::create_user(const new_user& u) {
   std::optional<std::string> hash;
   if (u.password)
     hash = s.hash_password(*u.password);
-  return decode_user(s.exec("creating a user", s.create_user, u.email, u.phone_number, hash, u.role,
-                            u.app_metadata, u.user_metadata)[0]);
+  auto rows = s.run(s.create_user,
+                    {optional_param(u.email), optional_param(u.phone_number), optional_param(hash),
+                     text_param(u.role), text_param(u.app_metadata), text_param(u.user_metadata)},
+                    "creating a user");
+  return decode_user(row_of(rows, 0));
 }
 
 std::optional<user> auth_store::get_user(std::string_view id) {
   auto& s = *m_state;
   if (!is_uuid(id))
     return std::nullopt;
-  auto rows = s.exec("reading a user", s.get_user, std::string{id});
-  if (rows.empty())
+  auto rows = s.run(s.get_user, {text_param(id)}, "reading a user");
+  if (rows.rows() == 0)
     return std::nullopt;
-  return decode_user(rows[0]);
+  return decode_user(row_of(rows, 0));
 }
 
 std::optional<user> auth_store::get_user_by_email(std::string_view email) {
   auto& s = *m_state;
-  auto rows = s.exec("reading a user", s.get_user_by_email, std::string{email});
-  if (rows.empty())
+  auto rows = s.run(s.get_user_by_email, {text_param(email)}, "reading a user");
+  if (rows.rows() == 0)
     return std::nullopt;
-  return decode_user(rows[0]);
+  return decode_user(row_of(rows, 0));
 }
 
 std::optional<user> auth_store::update_user(std::string_view id, const user_update& changes) {
@@ -473,54 +373,53 @@ std::optional<user> auth_store::update_user(std::string_view id, const user_upda
     throw usage_error("a role must not be empty");
   if (!is_uuid(id))
     return std::nullopt;
-  // One statement per combination of fields, named by it.
-  detail::param_list params{std::string{id}};
+  // One statement per combination of the fields set, named by it.
+  std::vector<bound_param> parameters{text_param(id)};
   std::string assignments;
   unsigned combination = 0;
-  auto assign = [&](const char* column, const std::optional<std::string>& value, const char* cast,
-                    unsigned bit) {
-    params.push_back(value);
-    assignments += std::string{", "} + column + " = $" + std::to_string(params.size()) + cast;
+  auto assign = [&](const char* column, bound_param value, const char* cast, unsigned bit) {
+    parameters.push_back(std::move(value));
+    assignments += std::string{", "} + column + " = $" + std::to_string(parameters.size()) + cast;
     combination |= bit;
   };
   if (changes.email)
-    assign("email", *changes.email, "", 1U);
+    assign("email", optional_param(*changes.email), "", 1U);
   if (changes.phone_number)
-    assign("phone_number", *changes.phone_number, "", 2U);
+    assign("phone_number", optional_param(*changes.phone_number), "", 2U);
   if (changes.role)
-    assign("role", changes.role, "", 4U);
+    assign("role", text_param(*changes.role), "", 4U);
   if (changes.app_metadata)
-    assign("app_metadata", changes.app_metadata, "::jsonb", 8U);
+    assign("app_metadata", text_param(*changes.app_metadata), "::jsonb", 8U);
   if (changes.user_metadata)
-    assign("user_metadata", changes.user_metadata, "::jsonb", 16U);
+    assign("user_metadata", text_param(*changes.user_metadata), "::jsonb", 16U);
   if (changes.banned_until) {
-    std::optional<std::string> micros;
+    std::optional<std::int64_t> micros;
     if (*changes.banned_until)
-      micros = std::to_string(epoch_microseconds(**changes.banned_until));
-    params.push_back(micros);
-    assignments += ", banned_until = " + from_epoch_us("$" + std::to_string(params.size()));
+      micros = epoch_microseconds(**changes.banned_until);
+    parameters.push_back(int_param(micros));
+    assignments += ", banned_until = timestamptz 'epoch' + $" + std::to_string(parameters.size()) +
+                   "::bigint * interval '1 microsecond'";
     combination |= 32U;
   }
   if (combination == 0)
     return get_user(id);
-  const std::string sql = "UPDATE " + s.users + " AS auth_user SET updated_at = now()" +
-                          assignments + " WHERE id = $1::uuid AND deleted_at IS NULL RETURNING " +
-                          user_select_fields();
-  auto rows =
-      s.autocommit("updating a user", [&](const lease& borrowed, pqxx::transaction_base& tx) {
-        return detail::exec_statement_list(
-            borrowed, tx, s.name("update_user") + "_" + std::to_string(combination), sql, params);
-      });
-  if (rows.empty())
+  const statement update{s.statement_name("update_user_" + std::to_string(combination)),
+                         "UPDATE " + detail::quote_identifier(s.schema) +
+                             ".auth_user AS auth_user SET updated_at = now()" + assignments +
+                             " WHERE id = $1::uuid AND deleted_at IS NULL RETURNING " +
+                             user_select_fields()};
+  auto rows = s.run(update, parameters, "updating a user");
+  if (rows.rows() == 0)
     return std::nullopt;
-  return decode_user(rows[0]);
+  return decode_user(row_of(rows, 0));
 }
 
 bool auth_store::delete_user(std::string_view id) {
   auto& s = *m_state;
   if (!is_uuid(id))
     return false;
-  return s.exec("deleting a user", s.delete_user, std::string{id})[0][0].as<int>() == 1;
+  auto rows = s.run(s.delete_user, {text_param(id)}, "deleting a user");
+  return row_of(rows, 0).get(0) == std::string_view{"1"};
 }
 
 std::vector<user> auth_store::list_users(const user_search& search) {
@@ -531,73 +430,71 @@ std::vector<user> auth_store::list_users(const user_search& search) {
   if (search.after_id && !is_uuid(*search.after_id))
     throw usage_error("after_id must be a user id (a UUID), as list_users returned it");
 
-  // Every list becomes one arm of a UNION: the OR of the lists, each arm limited to live
+  // Every list becomes one arm of a UNION (the OR of the lists), each arm limited to live
   // users, and the outer query once more. Email and phone patterns walk their byte-ordered
-  // index from the pattern's literal prefix (the part before the first %, _ or \); LIKE then
-  // decides.
-  detail::param_list params;
+  // index from the pattern's literal prefix (the part before the first %, _ or \) to the end
+  // of that prefix; LIKE then decides. Email patterns ignore case.
+  const std::string users = detail::quote_identifier(s.schema) + ".auth_user";
+  std::vector<bound_param> parameters;
   std::vector<std::string> arms;
   unsigned combination = 0;
   auto patterns = [&](const std::vector<std::string>& list) {
-    params.emplace_back(array_literal(list));
-    return "$" + std::to_string(params.size()) + "::text[]";
+    parameters.push_back(text_param(array_literal(list)));
+    return "$" + std::to_string(parameters.size()) + "::text[]";
   };
-  auto prefix_arm = [&](const std::vector<std::string>& list, const std::string& value) {
+  auto prefix_arm = [&](const std::vector<std::string>& list, const std::string& value,
+                        const std::string& pattern) {
     const std::string keyed = "(" + value + ") COLLATE \"C\"";
-    return "SELECT e.id FROM unnest(" + patterns(list) +
-           ") AS given(pattern) CROSS JOIN LATERAL (SELECT " +
-           (value.rfind("lower(", 0) == 0 ? std::string{"lower(given.pattern)"}
-                                          : std::string{"given.pattern"}) +
-           " AS pattern) AS p CROSS JOIN LATERAL (SELECT substring(p.pattern FROM "
-           "'^[^%_\\\\]*') AS prefix) AS b JOIN " +
-           s.users + " AS e ON e.deleted_at IS NULL AND " + keyed + " >= b.prefix AND " + keyed +
+    return "SELECT e.id FROM unnest(" + patterns(list) + ") AS given(pattern) CROSS JOIN LATERAL " +
+           "(SELECT " + pattern + " AS pattern) AS p CROSS JOIN LATERAL (SELECT substring(" +
+           "p.pattern FROM '^[^%_\\\\]*') AS prefix) AS b JOIN " + users +
+           " AS e ON e.deleted_at IS NULL AND " + keyed + " >= b.prefix AND " + keyed +
            " < b.prefix || chr(1114111) AND " + value + " LIKE p.pattern";
   };
   if (!search.ids.empty()) {
-    arms.push_back("SELECT id FROM " + s.users +
-                   " WHERE deleted_at IS NULL AND id::text LIKE ANY(" + patterns(search.ids) + ")");
+    arms.push_back("SELECT id FROM " + users + " WHERE deleted_at IS NULL AND id::text LIKE ANY(" +
+                   patterns(search.ids) + ")");
     combination |= 1U;
   }
   if (!search.emails.empty()) {
-    arms.push_back(prefix_arm(search.emails, "lower(e.email)"));
+    arms.push_back(prefix_arm(search.emails, "lower(e.email)", "lower(given.pattern)"));
     combination |= 2U;
   }
   if (!search.phone_numbers.empty()) {
-    arms.push_back(prefix_arm(search.phone_numbers, "e.phone_number"));
+    arms.push_back(prefix_arm(search.phone_numbers, "e.phone_number", "given.pattern"));
     combination |= 4U;
   }
-  std::string sql = "SELECT " + user_select_fields() + " FROM " + s.users +
-                    " AS auth_user WHERE auth_user.deleted_at IS NULL";
+  std::string text = "SELECT " + user_select_fields() + " FROM " + users +
+                     " AS auth_user WHERE auth_user.deleted_at IS NULL";
   if (!arms.empty()) {
-    sql += " AND auth_user.id IN (";
+    text += " AND auth_user.id IN (";
     for (std::size_t i = 0; i < arms.size(); ++i)
-      sql += (i == 0 ? "" : " UNION ") + arms[i];
-    sql += ")";
+      text += (i == 0 ? "" : " UNION ") + arms[i];
+    text += ")";
   }
   if (search.after_id) {
-    params.emplace_back(*search.after_id);
-    sql += " AND auth_user.id > $" + std::to_string(params.size()) + "::uuid";
+    parameters.push_back(text_param(*search.after_id));
+    text += " AND auth_user.id > $" + std::to_string(parameters.size()) + "::uuid";
     combination |= 8U;
   }
-  params.emplace_back(std::to_string(search.limit));
-  sql += " ORDER BY auth_user.id LIMIT $" + std::to_string(params.size()) + "::bigint";
-  auto rows = s.autocommit("listing users", [&](const lease& borrowed, pqxx::transaction_base& tx) {
-    return detail::exec_statement_list(
-        borrowed, tx, s.name("list_users") + "_" + std::to_string(combination), sql, params);
-  });
+  parameters.push_back(int_param(static_cast<std::int64_t>(search.limit)));
+  text += " ORDER BY auth_user.id LIMIT $" + std::to_string(parameters.size()) + "::bigint";
+  const statement list{s.statement_name("list_users_" + std::to_string(combination)),
+                       std::move(text)};
+  auto rows = s.run(list, parameters, "listing users");
   std::vector<user> found;
-  found.reserve(detail::row_count(rows));
-  for (const auto& row : rows)
-    found.push_back(decode_user(row));
+  found.reserve(static_cast<std::size_t>(rows.rows()));
+  for (int row = 0; row < rows.rows(); ++row)
+    found.push_back(decode_user(row_of(rows, row)));
   return found;
 }
 
 void auth_store::set_password(std::string_view user_id, std::string_view password) {
   auto& s = *m_state;
   auto hash = s.hash_password(password);
-  if (!is_uuid(user_id))
-    throw no_live_user("setting a password");
-  if (s.exec("setting a password", s.set_password, std::string{user_id}, hash).affected_rows() == 0)
+  if (!is_uuid(user_id) ||
+      s.run(s.set_password, {text_param(user_id), text_param(hash)}, "setting a password")
+              .affected_rows() == 0)
     throw no_live_user("setting a password");
 }
 
@@ -606,19 +503,23 @@ std::optional<user> auth_store::verify_password(std::string_view email, std::str
   std::optional<user> found;
   std::optional<std::string> hash;
   bool banned = false;
-  auto rows = s.exec("verifying a password", s.password_of, std::string{email});
-  if (!rows.empty()) {
-    found = decode_user(rows[0]);
-    hash = optional_text(rows[0][k_user_columns]);
-    banned = rows[0][k_user_columns + 1].as<bool>();
+  auto rows = s.run(s.password_of, {text_param(email)}, "verifying a password");
+  if (rows.rows() > 0) {
+    auto row = row_of(rows, 0);
+    found = decode_user(row);
+    hash = optional_text_at(row, sql::k_user_columns);
+    banned = row.get(sql::k_user_columns + 1) == std::string_view{"t"};
   }
   // The same argon2id work whether the email is unknown, has no password, or is banned.
-  bool matches = s.password_matches(hash.value_or(s.dummy_hash), password);
+  const auto& against = hash ? *hash : s.dummy_hash;
+  bool matches = crypto_pwhash_str_verify(against.c_str(), password.data(), password.size()) == 0;
   if (!found || !hash || !matches || banned)
     return std::nullopt;
   if (crypto_pwhash_str_needs_rehash(hash->c_str(), s.options.password_ops_limit,
                                      static_cast<std::size_t>(s.options.password_mem_limit)) != 0) {
-    s.exec("rehashing a password", s.rehash, found->id, s.hash_password(password), *hash);
+    s.run(s.rehash,
+          {text_param(found->id), text_param(s.hash_password(password)), text_param(*hash)},
+          "rehashing a password");
   }
   return found;
 }
@@ -632,12 +533,14 @@ std::optional<signed_in> auth_store::sign_in(std::string_view email, std::string
     return std::nullopt;
   auto token = detail::new_session_key();
   auto digest = detail::session_key_digest(token);
-  auto rows = s.exec("signing in", s.sign_in, who->id, bytes(digest), ip, user_agent,
-                     std::int64_t{s.options.session_ttl.count()});
-  if (rows.empty())
+  auto rows = s.run(s.sign_in,
+                    {text_param(who->id), binary_param(digest), optional_param(ip),
+                     optional_param(user_agent), int_param(s.options.session_ttl.count())},
+                    "signing in");
+  if (rows.rows() == 0)
     return std::nullopt;  // deleted between the password check and now
-  return signed_in{decode_user(rows[0]), decode_session_at(rows[0], k_user_columns),
-                   std::move(token)};
+  auto row = row_of(rows, 0);
+  return signed_in{decode_user(row), session_at(row, sql::k_user_columns), std::move(token)};
 }
 
 std::string auth_store::create_session(std::string_view user_id, std::optional<std::string> ip,
@@ -650,9 +553,11 @@ std::string auth_store::create_session(std::string_view user_id, std::optional<s
     throw no_live_user("creating a session");
   auto token = detail::new_session_key();
   auto digest = detail::session_key_digest(token);
-  auto created = s.exec("creating a session", s.create_session, std::string{user_id}, bytes(digest),
-                        ip, user_agent, std::int64_t{lifetime.count()});
-  if (created.empty())
+  auto rows = s.run(s.create_session,
+                    {text_param(user_id), binary_param(digest), optional_param(ip),
+                     optional_param(user_agent), int_param(lifetime.count())},
+                    "creating a session");
+  if (rows.rows() == 0)
     throw no_live_user("creating a session");
   return token;
 }
@@ -662,18 +567,16 @@ std::optional<auth_session> auth_store::get_session(std::string_view token) {
   if (!is_well_formed_session_key(token))
     return std::nullopt;
   auto digest = detail::session_key_digest(token);
-  return s.autocommit("reading a session", [&](const lease& borrowed, pqxx::transaction_base& tx) {
-    auto rows = s.run(borrowed, tx, s.get_session, bytes(digest));
-    std::optional<auth_session> found;
-    if (rows.empty())
-      return found;
-    if (!rows[0][6].as<bool>()) {
-      s.run(borrowed, tx, s.remove_expired_session, bytes(digest));
-      return found;
-    }
-    found = decode_session(rows[0]);
-    return found;
-  });
+  auto lease = s.connections->acquire();
+  auto rows = s.run(lease, s.get_session, {binary_param(digest)}, "reading a session");
+  if (rows.rows() == 0)
+    return std::nullopt;
+  auto row = row_of(rows, 0);
+  if (row.get(sql::k_session_columns) != std::string_view{"t"}) {
+    s.run(lease, s.remove_expired_session, {binary_param(digest)}, "deleting an expired session");
+    return std::nullopt;
+  }
+  return decode_session(row);
 }
 
 bool auth_store::delete_session(std::string_view token) {
@@ -681,7 +584,7 @@ bool auth_store::delete_session(std::string_view token) {
   if (!is_well_formed_session_key(token))
     return false;
   auto digest = detail::session_key_digest(token);
-  return s.exec("deleting a session", s.delete_session, bytes(digest)).affected_rows() > 0;
+  return s.run(s.delete_session, {binary_param(digest)}, "deleting a session").affected_rows() > 0;
 }
 
 std::size_t auth_store::delete_user_sessions(std::string_view user_id) {
@@ -689,7 +592,7 @@ std::size_t auth_store::delete_user_sessions(std::string_view user_id) {
   if (!is_uuid(user_id))
     return 0;
   return static_cast<std::size_t>(
-      s.exec("deleting a user's sessions", s.delete_user_sessions, std::string{user_id})
+      s.run(s.delete_user_sessions, {text_param(user_id)}, "deleting a user's sessions")
           .affected_rows());
 }
 
@@ -698,38 +601,38 @@ std::string auth_store::create_one_time_token(std::string_view user_id, token_ty
   auto& s = *m_state;
   auto lifetime = ttl.value_or(s.options.token_ttl);
   check_positive(lifetime, "a one-time token's ttl");
-  const std::string type_name = token_type_name(type);
+  const char* type_name = token_type_name(type);
   if (!is_uuid(user_id))
     throw no_live_user("creating a one-time token");
   auto token = detail::new_session_key();
   auto digest = detail::session_key_digest(token);
-  const std::string id{user_id};
-  try {
-    auto lease = s.connections->acquire();
-    pqxx::work tx{*lease};
-    if (s.run(lease, tx, s.lock_user, id).empty()) {
-      tx.abort();
-      throw no_live_user("creating a one-time token");
+  const std::vector<bound_param> parameters{text_param(user_id), text_param(type_name),
+                                            binary_param(digest), int_param(lifetime.count())};
+  // A concurrent creation for the same user and type committed between this statement's
+  // snapshot and its insert: run it again, with a snapshot that sees that token to retire.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      if (s.run(s.create_token, parameters, "creating a one-time token").rows() == 0)
+        throw no_live_user("creating a one-time token");
+      return token;
+    } catch (const error& e) {
+      if (e.kind() != error_kind::unique_violation || attempt == 5)
+        throw;
     }
-    s.run(lease, tx, s.retire_tokens, id, type_name);
-    s.run(lease, tx, s.insert_token, id, type_name, bytes(digest), std::int64_t{lifetime.count()});
-    tx.commit();
-  } catch (...) {
-    rethrow_auth_error("creating a one-time token", s.schema);
   }
-  return token;
 }
 
 std::optional<std::string> auth_store::use_one_time_token(std::string_view token, token_type type) {
   auto& s = *m_state;
-  const std::string type_name = token_type_name(type);
+  const char* type_name = token_type_name(type);
   if (!is_well_formed_session_key(token))
     return std::nullopt;
   auto digest = detail::session_key_digest(token);
-  auto rows = s.exec("using a one-time token", s.use_token, bytes(digest), type_name);
-  if (rows.empty())
+  auto rows =
+      s.run(s.use_token, {binary_param(digest), text_param(type_name)}, "using a one-time token");
+  if (rows.rows() == 0)
     return std::nullopt;
-  return rows[0][0].as<std::string>();
+  return text_at(row_of(rows, 0), 0);
 }
 
 }  // namespace pgkit

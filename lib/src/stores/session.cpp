@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "core/pqxx_compat.hpp"
 #include "migrate/migration_sql.hpp"
@@ -53,6 +54,17 @@ struct statement {
 struct session_sql {
   statement generate, get, remove_expired, set, compare_and_set, is_live, touch, clear;
 };
+
+std::string schema_suffix(const std::string& schema) {
+  std::uint32_t hash = 2166136261U;
+  for (char c : schema) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 16777619U;
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", hash);
+  return std::string{"_"} + hex;
+}
 
 void check_ttl(milliseconds ttl, const char* what) {
   if (ttl.count() <= 0)
@@ -139,7 +151,7 @@ session_store::session_store(std::shared_ptr<pool> pool, session_options options
                    "expires_at + $3::bigint * interval '1 millisecond' RETURNING 1) "
                    "SELECT (SELECT count(*) FROM live), (SELECT count(*) FROM moved)";
   sql->clear.sql = "DELETE FROM " + table + " WHERE key_hash = $1";
-  const auto suffix = detail::statement_suffix(m_schema);
+  const auto suffix = schema_suffix(m_schema);
   for (const auto& [entry, name] :
        {std::pair{&sql->generate, "generate"}, std::pair{&sql->get, "get"},
         std::pair{&sql->remove_expired, "remove_expired"}, std::pair{&sql->set, "set"},
