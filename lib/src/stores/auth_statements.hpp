@@ -7,21 +7,24 @@
 
 #include "query/statement.hpp"
 
+// clang-format off
 #define PGKIT_AUTH_EPOCH_US(column) "(extract(epoch FROM " column ") * 1000000)::bigint"
-#define PGKIT_AUTH_USER_FIELDS                            \
-  "auth_user.id::text, auth_user.role, auth_user.email, " \
-  "auth_user.phone_number, "             \
-  PGKIT_AUTH_EPOCH_US("auth_user.email_confirmed_at") ", " PGKIT_AUTH_EPOCH_US(               \
-      "auth_user.phone_number_confirmed_at") ", " PGKIT_AUTH_EPOCH_US("auth_user.last_sign_in") \
-      ", " PGKIT_AUTH_EPOCH_US("auth_user.banned_until") ", auth_user.app_metadata::text, "     \
-                                                         "auth_user.user_metadata::text, "      \
-      PGKIT_AUTH_EPOCH_US("auth_user.created_at") ", " PGKIT_AUTH_EPOCH_US("auth_user.updated_at")
-#define PGKIT_AUTH_SESSION_FIELDS                                                \
-  "auth_session.id::text, auth_session.user_id::text, abbrev(auth_session.ip), " \
-  "auth_session.user_agent, " PGKIT_AUTH_EPOCH_US(                               \
-      "auth_session.created_at") ", " PGKIT_AUTH_EPOCH_US("auth_session.expires_at")
+#define PGKIT_AUTH_USER_FIELDS                                                         \
+  "auth_user.id::text, auth_user.role, auth_user.email, auth_user.phone_number, "      \
+  PGKIT_AUTH_EPOCH_US("auth_user.email_confirmed_at") ", "                             \
+  PGKIT_AUTH_EPOCH_US("auth_user.phone_number_confirmed_at") ", "                      \
+  PGKIT_AUTH_EPOCH_US("auth_user.last_sign_in") ", "                                   \
+  PGKIT_AUTH_EPOCH_US("auth_user.banned_until") ", "                                   \
+  "auth_user.app_metadata::text, auth_user.user_metadata::text, "                      \
+  PGKIT_AUTH_EPOCH_US("auth_user.created_at") ", "                                     \
+  PGKIT_AUTH_EPOCH_US("auth_user.updated_at")
+#define PGKIT_AUTH_SESSION_FIELDS                                                      \
+  "auth_session.id::text, auth_session.user_id::text, abbrev(auth_session.ip), "       \
+  "auth_session.user_agent, " PGKIT_AUTH_EPOCH_US("auth_session.created_at") ", "      \
+  PGKIT_AUTH_EPOCH_US("auth_session.expires_at")
 // $n seconds from now on the database clock.
 #define PGKIT_AUTH_EXPIRY(n) "now() + $" n "::bigint * interval '1 second'"
+// clang-format on
 
 namespace pgkit::detail::auth_sql {
 
