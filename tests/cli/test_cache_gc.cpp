@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "harness.hpp"
 
@@ -187,4 +188,21 @@ TEST_CASE("pgkit cache-gc: two runs at once on 60 000 expired rows") {
   CHECK(c.count("expires_at <= now()") == "0");
   CHECK(c.live() == "1000");
   CHECK(c.count("resource_type = 'live' AND expires_at IS NULL") == "500");
+}
+
+TEST_CASE("pgkit cache-gc --max-seconds is a deadline for the batch in flight") {
+  cache_database c{100};
+  // A table lock held elsewhere keeps the first batch waiting (the lock timeout, 2 s, is longer
+  // than the time limit); the batch is canceled when the limit passes.
+  pqxx::connection holder{c.db.url()};
+  pqxx::work lock{holder};
+  lock.exec("LOCK TABLE " + c.table + " IN ACCESS EXCLUSIVE MODE");
+  auto result = run_pgkit({"cache-gc", "--addr", c.db.url(), "--max-seconds", "0.5"});
+  lock.abort();
+  CHECK(result.exit_code == 1);
+  CHECK(result.out == "");
+  CHECK(contains(result.err, "pgkit: error: deleting expired entries: the time limit of "));
+  CHECK(contains(result.err, "passed while a batch was running"));
+  CHECK(contains(result.err, "after deleting 0 expired entries in 0 batches"));
+  CHECK(c.count("resource_type = 'old'") == "100");
 }

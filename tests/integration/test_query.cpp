@@ -16,6 +16,7 @@
 #include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
+#include "pgkit/notify.hpp"
 #include "pgkit/query.hpp"
 
 using namespace std::chrono_literals;
@@ -479,25 +480,30 @@ TEST_CASE("pgkit::status and pgkit::close") {
 
 TEST_CASE("pgkit::query_options against a stopped server") {
   pgkit_test::own_sandbox server;
+  pgkit::query_options options;
+  options.timeout = 200ms;
+  options.cancel_grace = 300ms;
 
   SUBCASE("a SIGSTOPped backend: the timeout cancels, the connection is dropped, no hang") {
-    auto conn = pgkit::connect(server.url());
-    auto pid = std::stoi(value_of(*conn, "SELECT pg_backend_pid()"));
-    resume_on_exit resume{pid};
-    REQUIRE(::kill(pid, SIGSTOP) == 0);
-    pgkit::query_options options;
-    options.timeout = 200ms;
-    options.cancel_grace = 300ms;
-    auto started = steady::now();
-    try {
-      pgkit::execute_no_data(*conn, "SELECT 1 WHERE false", {}, options);
-      FAIL("a stopped backend answered");
-    } catch (const pgkit::error& e) {
-      CHECK(e.kind() == pgkit::error_kind::canceled);
-      CHECK(std::string{e.what()}.find("connection was closed") != std::string::npos);
+    for (const char* call : {"execute_no_data", "notify"}) {
+      CAPTURE(call);
+      auto conn = pgkit::connect(server.url());
+      resume_on_exit resume{std::stoi(value_of(*conn, "SELECT pg_backend_pid()"))};
+      REQUIRE(::kill(resume.pid, SIGSTOP) == 0);
+      auto started = steady::now();
+      try {
+        if (std::string_view{call} == "notify")
+          pgkit::notify(*conn, "jobs", "1", options);
+        else
+          pgkit::execute_no_data(*conn, "SELECT 1 WHERE false", {}, options);
+        FAIL("a stopped backend answered");
+      } catch (const pgkit::error& e) {
+        CHECK(e.kind() == pgkit::error_kind::canceled);
+        CHECK(std::string{e.what()}.find("connection was closed") != std::string::npos);
+      }
+      CHECK(steady::now() - started < 15s);
+      CHECK(pgkit::status(*conn) == pgkit::connection_state::failed);
     }
-    CHECK(steady::now() - started < 15s);
-    CHECK(pgkit::status(*conn) == pgkit::connection_state::failed);
   }
 
   SUBCASE("a SIGSTOPped server: an interrupt stops connect") {
