@@ -5,8 +5,9 @@
 //  2. list_users by email prefix over 1 000 000 users: time per call beside the plain
 //     `email LIKE ANY($1) ... ORDER BY id LIMIT n` query (Pevensie's shape, fixed), and the
 //     store's plan from EXPLAIN ANALYZE, which must show the email search index.
-//  3. sign_in with libsodium's default argon2id limits, and the share of its time that the
-//     password verification alone takes.
+//  3. sign_in with libsodium's default argon2id limits, the share of its time that the
+//     password verification alone takes, and a failed verify_password for a wrong password
+//     beside one for an unknown email (the same work: no timing oracle).
 //   bench_auth [URL] [USERS]   (URL default: $PGKIT_BENCH_URL, $DATABASE_URL, else a throwaway
 //   server of its own; USERS default 1000000)
 
@@ -247,6 +248,21 @@ int main(int argc, char** argv) {
         "sign_in (argon2id m=64 MiB, t=2): %.1f ms per call; argon2id verify alone "
         "%.1f ms, %.0f%% of it\n",
         sign_in_ms, verify_ms, 100.0 * verify_ms / sign_in_ms);
+    // A failed sign-in costs the same whether the email exists or not (the dummy hash).
+    double wrong_ms = 1e9;
+    double unknown_ms = 1e9;
+    for (int round = 0; round < 3; ++round) {
+      wrong_ms = std::min(wrong_ms, millis_per_call(sign_ins, [&] {
+                            if (defaults.verify_password("signer@example.com", "wrong"))
+                              throw std::runtime_error("a wrong password matched");
+                          }));
+      unknown_ms = std::min(unknown_ms, millis_per_call(sign_ins, [&] {
+                              if (defaults.verify_password("nobody@example.com", "wrong"))
+                                throw std::runtime_error("an unknown email matched");
+                            }));
+    }
+    std::printf("verify_password: wrong password %.1f ms, unknown email %.1f ms, ratio %.2f\n",
+                wrong_ms, unknown_ms, unknown_ms / wrong_ms);
     pool->close();
     pqxx::connection connection{server.url()};
     pqxx::nontransaction tx{connection};
