@@ -16,7 +16,10 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "pgkit/connection.hpp"
+#include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
+#include "pgkit/query.hpp"
 #include "pgkit/transaction.hpp"
 #include "stores/statements.hpp"
 
@@ -147,4 +150,37 @@ TEST_CASE("pgkit::pool through PgBouncer in transaction mode") {
   CHECK(pgkit_test::query_value(db.url(), "SELECT count(*) FROM item") == "200");
   CHECK(pool->stats().destroyed() == 0);
   pool->close();
+}
+
+TEST_CASE("the query toolkit through PgBouncer in transaction mode") {
+  pgkit_test::scratch_database db{"pgbouncer_query"};
+  pgkit_test::query_value(db.url(), "CREATE TABLE item (id int PRIMARY KEY, label text)");
+  pgbouncer bouncer;
+  auto conn = pgkit::connect(bouncer.url(db.name()));
+  // Unnamed statements only: each may run on another server connection.
+  for (int i = 0; i < 20; ++i) {
+    pgkit::execute_no_data(*conn, "INSERT INTO item VALUES ($1, $2)",
+                           {std::to_string(i), "item " + std::to_string(i)});
+  }
+  pgkit::copy_in copy{*conn, "item", {"id", "label"}};
+  copy.write_row({"100", "copied"});
+  CHECK(copy.finish() == 1);
+  std::uint64_t total = 0;
+  auto outcome = pgkit::stream_query(*conn, "SELECT id FROM item WHERE id >= $1", {"0"}, {},
+                                     [&](const pgkit::row_view& row) {
+                                       total += std::stoull(std::string{*row.get(0)});
+                                       return pgkit::row_action::next;
+                                     });
+  CHECK(outcome.rows == 21);
+  CHECK(total == 190 + 100);
+  pqxx::work tx{*conn};
+  CHECK_THROWS_AS(pgkit::with_savepoint(tx,
+                                        [](pqxx::transaction_base& inner) {
+                                          pgkit::execute_no_data(
+                                              inner, "INSERT INTO item VALUES (1, 'again')");
+                                        }),
+                  pgkit::error);
+  CHECK(pgkit::execute_no_data(tx, "UPDATE item SET label = 'x' WHERE id = 1") == 1);
+  tx.commit();
+  CHECK(pgkit_test::query_value(db.url(), "SELECT label FROM item WHERE id = 1") == "x");
 }
