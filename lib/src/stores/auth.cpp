@@ -15,6 +15,7 @@
 #include "stores/auth_statements.hpp"
 #include "stores/session_key.hpp"
 #include "stores/statements.hpp"
+#include "stores/text_array.hpp"
 
 namespace pgkit {
 namespace {
@@ -116,23 +117,6 @@ bool is_uuid(std::string_view text) {
     }
   }
   return true;
-}
-
-// A text[] literal holding `values`, bound as one parameter.
-std::string array_literal(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (const auto& value : values) {
-    if (out.size() > 1)
-      out += ',';
-    out += '"';
-    for (char c : value) {
-      if (c == '"' || c == '\\')
-        out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
 }
 
 void check_positive(std::chrono::seconds ttl, const char* what) {
@@ -439,7 +423,7 @@ std::vector<user> auth_store::list_users(const user_search& search) {
   std::vector<std::string> arms;
   unsigned combination = 0;
   auto patterns = [&](const std::vector<std::string>& list) {
-    parameters.push_back(text_param(array_literal(list)));
+    parameters.push_back(text_param(detail::text_array(list)));
     return "$" + std::to_string(parameters.size()) + "::text[]";
   };
   auto prefix_arm = [&](const std::vector<std::string>& list, const std::string& value,
