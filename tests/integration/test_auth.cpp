@@ -644,6 +644,35 @@ TEST_CASE("pgkit::auth_store sessions and one-time tokens") {
     CHECK(f.store->get_session(live));
   }
 
+  SUBCASE("behind a transaction-mode pooler every statement is sent unnamed") {
+    pgkit_test::scratch_database db{"auth_pooler"};
+    pqxx::connection connection{db.url()};
+    pgkit::apply_modules(connection, {"auth"});
+    auto config = pgkit::config_from_url(db.url(), "test");
+    config.pool_size = 1;
+    config.pooler = pgkit::pooler_mode::pgbouncer_transaction;
+    auto pool = std::make_shared<pgkit::pool>(config);
+    pgkit::auth_store store{pool, fast()};
+    store.check();
+    pgkit::new_user u;
+    u.email = "r@example.org";
+    u.password = "pw";
+    auto created = store.create_user(u);
+    auto in = store.sign_in("r@example.org", "pw", "192.0.2.3");
+    REQUIRE(in);
+    CHECK(store.get_session(in->token));
+    pgkit::user_update change;
+    change.role = "admin";
+    CHECK(store.update_user(created.id, change)->role == "admin");
+    CHECK(store.list_users(by_email({"r@%"})).size() == 1);
+    auto token = store.create_one_time_token(created.id, pgkit::token_type::magic_link);
+    CHECK(store.use_one_time_token(token, pgkit::token_type::magic_link) == created.id);
+    CHECK(store.delete_user(created.id));
+    auto lease = pool->acquire();
+    pqxx::nontransaction tx{*lease};
+    CHECK(tx.exec("SELECT count(*) FROM pg_prepared_statements")[0][0].as<int>() == 0);
+  }
+
   SUBCASE("stores on other schemas share one pool") {
     auth_fixture f{"auth_schemas"};
     pqxx::connection connection{f.db.url()};
