@@ -36,7 +36,7 @@ TEST_CASE("pgkit apply, status and rollback") {
   SUBCASE("apply on an empty database, again, status, rollback of every step, apply again") {
     auto first = run_pgkit(args({"apply", addr}, k_all));
     REQUIRE_MESSAGE(first.exit_code == 0, first.err);
-    CHECK(contains(first.err, "applied 4 migrations in schema pgkit"));
+    CHECK(contains(first.err, "applied 5 migrations in schema pgkit"));
     CHECK(table_count(db) == "7");
 
     auto again = run_pgkit(args({"apply", addr}, k_all));
@@ -48,9 +48,13 @@ TEST_CASE("pgkit apply, status and rollback") {
     CHECK(contains(status.out, "cache        20000101000200  up to date"));
 
     for (const char* module : {"session", "cache", "auth", "core"}) {
-      auto rollback = run_pgkit({"rollback", addr, module});
+      // auth has two migrations: the tables, then what the auth store added.
+      bool two = std::string{module} == "auth";
+      auto rollback = run_pgkit({"rollback", addr, module, "--steps", two ? "2" : "1"});
       CHECK_MESSAGE(rollback.exit_code == 0, rollback.err);
-      CHECK(contains(rollback.err, std::string{"rolled back 1 migration of module "} + module));
+      CHECK(contains(rollback.err, std::string{"rolled back "} +
+                                       (two ? "2 migrations" : "1 migration") + " of module " +
+                                       module));
       auto pending = run_pgkit(args({"status", addr, "--exit-code"}, k_all));
       CHECK(pending.exit_code == 3);
       CHECK(contains(pending.out, std::string{"pending  "}));
@@ -108,7 +112,8 @@ TEST_CASE("pgkit rollback: each down section undoes its up section exactly") {
     auto before = schema_catalog(db);
     REQUIRE(run_pgkit({"apply", addr, module}).exit_code == 0);
     CHECK(schema_catalog(db) != before);
-    REQUIRE(run_pgkit({"rollback", addr, module}).exit_code == 0);
+    bool two = std::string{module} == "auth";  // the tables, then the auth store's step
+    REQUIRE(run_pgkit({"rollback", addr, module, "--steps", two ? "2" : "1"}).exit_code == 0);
     CHECK_MESSAGE(schema_catalog(db) == before, module);
   }
   REQUIRE(run_pgkit({"rollback", addr, "core"}).exit_code == 0);
@@ -131,14 +136,14 @@ TEST_CASE("pgkit apply: eight processes at once") {
   int applied_runs = 0;
   for (const auto& result : results) {
     CHECK_MESSAGE(result.exit_code == 0, result.err);
-    if (contains(result.err, "applied 4 migrations"))
+    if (contains(result.err, "applied 5 migrations"))
       ++applied_runs;
   }
   CHECK(applied_runs == 1);
-  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "4");
+  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "5");
   CHECK(query_value(db.url(),
                     "SELECT count(DISTINCT (module, version)) FROM "
-                    "pgkit.schema_migration") == "4");
+                    "pgkit.schema_migration") == "5");
 }
 
 TEST_CASE("pgkit apply: failures") {
@@ -284,19 +289,20 @@ TEST_CASE("pgkit print-sql") {
     auto out = pgkit_test::temp_dir("pgkit-dbmate");
     auto written = run_pgkit(args({"print-sql", "--format", "dbmate", "--out", out}, k_all));
     REQUIRE(written.exit_code == 0);
-    CHECK(contains(written.err, "wrote 4 dbmate migrations"));
+    CHECK(contains(written.err, "wrote 5 dbmate migrations"));
     auto up = run_dbmate(db, out, "up");
     REQUIRE_MESSAGE(up.exit_code == 0, up.err);
     CHECK(run_pgkit(args({"status", addr, "--exit-code"}, k_all)).exit_code == 0);
-    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "4");
+    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "5");
 
+    // The newest file first: the auth store's step.
     auto first = run_dbmate(db, out, "rollback");
     REQUIRE_MESSAGE(first.exit_code == 0, first.err);
-    auto session = run_pgkit({"status", addr, "--exit-code", "session"});
-    CHECK(session.exit_code == 3);
-    CHECK(contains(session.out, "pending  20000101000300_session.sql"));
-    CHECK(run_pgkit({"status", addr, "--exit-code", "auth", "cache"}).exit_code == 0);
-    for (int i = 0; i < 3; ++i)
+    auto auth = run_pgkit({"status", addr, "--exit-code", "auth"});
+    CHECK(auth.exit_code == 3);
+    CHECK(contains(auth.out, "pending  20261201140000_auth_store.sql"));
+    CHECK(run_pgkit({"status", addr, "--exit-code", "session", "cache"}).exit_code == 0);
+    for (int i = 0; i < 4; ++i)
       REQUIRE(run_dbmate(db, out, "rollback").exit_code == 0);
     CHECK(table_count(db) == "0");
     CHECK(query_value(db.url(),

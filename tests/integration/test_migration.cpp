@@ -60,7 +60,7 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
   scratch_database db{"builtin"};
   pqxx::connection connection{db.url()};
   auto result = pgkit::apply_modules(connection, {"auth", "cache", "session"});
-  REQUIRE(result.applied.size() == 4);
+  REQUIRE(result.applied.size() == 5);
   CHECK(result.applied[0].module == "core");
 
   SUBCASE("every table exists in schema pgkit, the cache unlogged, and bookkeeping is written") {
@@ -73,10 +73,11 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
                       "SELECT relpersistence FROM pg_class WHERE oid = "
                       "'pgkit.cache'::regclass") == "u");
     CHECK(bookkeeping(db.url()) ==
-          "auth 20000101000100,cache 20000101000200,core 20000101000000,session 20000101000300");
+          "auth 20000101000100,auth 20261201140000,cache 20000101000200,core 20000101000000,"
+          "session 20000101000300");
     CHECK(query_value(db.url(),
                       "SELECT version FROM pgkit.module_version WHERE module = "
-                      "'auth'") == "20000101000100");
+                      "'auth'") == "20261201140000");
   }
   SUBCASE("uuid7() gives version-7, RFC variant, time-ordered ids") {
     auto row = query_value(
@@ -153,8 +154,11 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
     CHECK(refused.kind() == pgkit::error_kind::usage);
     CHECK(std::string{refused.what()}.find("auth, cache, session depend on it") !=
           std::string::npos);
-    for (const char* module : {"session", "cache", "auth"})
+    for (const char* module : {"session", "cache"})
       CHECK(pgkit::rollback_module(connection, options, module, {}).size() == 1);
+    pgkit::rollback_target both_auth_steps;
+    both_auth_steps.steps = 2;
+    CHECK(pgkit::rollback_module(connection, options, "auth", both_auth_steps).size() == 2);
     pgkit::apply_modules(connection, {"cache"});
     pgkit::rollback_target all;
     all.to_version = "0";
@@ -166,7 +170,7 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
     CHECK(query_value(db.url(),
                       "SELECT count(*) FROM pg_proc WHERE pronamespace = "
                       "'pgkit'::regnamespace") == "0");
-    CHECK(pgkit::apply_modules(connection, {"auth", "cache", "session"}).applied.size() == 4);
+    CHECK(pgkit::apply_modules(connection, {"auth", "cache", "session"}).applied.size() == 5);
   }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 /// Everything pgkit offers, in one include.
 
+#include "pgkit/auth.hpp"
 #include "pgkit/cache.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"

@@ -12,6 +12,7 @@
 #include "stores/cache_statements.hpp"
 #include "stores/expiry_sweep.hpp"
 #include "stores/statements.hpp"
+#include "stores/text_array.hpp"
 
 namespace pgkit {
 namespace {
@@ -71,25 +72,7 @@ std::optional<std::int64_t> ttl_param(const cache_ttl& ttl) {
   return static_cast<std::int64_t>(ttl->count());
 }
 
-// A PostgreSQL array literal of text elements, each quoted (elements have no NUL bytes).
-template <typename Range>
-std::string text_array(const Range& items) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto& item : items) {
-    if (!first)
-      out += ',';
-    first = false;
-    out += '"';
-    for (char c : item) {
-      if (c == '"' || c == '\\')
-        out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
+using detail::text_array;
 
 std::string int_array(const std::vector<std::size_t>& numbers) {
   std::string out = "{";

@@ -1,0 +1,179 @@
+#pragma once
+/// The auth store: users, their sessions and one-time tokens in the `auth` module's tables,
+/// with libsodium's argon2id for passwords. docs/auth.md has the schema, the rules and the
+/// measurements.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pgkit/pool.hpp"
+#include "pgkit/query.hpp"
+
+namespace pgkit {
+
+/// A point in time as the database clock gave it, to the microsecond.
+using timestamp = std::chrono::system_clock::time_point;
+
+/// A live user as the store reads it. The password hash never leaves the database.
+struct user {
+  std::string id;  ///< UUIDv7, text form
+  std::string role;
+  std::optional<std::string> email, phone_number;
+  std::optional<timestamp> email_confirmed_at, phone_number_confirmed_at, last_sign_in,
+      banned_until;
+  std::string app_metadata, user_metadata;  ///< JSON text
+  timestamp created_at, updated_at;
+};
+
+/// What create_user() stores. The password is hashed (argon2id) and never stored as given.
+struct new_user {
+  std::optional<std::string> email, phone_number, password;
+  std::string role = "user";
+  std::string app_metadata = "{}", user_metadata = "{}";
+};
+
+/// What update_user() changes: only the fields that are set are written; an inner
+/// std::nullopt writes NULL.
+struct user_update {
+  std::optional<std::optional<std::string>> email, phone_number;
+  std::optional<std::string> role, app_metadata, user_metadata;
+  std::optional<std::optional<timestamp>> banned_until;
+};
+
+/// What list_users() looks for. Each list holds LIKE patterns (`%` and `_` as in LIKE, `\`
+/// escapes them); a user matches when any pattern of any list matches. Email patterns ignore
+/// case. Empty lists everywhere: every live user.
+struct user_search {
+  std::vector<std::string> ids, emails, phone_numbers;
+  std::size_t limit = 100;              ///< 1..1000
+  std::optional<std::string> after_id;  ///< keyset pagination: only ids after this one
+};
+
+/// A live session as the store reads it. The token is never stored, only its digest.
+struct auth_session {
+  std::string id, user_id;
+  std::optional<std::string> ip, user_agent;
+  timestamp created_at;
+  std::optional<timestamp> expires_at;
+};
+
+/// What a successful sign_in() returns: the user, the new session and its token.
+struct signed_in {
+  user who;
+  auth_session session;
+  std::string token;
+};
+
+/// What a one-time token is for; one live token per user and type.
+enum class token_type { password_reset, email_confirmation, phone_number_confirmation, magic_link };
+
+/// How an auth store behaves.
+struct auth_options {
+  std::string schema;  ///< empty: the pool's schema, else pgkit
+  std::chrono::seconds session_ttl{std::chrono::hours{24 * 30}};  ///< default session lifetime
+  std::chrono::seconds token_ttl{std::chrono::hours{1}};  ///< default one-time token lifetime
+  /// argon2id cost; 0: libsodium's INTERACTIVE limits (2 passes, 64 MiB).
+  unsigned long long password_ops_limit = 0, password_mem_limit = 0;
+};
+
+/// Users, their sessions and one-time tokens on the `auth` module's tables. Every value is
+/// bound as a parameter, every expiry follows the database clock, and only SHA-256 digests of
+/// tokens reach the database. Thread-safe; non-copyable.
+class auth_store {
+ public:
+  /// Creates a store on `pool` and computes the dummy password hash used for unknown emails.
+  /// Throws usage_error for an unusable schema, non-positive ttls or password limits outside
+  /// libsodium's range.
+  explicit auth_store(std::shared_ptr<pool> pool, auth_options options = {});
+  auth_store(const auth_store&) = delete;
+  auth_store& operator=(const auth_store&) = delete;
+  ~auth_store();
+
+  /// Throws pgkit::error of kind undefined_object, hinting `pgkit apply auth`, unless the
+  /// auth module (with its token_hash step) is applied in the store's schema.
+  void check();
+
+  /// Creates a user and returns it. Throws pgkit::error of kind unique_violation naming
+  /// `email` or `phone number` when a live user has it, usage_error for empty values or
+  /// metadata that is not JSON.
+  user create_user(const new_user& u);
+  /// Returns the live user with this id, or std::nullopt (unknown, malformed or deleted).
+  std::optional<user> get_user(std::string_view id);
+  /// Returns the live user with this email, compared case-insensitively, or std::nullopt.
+  std::optional<user> get_user_by_email(std::string_view email);
+  /// Writes the fields set in `changes` and returns the user, or std::nullopt when there is
+  /// no live user with this id. Throws like create_user for taken or invalid values.
+  std::optional<user> update_user(std::string_view id, const user_update& changes);
+  /// Soft-deletes a live user; their sessions are deleted and their tokens stop working in
+  /// the same statement. Returns false when there was no live user with this id.
+  bool delete_user(std::string_view id);
+  /// Returns live users matching `search`, ordered by id, at most `search.limit`. Never
+  /// returns a deleted user. Throws usage_error for a limit outside 1..1000 or a malformed
+  /// after_id.
+  std::vector<user> list_users(const user_search& search);
+
+  /// Sets a live user's password (hashed with argon2id). Throws usage_error for an empty
+  /// password and pgkit::error of kind foreign_key_violation when there is no such live user.
+  void set_password(std::string_view user_id, std::string_view password);
+  /// Returns the live, unbanned user with this email when `password` is theirs, else
+  /// std::nullopt after the same hashing work (no timing difference between an unknown email
+  /// and a wrong password). Rehashes the password when the store's limits changed.
+  std::optional<user> verify_password(std::string_view email, std::string_view password);
+
+  /// verify_password, then a new session for the user (and last_sign_in set), or
+  /// std::nullopt. Throws usage_error for an `ip` that is not an IP address.
+  std::optional<signed_in> sign_in(std::string_view email, std::string_view password,
+                                   std::optional<std::string> ip = {},
+                                   std::optional<std::string> user_agent = {});
+  /// Creates a session for a live user, expiring `ttl` from now (default: session_ttl), and
+  /// returns its token. Throws pgkit::error of kind foreign_key_violation when there is no such
+  /// live user, usage_error for a non-positive ttl or a malformed ip.
+  std::string create_session(std::string_view user_id, std::optional<std::string> ip = {},
+                             std::optional<std::string> user_agent = {},
+                             std::optional<std::chrono::seconds> ttl = {});
+  /// Returns the session of `token` while it is live and its user is live and not banned;
+  /// an expired session found here is deleted and reads as std::nullopt.
+  std::optional<auth_session> get_session(std::string_view token);
+  /// Deletes the session of `token`; returns whether there was one.
+  bool delete_session(std::string_view token);
+  /// Deletes every session of the user; returns how many there were.
+  std::size_t delete_user_sessions(std::string_view user_id);
+
+  /// Creates a one-time token of `type` for a live user, expiring `ttl` from now (default:
+  /// token_ttl), and returns it; the user's previous live token of that type stops working.
+  /// Throws like create_session.
+  std::string create_one_time_token(std::string_view user_id, token_type type,
+                                    std::optional<std::chrono::seconds> ttl = {});
+  /// Marks the token used and returns its user's id when it is live (of this type, not used,
+  /// not deleted, not expired, its user live); else std::nullopt. Of concurrent uses of one
+  /// token exactly one gets the id.
+  std::optional<std::string> use_one_time_token(std::string_view token, token_type type);
+
+  /// Returns the select list that decode_user() reads, for queries on `auth_user` (the table
+  /// named without an alias).
+  static const std::string& user_select_fields();
+  /// Returns the select list that decode_session() reads, for queries on `auth_session`.
+  static const std::string& session_select_fields();
+
+  /// Returns the schema the store works in.
+  const std::string& schema() const noexcept;
+
+ private:
+  struct state;
+  std::unique_ptr<state> m_state;
+};
+
+/// Reads a user from a row (of stream_query) whose first columns are
+/// auth_store::user_select_fields(). Throws usage_error for a row that has fewer columns or
+/// other values there.
+user decode_user(const row_view& row);
+/// Reads a session from a row (of stream_query) whose first columns are
+/// auth_store::session_select_fields(). Throws like decode_user.
+auth_session decode_session(const row_view& row);
+
+}  // namespace pgkit
