@@ -10,6 +10,7 @@
 #include "migrate/migration_sql.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/migration.hpp"
+#include "stores/near_cache.hpp"
 #include "stores/statements.hpp"
 
 namespace pgkit {
@@ -45,6 +46,20 @@ constexpr statement_text k_purge{
 constexpr statement_text k_get_many{
     "pgkit_cache_get_many",
     "SELECT k.position, CASE WHEN c.expires_at <= now() THEN NULL ELSE c.value END "
+    "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
+    "CROSS JOIN LATERAL (SELECT expires_at, value FROM {T} "
+    "WHERE resource_type = $1 AND key = k.key OFFSET 0) AS c"};
+// The near tier's reads also return the entry's remaining lifetime in whole milliseconds,
+// rounded down (NULL: it never expires), so that its copy expires no later than the row.
+constexpr statement_text k_get_near{
+    "pgkit_cache_get_near",
+    "SELECT CASE WHEN expires_at <= now() THEN NULL ELSE value END, "
+    "floor(extract(epoch FROM expires_at - now()) * 1000)::bigint "
+    "FROM {T} WHERE resource_type = $1 AND key = $2"};
+constexpr statement_text k_get_many_near{
+    "pgkit_cache_get_many_near",
+    "SELECT k.position, CASE WHEN c.expires_at <= now() THEN NULL ELSE c.value END, "
+    "floor(extract(epoch FROM c.expires_at - now()) * 1000)::bigint "
     "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
     "CROSS JOIN LATERAL (SELECT expires_at, value FROM {T} "
     "WHERE resource_type = $1 AND key = k.key OFFSET 0) AS c"};
@@ -261,6 +276,12 @@ class libpq_result {
       value = (value << 8) | data[i];
     return static_cast<std::int64_t>(value);
   }
+  // A bigint column of milliseconds left, or std::nullopt for NULL (never expires).
+  std::optional<std::chrono::milliseconds> remaining(int row, int column) const {
+    if (is_null(row, column))
+      return std::nullopt;
+    return std::chrono::milliseconds{int8(row, column)};
+  }
   std::size_t affected_rows() const {
     const char* count = PQcmdTuples(m_result.get());
     return count[0] == '\0' ? 0 : static_cast<std::size_t>(std::stoull(count));
@@ -353,6 +374,45 @@ libpq_result run_statement(const lease& borrowed, const statement& statement,
   return libpq_result{result};
 }
 
+// Drops what a write touched from this process's near tier when the write is over, committed or
+// failed (a failed commit may still have happened), so that the writer reads its own write at
+// once; the trigger's notification tells every other process.
+class near_write {
+ public:
+  near_write(detail::near_tier* tier, std::string_view resource_type)
+      : m_tier(tier), m_resource_type(resource_type) {}
+  near_write(detail::near_tier* tier, std::string_view resource_type, std::string_view key)
+      : near_write(tier, resource_type) {
+    m_keys.push_back(key);
+  }
+  ~near_write() {
+    if (m_tier == nullptr)
+      return;
+    try {
+      if (m_whole_type)
+        m_tier->invalidate_type(m_resource_type);
+      for (auto key : m_keys)
+        m_tier->invalidate(m_resource_type, key);
+    } catch (...) {
+      // Only allocation can fail here; the notification still drops the entries.
+    }
+  }
+  near_write(const near_write&) = delete;
+  near_write& operator=(const near_write&) = delete;
+
+  void add(std::string_view key) {
+    if (m_tier != nullptr)
+      m_keys.push_back(key);
+  }
+  void whole_type() { m_whole_type = true; }
+
+ private:
+  detail::near_tier* m_tier;
+  std::string_view m_resource_type;
+  std::vector<std::string_view> m_keys;
+  bool m_whole_type = false;
+};
+
 }  // namespace
 
 // One store's statements: names carry the schema so that stores on different schemas can share
@@ -362,6 +422,8 @@ struct cache::statements {
       : get(make(k_get, schema, qualified)),
         purge(make(k_purge, schema, qualified)),
         get_many(make(k_get_many, schema, qualified)),
+        get_near(make(k_get_near, schema, qualified)),
+        get_many_near(make(k_get_many_near, schema, qualified)),
         set(make(k_set, schema, qualified)),
         set_many(make(k_set_many, schema, qualified)),
         remove(make(k_remove, schema, qualified)),
@@ -380,7 +442,7 @@ struct cache::statements {
     return {std::string{text.name} + "_" + schema, with_table(text.sql, qualified)};
   }
 
-  statement get, purge, get_many, set, set_many, remove, clear, expire, touch, gc_lock_timeout,
+  statement get, purge, get_many, get_near, get_many_near, set, set_many, remove, clear, expire, touch, gc_lock_timeout,
       gc_batch, gc_batch_of_type, count_expired, count_expired_of_type;
   std::string table;
 };
@@ -393,6 +455,51 @@ cache::cache(std::shared_ptr<pool> connections, cache_options options)
   validate_schema_name(m_schema);
   m_statements =
       std::make_unique<const statements>(m_schema, detail::quote_identifier(m_schema) + ".cache");
+  if (m_options.near)
+    start_near();
+}
+
+void cache::start_near() {
+  const auto& near = *m_options.near;
+  const auto& config = m_pool->config();
+  if (near.listen_conninfo.empty() && config.pooler == pooler_mode::pgbouncer_transaction) {
+    throw config_error(
+        "the near cache needs a LISTEN session, which a transaction-mode pooler (pooler = "
+        "\"pgbouncer-transaction\") does not keep",
+        "set near_options::listen_conninfo to a direct connection to PostgreSQL (or one through "
+        "a session-mode pooler)");
+  }
+  {
+    // The tier is only coherent when the cache module's trigger announces every write.
+    auto lease = m_pool->acquire();
+    const char* sql =
+        "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT FROM pg_trigger "
+        "WHERE tgrelid = to_regclass($1) AND tgname = 'cache_announce_delete')";
+    PGconn* connection = detail::libpq_handle(lease.connection());
+    const char* values[] = {m_statements->table.c_str()};
+    PGresult* result = PQexecParams(connection, sql, 1, nullptr, values, nullptr, nullptr, 0);
+    if (!succeeded(result))
+      throw_failure(connection, result, sql, "checking the cache table", m_schema);
+    bool table = PQgetvalue(result, 0, 0)[0] == 't';
+    bool trigger = PQgetvalue(result, 0, 1)[0] == 't';
+    PQclear(result);
+    if (!table)
+      throw not_applied(m_schema, "42P01");
+    if (!trigger) {
+      throw error(error_kind::undefined_object,
+                  "the cache module in schema " + m_schema +
+                      " has no invalidation trigger, which the near tier needs (it was applied "
+                      "by an older pgkit)",
+                  m_schema == "pgkit" ? std::string{"run pgkit apply cache"}
+                                      : "run pgkit apply cache --schema " + m_schema);
+    }
+  }
+  m_near = std::make_unique<detail::near_tier>(
+      near, m_schema, near.listen_conninfo.empty() ? config.conninfo() : near.listen_conninfo);
+}
+
+near_stats cache::near_statistics() const {
+  return m_near ? m_near->statistics() : near_stats{};
 }
 
 cache::~cache() = default;
@@ -434,16 +541,28 @@ auto guarded_read(const cache_options& options, Read&& read, Fallback&& fallback
 std::optional<std::string> cache::get(std::string_view resource_type, std::string_view key) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
+  detail::near_tier::fill_ticket ticket;
+  if (m_near) {
+    if (auto hit = m_near->get(resource_type, key))
+      return hit;
+    ticket = m_near->prepare_fill(resource_type, key);
+  }
   return guarded_read(
       m_options,
       [&]() -> std::optional<std::string> {
         auto lease = m_pool->acquire();
         std::vector<param> params{text_param(resource_type), text_param(key)};
-        auto rows = run_statement(lease, m_statements->get, params, "reading the cache", m_schema);
+        auto rows =
+            run_statement(lease, ticket.usable ? m_statements->get_near : m_statements->get,
+                          params, "reading the cache", m_schema);
         if (rows.rows() == 0)
           return std::nullopt;
-        if (!rows.is_null(0, 0))
-          return rows.bytes(0, 0);
+        if (!rows.is_null(0, 0)) {
+          auto value = rows.bytes(0, 0);
+          if (ticket.usable)
+            m_near->fill(ticket, resource_type, key, value, rows.remaining(0, 1));
+          return value;
+        }
         params[1] = text_param(text_array(std::vector<std::string_view>{key}));
         run_statement(lease, m_statements->purge, params, "deleting an expired cache entry",
                       m_schema);
@@ -459,24 +578,49 @@ std::vector<std::optional<std::string>> cache::get_many(std::string_view resourc
     check_text("key", key, m_options.max_key_size, "max_key_size");
   if (keys.empty())
     return {};
+  std::vector<std::optional<std::string>> values(keys.size());
+  // The positions in `keys` that the table is asked for: all of them, or the near tier's misses
+  // with their fill tickets.
+  std::vector<std::size_t> asked;
+  std::vector<detail::near_tier::fill_ticket> tickets;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (m_near) {
+      if ((values[i] = m_near->get(resource_type, keys[i])))
+        continue;
+      tickets.push_back(m_near->prepare_fill(resource_type, keys[i]));
+    }
+    asked.push_back(i);
+  }
+  if (asked.empty())
+    return values;
+  const bool fill = !tickets.empty() && tickets.front().usable;
   return guarded_read(
       m_options,
       [&]() {
         auto lease = m_pool->acquire();
-        std::vector<param> params{text_param(resource_type), text_param(text_array(keys))};
+        std::vector<std::string_view> asked_keys;
+        for (auto i : asked)
+          asked_keys.push_back(keys[i]);
+        std::vector<param> params{text_param(resource_type), text_param(text_array(asked_keys))};
         auto rows =
-            run_statement(lease, m_statements->get_many, params, "reading the cache", m_schema);
-        std::vector<std::optional<std::string>> values(keys.size());
+            run_statement(lease, fill ? m_statements->get_many_near : m_statements->get_many,
+                          params, "reading the cache", m_schema);
         std::vector<std::string_view> expired;
         for (int row = 0; row < rows.rows(); ++row) {
           auto position = rows.int8(row, 0);
-          if (position < 1 || static_cast<std::size_t>(position) > keys.size())
+          if (position < 1 || static_cast<std::size_t>(position) > asked.size())
             throw error(error_kind::internal, "get_many: the server returned a bad position");
-          auto index = static_cast<std::size_t>(position - 1);
-          if (rows.is_null(row, 1))
+          auto slot = static_cast<std::size_t>(position - 1);
+          auto index = asked[slot];
+          if (rows.is_null(row, 1)) {
             expired.push_back(keys[index]);
-          else
-            values[index] = rows.bytes(row, 1);
+            continue;
+          }
+          values[index] = rows.bytes(row, 1);
+          if (fill) {
+            m_near->fill(tickets[slot], resource_type, keys[index], *values[index],
+                         rows.remaining(row, 2));
+          }
         }
         if (!expired.empty()) {
           params[1] = text_param(text_array(expired));
@@ -485,7 +629,11 @@ std::vector<std::optional<std::string>> cache::get_many(std::string_view resourc
         }
         return values;
       },
-      [&] { return std::vector<std::optional<std::string>>(keys.size()); });
+      [&] {
+        for (auto i : asked)
+          values[i].reset();
+        return values;
+      });
 }
 
 void cache::set(std::string_view resource_type, std::string_view key, std::string_view value,
@@ -494,6 +642,7 @@ void cache::set(std::string_view resource_type, std::string_view key, std::strin
   check_text("key", key, m_options.max_key_size, "max_key_size");
   check_value(key, value, m_options.max_value_size);
   check_ttl(ttl);
+  near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
   run_statement(
       lease, m_statements->set,
@@ -520,6 +669,9 @@ void cache::set_many(std::string_view resource_type,
   }
   if (latest.empty())
     return;
+  near_write written{m_near.get(), resource_type};
+  for (const auto& entry : latest)
+    written.add(entry.first);
   std::vector<std::string_view> keys;
   std::vector<std::size_t> starts, lengths;
   std::string packed;
@@ -549,6 +701,7 @@ void cache::set_many(std::string_view resource_type,
 bool cache::remove(std::string_view resource_type, std::string_view key) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
+  near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
   auto result =
       run_statement(lease, m_statements->remove, {text_param(resource_type), text_param(key)},
@@ -558,6 +711,8 @@ bool cache::remove(std::string_view resource_type, std::string_view key) {
 
 std::size_t cache::clear(std::string_view resource_type) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
+  near_write written{m_near.get(), resource_type};
+  written.whole_type();
   auto lease = m_pool->acquire();
   const std::vector<param> params{text_param(resource_type),
                                   int_param(static_cast<std::int64_t>(k_clear_batch))};
@@ -592,6 +747,7 @@ bool cache::expire(std::string_view resource_type, std::string_view key, cache_t
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
   check_ttl(ttl);
+  near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
   auto result =
       run_statement(lease, m_statements->expire,
