@@ -442,8 +442,8 @@ struct cache::statements {
     return {std::string{text.name} + "_" + schema, with_table(text.sql, qualified)};
   }
 
-  statement get, purge, get_many, get_near, get_many_near, set, set_many, remove, clear, expire, touch, gc_lock_timeout,
-      gc_batch, gc_batch_of_type, count_expired, count_expired_of_type;
+  statement get, purge, get_many, get_near, get_many_near, set, set_many, remove, clear, expire,
+      touch, gc_lock_timeout, gc_batch, gc_batch_of_type, count_expired, count_expired_of_type;
   std::string table;
 };
 
@@ -494,8 +494,13 @@ void cache::start_near() {
                                       : "run pgkit apply cache --schema " + m_schema);
     }
   }
+  // Named so that operators can tell the listener apart in pg_stat_activity (an
+  // application_name in the configuration still wins).
   m_near = std::make_unique<detail::near_tier>(
-      near, m_schema, near.listen_conninfo.empty() ? config.conninfo() : near.listen_conninfo);
+      near, m_schema,
+      near.listen_conninfo.empty()
+          ? config.conninfo() + " fallback_application_name='pgkit near cache'"
+          : near.listen_conninfo);
 }
 
 near_stats cache::near_statistics() const {
@@ -552,9 +557,8 @@ std::optional<std::string> cache::get(std::string_view resource_type, std::strin
       [&]() -> std::optional<std::string> {
         auto lease = m_pool->acquire();
         std::vector<param> params{text_param(resource_type), text_param(key)};
-        auto rows =
-            run_statement(lease, ticket.usable ? m_statements->get_near : m_statements->get,
-                          params, "reading the cache", m_schema);
+        auto rows = run_statement(lease, ticket.usable ? m_statements->get_near : m_statements->get,
+                                  params, "reading the cache", m_schema);
         if (rows.rows() == 0)
           return std::nullopt;
         if (!rows.is_null(0, 0)) {
