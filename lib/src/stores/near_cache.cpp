@@ -16,9 +16,9 @@
 namespace pgkit::detail {
 namespace {
 
-// What an entry costs besides its key and value: the entry itself, its list node and the nodes
-// of the two indexes that point at it.
-constexpr std::size_t k_entry_overhead = 192;
+// What an entry costs besides the heap blocks of its key and value: the entry in its list node,
+// the nodes and bucket slots of the two indexes that point at it, and malloc's headers.
+constexpr std::size_t k_entry_overhead = 256;
 // More shards than threads that read at once buys nothing; 16 keeps lock contention low on
 // any machine this runs on while every shard stays large enough for LRU to mean something.
 constexpr std::size_t k_max_shards = 16;
@@ -35,6 +35,15 @@ std::uint64_t digest_prefix(const unsigned char* bytes, std::size_t length) {
   for (int i = 0; i < 8; ++i)
     prefix = (prefix << 8) | digest[i];
   return prefix;
+}
+
+// The heap block a std::string of `size` bytes occupies (none while it fits in the string
+// itself), rounded as glibc's malloc rounds.
+std::size_t heap_bytes(std::size_t size) {
+  constexpr std::size_t inline_capacity = 15;
+  if (size <= inline_capacity)
+    return 0;
+  return (size + 1 + 8 + 15) / 16 * 16;
 }
 
 std::string composite_key(std::string_view resource_type, std::string_view key) {
@@ -339,7 +348,7 @@ void near_tier::fill(const fill_ticket& ticket, std::string_view resource_type,
   }
   near_entry entry;
   entry.composite = composite_key(resource_type, key);
-  entry.bytes = entry.composite.size() + value.size() + k_entry_overhead;
+  entry.bytes = k_entry_overhead + heap_bytes(entry.composite.size()) + heap_bytes(value.size());
   if (entry.bytes > m_bytes_per_shard)
     return;
   entry.value = std::string{value};
