@@ -224,10 +224,9 @@ TEST_CASE("pgkit::cache near tier: a listener outage flushes it before it serves
     CHECK(other.process().err().find("event listener_lost") <
           other.process().err().find("event flushed"));
     CHECK(other.get("home") == "hit v2");
-    CHECK(other.get("home") == "hit v2");
-    auto stats = other.stats();
-    CHECK(stats["flushes"] >= 1);
-    CHECK(stats["hits"] >= 2);  // serving again after the flush
+    CHECK(other.stats()["flushes"] >= 1);
+    // Serving again after the flush (the update's own notification may still drop one copy).
+    CHECK(eventually([&] { return other.get("home") == "hit v2" && other.stats()["hits"] >= 2; }));
   }
 
   SUBCASE("the server restarts") {
@@ -343,6 +342,17 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
     pgkit::cache store{pooled, options};
     store.set("page", "a", "1", pgkit::never_expires);
     CHECK(store.get("page", "a") == std::optional<std::string>{"1"});
+  }
+
+  SUBCASE("connections that do not speak UTF-8 are refused") {
+    auto latin1 = pool_on(db.url() + (db.url().find('?') == std::string::npos ? "?" : "&") +
+                          "client_encoding=LATIN1");
+    try {
+      pgkit::cache store{latin1, near_on()};
+      FAIL("no error");
+    } catch (const pgkit::config_error& e) {
+      CHECK(std::string{e.what()}.find("client_encoding UTF8") != std::string::npos);
+    }
   }
 
   SUBCASE("a cache module without the invalidation trigger is refused") {

@@ -474,7 +474,8 @@ void cache::start_near() {
     auto lease = m_pool->acquire();
     const char* sql =
         "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT FROM pg_trigger "
-        "WHERE tgrelid = to_regclass($1) AND tgname = 'cache_announce_delete')";
+        "WHERE tgrelid = to_regclass($1) AND tgname = 'cache_announce_delete'), "
+        "current_setting('client_encoding')";
     PGconn* connection = detail::libpq_handle(lease.connection());
     const char* values[] = {m_statements->table.c_str()};
     PGresult* result = PQexecParams(connection, sql, 1, nullptr, values, nullptr, nullptr, 0);
@@ -482,7 +483,17 @@ void cache::start_near() {
       throw_failure(connection, result, sql, "checking the cache table", m_schema);
     bool table = PQgetvalue(result, 0, 0)[0] == 't';
     bool trigger = PQgetvalue(result, 0, 1)[0] == 't';
+    std::string encoding = PQgetvalue(result, 0, 2);
     PQclear(result);
+    // The trigger announces digests of the keys' UTF-8 bytes, which are the application's own
+    // bytes only when the connection speaks UTF-8.
+    if (encoding != "UTF8") {
+      throw config_error(
+          "the near cache needs client_encoding UTF8, and the pool's connections "
+          "use " +
+              encoding,
+          "set client_encoding=UTF8 in the connection settings (or PGCLIENTENCODING)");
+    }
     if (!table)
       throw not_applied(m_schema, "42P01");
     if (!trigger) {

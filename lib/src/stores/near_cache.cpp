@@ -300,7 +300,6 @@ std::optional<std::string> near_tier::get(std::string_view resource_type, std::s
     return std::nullopt;
   auto composite = composite_key(resource_type, key);
   auto& shard = shard_of(composite);
-  auto now = clock::now();
   std::lock_guard<std::mutex> lock{shard.mutex};
   auto found = shard.by_key.find(composite);
   if (found == shard.by_key.end()) {
@@ -308,7 +307,7 @@ std::optional<std::string> near_tier::get(std::string_view resource_type, std::s
     return std::nullopt;
   }
   auto entry = found->second;
-  if (entry->expires <= now) {
+  if (entry->expires != clock::time_point::max() && entry->expires <= clock::now()) {
     shard.erase(entry);
     ++shard.misses;
     return std::nullopt;
