@@ -8,7 +8,8 @@
 // PGKIT_BENCH_SECONDS sets the time per run (default 1), PGKIT_BENCH_ROUNDS the runs of each
 // measurement, interleaved, of which the best counts (default 3), PGKIT_BENCH_WRITES the
 // writes of the latency measurement (default 10000), PGKIT_BENCH_NEAR_KEYS the keys of the RSS
-// measurement (default 1000000).
+// measurement (default 1000000), PGKIT_BENCH_SECTIONS a comma-separated subset of the
+// sections table, latency, zipf, memory and trigger (default all).
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -512,6 +513,11 @@ int main(int argc, char** argv) {
         bench::env("PGKIT_BENCH_ROUNDS").empty() ? 3 : std::stoi(bench::env("PGKIT_BENCH_ROUNDS"));
     bench::cache_schema schema{server.url(), "pgkit_bench_cache"};
     const std::string table = schema.table();
+    // PGKIT_BENCH_SECTIONS: a comma-separated subset of table,latency,zipf,memory,trigger.
+    const std::string sections = bench::env("PGKIT_BENCH_SECTIONS");
+    auto section = [&sections](const std::string& name) {
+      return sections.empty() || ("," + sections + ",").find("," + name + ",") != std::string::npos;
+    };
 
     // The SQL the store prepares, for the raw libpq side.
     const std::string get_sql =
@@ -576,6 +582,8 @@ int main(int argc, char** argv) {
     std::printf("\n");
 
     for (int threads : {1, 2, 4}) {
+      if (!section("table"))
+        break;
       auto pool_config = config;
       pool_config.pool_size = static_cast<std::size_t>(threads);
       auto connections = std::make_shared<pgkit::pool>(pool_config);
@@ -763,7 +771,7 @@ int main(int argc, char** argv) {
       tx.exec(statement);
     };
     std::printf("\n");
-    {
+    if (section("latency")) {
       auto writes = bench::env("PGKIT_BENCH_WRITES").empty()
                         ? std::size_t{10000}
                         : std::stoul(bench::env("PGKIT_BENCH_WRITES"));
@@ -773,7 +781,7 @@ int main(int argc, char** argv) {
 
     // A skewed workload: Zipf keys over 100 000 entries, a near tier of 48 000 entries (about
     // 90 % of reads hit it), the rest read from the table.
-    {
+    if (section("zipf")) {
       constexpr std::size_t k_zipf_keys = 100000;
       constexpr std::size_t k_zipf_near = 48000;
       auto zipf_key = [](std::size_t rank) { return "zipf:" + std::to_string(rank); };
@@ -849,7 +857,7 @@ int main(int argc, char** argv) {
     }
 
     // Memory: a near tier with the default bounds (64 MiB) reading a million distinct keys.
-    {
+    if (section("memory")) {
       auto keys = bench::env("PGKIT_BENCH_NEAR_KEYS").empty()
                       ? std::size_t{1000000}
                       : std::stoul(bench::env("PGKIT_BENCH_NEAR_KEYS"));
@@ -885,7 +893,7 @@ int main(int argc, char** argv) {
 
     // What the invalidation trigger costs writes when nobody listens: the same upserts of live
     // entries with the triggers on and disabled, interleaved.
-    {
+    if (section("trigger")) {
       auto pool_config = config;
       pool_config.pool_size = 1;
       pgkit::cache writer{std::make_shared<pgkit::pool>(pool_config), options};

@@ -11,51 +11,53 @@
 -- An UPDATE that keeps the value and only lengthens the lifetime (touch) drops nothing either.
 
 -- migrate:up
+-- One SQL statement per call (each one costs a trip through SPI): the live rows' digests, up to
+-- 401 of them; the resource-type and flush-all fallbacks are subqueries of the CASE, evaluated
+-- only when reached.
 CREATE FUNCTION cache_announce_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-  listed bigint;
-  digests text;
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     PERFORM pg_notify('pgkit_cache', 'a ' || TG_TABLE_SCHEMA);
-    RETURN NULL;
-  END IF;
-  IF TG_OP = 'UPDATE' THEN
-    SELECT count(*), string_agg(d, ' ') INTO listed, digests FROM (
-      SELECT substr(encode(sha256(convert_to(o.resource_type, 'UTF8') || '\x00'::bytea ||
-                                  convert_to(o.key, 'UTF8')), 'hex'), 1, 16) AS d
-      FROM cache_old AS o
-      WHERE (o.expires_at IS NULL OR o.expires_at > now())
-        AND NOT EXISTS (
-          SELECT FROM cache_new AS n
-          WHERE n.resource_type = o.resource_type AND n.key = o.key AND n.value = o.value
-            AND (n.expires_at IS NULL OR n.expires_at >= o.expires_at))
-      LIMIT 401) AS live;
+  ELSIF TG_OP = 'UPDATE' THEN
+    PERFORM pg_notify('pgkit_cache', CASE
+        WHEN batch.listed <= 400 THEN 'k ' || TG_TABLE_SCHEMA || ' ' || batch.digests
+        ELSE (SELECT CASE WHEN count(*) <= 400
+                          THEN 't ' || TG_TABLE_SCHEMA || ' ' || string_agg(t.d, ' ')
+                          ELSE 'a ' || TG_TABLE_SCHEMA END
+              FROM (SELECT DISTINCT substr(encode(sha256(convert_to(o.resource_type, 'UTF8')),
+                                                  'hex'), 1, 16) AS d
+                    FROM cache_old AS o LIMIT 401) AS t)
+        END)
+    FROM (SELECT count(*) AS listed, string_agg(live.d, ' ') AS digests FROM (
+            SELECT substr(encode(sha256(convert_to(o.resource_type, 'UTF8') || '\x00'::bytea ||
+                                        convert_to(o.key, 'UTF8')), 'hex'), 1, 16) AS d
+            FROM cache_old AS o
+            WHERE (o.expires_at IS NULL OR o.expires_at > now())
+              AND NOT EXISTS (
+                SELECT FROM cache_new AS n
+                WHERE n.resource_type = o.resource_type AND n.key = o.key AND n.value = o.value
+                  AND (n.expires_at IS NULL OR n.expires_at >= o.expires_at))
+            LIMIT 401) AS live) AS batch
+    WHERE batch.listed > 0;
   ELSE
-    SELECT count(*), string_agg(d, ' ') INTO listed, digests FROM (
-      SELECT substr(encode(sha256(convert_to(o.resource_type, 'UTF8') || '\x00'::bytea ||
-                                  convert_to(o.key, 'UTF8')), 'hex'), 1, 16) AS d
-      FROM cache_old AS o
-      WHERE o.expires_at IS NULL OR o.expires_at > now()
-      LIMIT 401) AS live;
-  END IF;
-  IF listed = 0 THEN
-    RETURN NULL;
-  END IF;
-  IF listed <= 400 THEN
-    PERFORM pg_notify('pgkit_cache', 'k ' || TG_TABLE_SCHEMA || ' ' || digests);
-    RETURN NULL;
-  END IF;
-  SELECT count(*), string_agg(d, ' ') INTO listed, digests FROM (
-    SELECT DISTINCT substr(encode(sha256(convert_to(o.resource_type, 'UTF8')), 'hex'), 1, 16) AS d
-    FROM cache_old AS o
-    WHERE o.expires_at IS NULL OR o.expires_at > now()
-    LIMIT 401) AS types;
-  IF listed <= 400 THEN
-    PERFORM pg_notify('pgkit_cache', 't ' || TG_TABLE_SCHEMA || ' ' || digests);
-  ELSE
-    PERFORM pg_notify('pgkit_cache', 'a ' || TG_TABLE_SCHEMA);
+    PERFORM pg_notify('pgkit_cache', CASE
+        WHEN batch.listed <= 400 THEN 'k ' || TG_TABLE_SCHEMA || ' ' || batch.digests
+        ELSE (SELECT CASE WHEN count(*) <= 400
+                          THEN 't ' || TG_TABLE_SCHEMA || ' ' || string_agg(t.d, ' ')
+                          ELSE 'a ' || TG_TABLE_SCHEMA END
+              FROM (SELECT DISTINCT substr(encode(sha256(convert_to(o.resource_type, 'UTF8')),
+                                                  'hex'), 1, 16) AS d
+                    FROM cache_old AS o
+                    WHERE o.expires_at IS NULL OR o.expires_at > now() LIMIT 401) AS t)
+        END)
+    FROM (SELECT count(*) AS listed, string_agg(live.d, ' ') AS digests FROM (
+            SELECT substr(encode(sha256(convert_to(o.resource_type, 'UTF8') || '\x00'::bytea ||
+                                        convert_to(o.key, 'UTF8')), 'hex'), 1, 16) AS d
+            FROM cache_old AS o
+            WHERE o.expires_at IS NULL OR o.expires_at > now()
+            LIMIT 401) AS live) AS batch
+    WHERE batch.listed > 0;
   END IF;
   RETURN NULL;
 END

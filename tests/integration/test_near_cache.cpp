@@ -195,6 +195,21 @@ TEST_CASE("pgkit::cache near tier across two processes") {
     CHECK(after["hits"] == before["hits"] + 1);  // "other" stayed in the near tier
   }
 
+  SUBCASE("a statement over more than 400 resource types flushes everything") {
+    run_sql(f.db.url(),
+            "INSERT INTO pgkit.cache (resource_type, key, value) "
+            "SELECT 'type' || i, 'k', 'x'::bytea FROM generate_series(1, 500) AS i");
+    REQUIRE(other.ask("get type7 k") == "hit x");
+    auto before = other.stats();
+    run_sql(f.db.url(), "DELETE FROM pgkit.cache WHERE resource_type LIKE 'type%'");
+    other.await_invalidations(before["invalidations"]);
+    CHECK(other.ask("get type7 k") == "miss");
+    CHECK(other.get("home") == "hit v0");  // from the table again: everything was dropped
+    auto after = other.stats();
+    CHECK(after["flushes"] == before["flushes"] + 1);
+    CHECK(after["hits"] == before["hits"]);
+  }
+
   SUBCASE("touch (same value, longer life) leaves the other process's copy alone") {
     store.set("page", "marker", "m0", pgkit::never_expires);
     store.set("page", "short", "s", 1h);
