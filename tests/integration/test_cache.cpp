@@ -16,6 +16,7 @@
 #include "pgkit/cache.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/pool.hpp"
+#include "query/statement.hpp"
 
 using namespace std::chrono_literals;
 using pgkit_test::query_value;
@@ -642,11 +643,36 @@ TEST_CASE("pgkit::cache statements: prepared once per connection, or unnamed for
     auto connections = std::make_shared<pgkit::pool>(config);
     pgkit::cache store{connections};
     exercise(store);
-    CHECK(prepared_names(*connections) ==
-          "pgkit_cache_clear_pgkit pgkit_cache_count_expired_pgkit pgkit_cache_expire_pgkit "
-          "pgkit_cache_gc_lock_timeout_pgkit pgkit_cache_gc_pgkit pgkit_cache_get_many_pgkit "
-          "pgkit_cache_get_pgkit pgkit_cache_purge_pgkit pgkit_cache_remove_pgkit "
-          "pgkit_cache_set_many_pgkit pgkit_cache_set_pgkit pgkit_cache_touch_pgkit");
+    // Names carry a hash of the schema (never the schema itself, which could push them past
+    // PostgreSQL's 63 bytes); the sweep's lock_timeout statement is shared by gc and purge.
+    std::string expected;
+    for (const char* name : {"clear", "count_expired", "expire", "gc", "get", "get_many", "purge",
+                             "remove", "set", "set_many", "touch"})
+      expected += pgkit::detail::statement_name("cache", name, "pgkit") + " ";
+    expected += pgkit::detail::statement_name("sweep", "lock_timeout", "");
+    CHECK(prepared_names(*connections) == expected);
+  }
+  SUBCASE("two long schema names that share their first 50 bytes share one connection") {
+    // Statement names used to hold the schema itself: PostgreSQL cut them at 63 bytes, so both
+    // stores prepared the same name and the second failed with 42P05.
+    const std::string prefix(50, 's');
+    {
+      pqxx::connection connection{db.url()};
+      pgkit::apply_modules(connection, {"cache"}, prefix + "_first");
+      pgkit::apply_modules(connection, {"cache"}, prefix + "_second");
+    }
+    auto connections = std::make_shared<pgkit::pool>(config);
+    pgkit::cache_options first_options, second_options;
+    first_options.schema = prefix + "_first";
+    second_options.schema = prefix + "_second";
+    pgkit::cache first{connections, first_options};
+    pgkit::cache second{connections, second_options};
+    first.set("page", "home", "first", 1h);
+    second.set("page", "home", "second", 1h);
+    CHECK(first.get("page", "home") == std::optional<std::string>{"first"});
+    CHECK(second.get("page", "home") == std::optional<std::string>{"second"});
+    CHECK(first.gc().deleted == 0);
+    CHECK(second.gc().deleted == 0);
   }
   SUBCASE("pgbouncer-transaction: nothing is prepared, everything works the same") {
     config.pooler = pgkit::pooler_mode::pgbouncer_transaction;

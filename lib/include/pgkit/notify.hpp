@@ -9,6 +9,8 @@
 #include <pqxx/connection>
 #include <pqxx/transaction_base>
 
+#include "pgkit/query.hpp"
+
 namespace pgkit {
 
 class pool;
@@ -34,14 +36,24 @@ std::string quote_channel(std::string_view channel);
 /// `tx` rolls back. Throws pgkit::usage_error for an invalid channel or payload (nothing is
 /// sent), else pgkit::error from the server.
 void notify(pqxx::transaction_base& tx, std::string_view channel, std::string_view payload = {});
+/// Same, under `options`: its interrupt and timeout cancel a pg_notify that waits (on a full
+/// notification queue, say), as for the query toolkit (kind canceled).
+void notify(pqxx::transaction_base& tx, std::string_view channel, std::string_view payload,
+            const query_options& options);
 
 /// Sends a notification at once on `connection`, which must not have a transaction open. Throws
 /// as the transaction overload does.
 void notify(pqxx::connection& connection, std::string_view channel, std::string_view payload = {});
+/// Same, under `options` (interrupt and client-side timeout).
+void notify(pqxx::connection& connection, std::string_view channel, std::string_view payload,
+            const query_options& options);
 
 /// Sends a notification at once on a connection leased from `pool` for the call. Throws as the
 /// transaction overload does, or pgkit::error of kind `timeout` when no connection is free in
 /// the pool's acquire_timeout.
 void notify(pool& pool, std::string_view channel, std::string_view payload = {});
+/// Same, under `options` (interrupt and client-side timeout).
+void notify(pool& pool, std::string_view channel, std::string_view payload,
+            const query_options& options);
 
 }  // namespace pgkit

@@ -9,6 +9,7 @@
 #include "pgkit/migration.hpp"
 #include "pgkit/notify.hpp"
 #include "pgkit/pool.hpp"
+#include "pgkit/query.hpp"
 #include "pgkit/redact.hpp"
 #include "pgkit/session.hpp"
 #include "pgkit/transaction.hpp"

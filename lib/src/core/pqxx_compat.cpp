@@ -38,7 +38,7 @@ struct expose_member {
 
 template struct expose_member<raw_handle_tag, &connection_class::m_conn>;
 
-PGconn* raw_handle(const pqxx::connection& connection) noexcept {
+PGconn* raw_handle(const connection_class& connection) noexcept {
   return connection.*member_of(raw_handle_tag{});
 }
 
@@ -55,6 +55,10 @@ std::string with_context(std::string_view context, std::string_view message) {
 
 pg_conn* libpq_handle(const pqxx::connection& connection) noexcept {
   return raw_handle(connection);
+}
+
+pg_conn* libpq_handle(pqxx::transaction_base& tx) noexcept {
+  return raw_handle(tx.conn());
 }
 
 session_state session_state_of(const pqxx::connection& connection) noexcept {

@@ -131,6 +131,10 @@ enum class session_state {
 /// notifications after every statement, two system calls that a cache read cannot afford).
 pg_conn* libpq_handle(const pqxx::connection& connection) noexcept;
 
+/// Returns libpq's handle of the connection `tx` runs on (6.4 gives a transaction only the
+/// connection's base class).
+pg_conn* libpq_handle(pqxx::transaction_base& tx) noexcept;
+
 /// Returns the state of `connection`'s session without talking to the server.
 session_state session_state_of(const pqxx::connection& connection) noexcept;
 

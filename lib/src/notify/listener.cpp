@@ -23,6 +23,7 @@
 #include "pgkit/error.hpp"
 #include "pgkit/notify.hpp"
 #include "pgkit/redact.hpp"
+#include "query/statement.hpp"
 
 namespace pgkit {
 namespace {
@@ -95,9 +96,9 @@ struct listener::impl {
   state current = state::disconnected;
   PostgresPollingStatusType connect_poll = PGRES_POLLING_WRITING;
   command in_flight = command::none;
-  bool want_write = false;                // libpq holds unsent output (non-blocking mode)
-  std::string command_error;              // the server's error for the command in flight
-  std::string command_sqlstate;           // and its SQLSTATE
+  bool want_write = false;  // libpq holds unsent output (non-blocking mode)
+  // The server's error for the command in flight.
+  std::unique_ptr<pg_result, detail::result_deleter> command_failure;
   steady::time_point phase_deadline;      // connect, subscribe or user command gives up
   steady::time_point heartbeat_due;       // when the next empty query goes out
   steady::time_point heartbeat_deadline;  // when the one in flight must have been answered
@@ -307,8 +308,7 @@ struct listener::impl {
       return false;
     }
     in_flight = kind;
-    command_error.clear();
-    command_sqlstate.clear();
+    command_failure.reset();
     return flush();
   }
 
@@ -341,12 +341,10 @@ struct listener::impl {
         finish_command();
         return;
       }
-      if (PQresultStatus(result) == PGRES_FATAL_ERROR && command_error.empty()) {
-        command_error = first_line(PQresultErrorMessage(result));
-        const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-        command_sqlstate = sqlstate == nullptr ? "" : sqlstate;
-      }
-      PQclear(result);
+      if (PQresultStatus(result) == PGRES_FATAL_ERROR && !command_failure)
+        command_failure.reset(result);
+      else
+        PQclear(result);
     }
   }
 
@@ -357,10 +355,10 @@ struct listener::impl {
         heartbeat_due = steady::now() + options.heartbeat_interval;
         break;
       case command::subscribe:
-        if (command_error.empty()) {
+        if (!command_failure) {
           subscribed();
         } else {
-          lost("LISTEN failed: " + command_error);
+          lost("LISTEN failed: " + first_line(PQresultErrorMessage(command_failure.get())));
         }
         break;
       case command::user:
@@ -463,10 +461,8 @@ struct listener::impl {
     phase_deadline = steady::now() + options.connect_timeout;
     while (current == state::ready && in_flight == command::user)
       step(steady::time_point::max());
-    if (!command_error.empty()) {
-      auto message = std::exchange(command_error, {});
-      throw sql_error(sql + " failed: " + message, std::exchange(command_sqlstate, {}), sql);
-    }
+    if (command_failure)
+      detail::throw_failure(connection, command_failure.release(), sql + " failed", sql);
   }
 
   std::optional<notification> receive_until(steady::time_point deadline) {

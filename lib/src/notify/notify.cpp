@@ -5,6 +5,7 @@
 #include "core/pqxx_compat.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
+#include "query/statement.hpp"
 
 namespace pgkit {
 namespace {
@@ -53,33 +54,49 @@ std::string quote_channel(std::string_view channel) {
   return quoted;
 }
 
-void notify(pqxx::transaction_base& tx, std::string_view channel, std::string_view payload) {
+namespace {
+
+void send_notification(pg_conn* conn, std::string_view channel, std::string_view payload,
+                       const query_options& options) {
   check_channel_name(channel);
   check_payload(payload);
-  try {
-    detail::exec_params(tx, "SELECT pg_notify($1, $2)", std::string{channel}, std::string{payload});
-  } catch (...) {
-    detail::rethrow_as_pgkit("sending a notification on channel " + shown(channel));
-  }
+  detail::run_sql(conn, "SELECT pg_notify($1, $2)", {std::string{channel}, std::string{payload}},
+                  detail::result_format::text,
+                  "sending a notification on channel " + shown(channel),
+                  detail::stop_control::from(options));
+}
+
+}  // namespace
+
+void notify(pqxx::transaction_base& tx, std::string_view channel, std::string_view payload) {
+  notify(tx, channel, payload, query_options{});
+}
+
+void notify(pqxx::transaction_base& tx, std::string_view channel, std::string_view payload,
+            const query_options& options) {
+  send_notification(detail::handle_of(tx), channel, payload, options);
 }
 
 void notify(pqxx::connection& connection, std::string_view channel, std::string_view payload) {
-  check_channel_name(channel);
-  check_payload(payload);
-  try {
-    pqxx::nontransaction tx{connection};
-    notify(tx, channel, payload);
-  } catch (...) {
-    detail::rethrow_as_pgkit("sending a notification on channel " + shown(channel));
-  }
+  notify(connection, channel, payload, query_options{});
+}
+
+void notify(pqxx::connection& connection, std::string_view channel, std::string_view payload,
+            const query_options& options) {
+  send_notification(detail::libpq_handle(connection), channel, payload, options);
 }
 
 void notify(pool& pool, std::string_view channel, std::string_view payload) {
+  notify(pool, channel, payload, query_options{});
+}
+
+void notify(pool& pool, std::string_view channel, std::string_view payload,
+            const query_options& options) {
   // Refuse bad input before taking a connection from the pool.
   check_channel_name(channel);
   check_payload(payload);
   auto lease = pool.acquire();
-  notify(*lease, channel, payload);
+  notify(*lease, channel, payload, options);
 }
 
 }  // namespace pgkit

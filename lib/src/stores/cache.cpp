@@ -1,7 +1,5 @@
 #include "pgkit/cache.hpp"
 
-#include <libpq-fe.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -10,6 +8,8 @@
 #include "migrate/migration_sql.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/migration.hpp"
+#include "stores/cache_statements.hpp"
+#include "stores/expiry_sweep.hpp"
 #include "stores/near_cache.hpp"
 #include "stores/statements.hpp"
 
@@ -23,106 +23,6 @@ constexpr std::size_t k_clear_batch = 10000;
 // A bytea value larger than this cannot exist in PostgreSQL; set_many() packs all values of a
 // call into one parameter, so their sum must stay under it.
 constexpr std::size_t k_max_bytea = (std::size_t{1} << 30) - 1;
-
-// Every statement, with `{T}` standing for the quoted, schema-qualified table. An expired entry
-// reads as NULL (value is NOT NULL in the table), so a read needs no second column.
-struct statement_text {
-  const char* name;
-  const char* sql;
-};
-
-constexpr statement_text k_get{"pgkit_cache_get",
-                               "SELECT CASE WHEN expires_at <= now() THEN NULL ELSE value END "
-                               "FROM {T} WHERE resource_type = $1 AND key = $2"};
-// Deletes what a reader found expired, skipping rows another session holds, so that the reader
-// never waits; the row stays for the next reader or gc.
-constexpr statement_text k_purge{
-    "pgkit_cache_purge",
-    "DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} WHERE resource_type = $1 AND "
-    "key = ANY($2::text[]) AND expires_at <= now() FOR UPDATE SKIP LOCKED))"};
-// One index probe per key asked (the OFFSET 0 keeps the planner from turning the lateral join
-// into a hash join over a sequential scan, which it prefers for unnamed statements on small
-// tables); each row carries the 1-based position of its key.
-constexpr statement_text k_get_many{
-    "pgkit_cache_get_many",
-    "SELECT k.position, CASE WHEN c.expires_at <= now() THEN NULL ELSE c.value END "
-    "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
-    "CROSS JOIN LATERAL (SELECT expires_at, value FROM {T} "
-    "WHERE resource_type = $1 AND key = k.key OFFSET 0) AS c"};
-// The near tier's reads also return the entry's remaining lifetime in whole milliseconds,
-// rounded down (NULL: it never expires), so that its copy expires no later than the row.
-constexpr statement_text k_get_near{
-    "pgkit_cache_get_near",
-    "SELECT CASE WHEN expires_at <= now() THEN NULL ELSE value END, "
-    "floor(extract(epoch FROM expires_at - now()) * 1000)::bigint "
-    "FROM {T} WHERE resource_type = $1 AND key = $2"};
-constexpr statement_text k_get_many_near{
-    "pgkit_cache_get_many_near",
-    "SELECT k.position, CASE WHEN c.expires_at <= now() THEN NULL ELSE c.value END, "
-    "floor(extract(epoch FROM c.expires_at - now()) * 1000)::bigint "
-    "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
-    "CROSS JOIN LATERAL (SELECT expires_at, value FROM {T} "
-    "WHERE resource_type = $1 AND key = k.key OFFSET 0) AS c"};
-constexpr statement_text k_set{"pgkit_cache_set",
-                               "INSERT INTO {T} AS c (resource_type, key, value, expires_at) "
-                               "VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond') "
-                               "ON CONFLICT (resource_type, key) DO UPDATE "
-                               "SET value = excluded.value, expires_at = excluded.expires_at"};
-// All values travel in one binary parameter ($5); $3 and $4 say where each one starts (1-based)
-// and how long it is.
-constexpr statement_text k_set_many{
-    "pgkit_cache_set_many",
-    "INSERT INTO {T} AS c (resource_type, key, value, expires_at) "
-    "SELECT $1, e.key, substring($5::bytea FROM e.start FOR e.length), "
-    "now() + $6::bigint * interval '1 millisecond' "
-    "FROM unnest($2::text[], $3::int[], $4::int[]) AS e(key, start, length) "
-    "ON CONFLICT (resource_type, key) DO UPDATE "
-    "SET value = excluded.value, expires_at = excluded.expires_at"};
-constexpr statement_text k_remove{"pgkit_cache_remove",
-                                  "DELETE FROM {T} WHERE resource_type = $1 AND key = $2"};
-constexpr statement_text k_clear{
-    "pgkit_cache_clear",
-    "DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} WHERE resource_type = $1 "
-    "LIMIT $2))"};
-constexpr statement_text k_expire{
-    "pgkit_cache_expire",
-    "UPDATE {T} SET expires_at = now() + $3::bigint * interval '1 millisecond' "
-    "WHERE resource_type = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())"};
-// Writes only when the entry would otherwise expire sooner than asked; counts the live entry
-// either way.
-constexpr statement_text k_touch{
-    "pgkit_cache_touch",
-    "WITH live AS (SELECT resource_type, key, expires_at FROM {T} "
-    "WHERE resource_type = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > now())), "
-    "extended AS (UPDATE {T} AS c SET expires_at = now() + $3::bigint * interval '1 millisecond' "
-    "FROM live WHERE c.resource_type = live.resource_type AND c.key = live.key "
-    "AND live.expires_at < now() + $3::bigint * interval '1 millisecond' RETURNING 1) "
-    "SELECT count(*) FROM live"};
-constexpr statement_text k_gc_lock_timeout{"pgkit_cache_gc_lock_timeout",
-                                           "SELECT set_config('lock_timeout', $1, true)"};
-// Oldest first, through the expires_at index: without the ORDER BY the planner may pick a
-// sequential scan, and each batch would then read again every row that the batches before it
-// deleted (quadratic in the number of batches).
-constexpr statement_text k_gc_batch{
-    "pgkit_cache_gc",
-    "DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} WHERE expires_at <= now() "
-    "ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED))"};
-constexpr statement_text k_gc_batch_of_type{
-    "pgkit_cache_gc_type",
-    "DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} WHERE expires_at <= now() "
-    "AND resource_type = $2 ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED))"};
-constexpr statement_text k_count_expired{"pgkit_cache_count_expired",
-                                         "SELECT count(*) FROM {T} WHERE expires_at <= now()"};
-constexpr statement_text k_count_expired_of_type{
-    "pgkit_cache_count_expired_type",
-    "SELECT count(*) FROM {T} WHERE expires_at <= now() AND resource_type = $1"};
-
-std::string with_table(const char* sql, const std::string& table) {
-  std::string out = sql;
-  for (auto at = out.find("{T}"); at != std::string::npos; at = out.find("{T}", at))
-    out.replace(at, 3, table);
-  return out;
-}
 
 void check_text(std::string_view what, std::string_view text, std::size_t max_size,
                 std::string_view option) {
@@ -199,11 +99,11 @@ std::string int_array(const std::vector<std::size_t>& numbers) {
   return out + "}";
 }
 
-// A statement of one store: its name on the connection and its SQL.
-struct statement {
-  std::string name;
-  std::string sql;
-};
+using detail::binary_param;
+using detail::bound_param;
+using detail::int_param;
+using detail::statement;
+using detail::text_param;
 
 error not_applied(const std::string& schema, const std::string& sqlstate) {
   std::string fix = "run pgkit apply cache";
@@ -215,163 +115,31 @@ error not_applied(const std::string& schema, const std::string& sqlstate) {
                fix, sqlstate);
 }
 
-// Turns the exception being handled into a pgkit::error; a missing table or schema becomes the
-// "not applied" error with the command that fixes it.
-[[noreturn]] void rethrow_cache_error(const std::string& context, const std::string& schema) {
+// Rethrows `e` (call only inside its catch block); a missing table or schema becomes the "not
+// applied" error with the command that fixes it.
+[[noreturn]] void rethrow_store_error(const error& e, const std::string& schema) {
+  if (e.sqlstate() == "42P01" || e.sqlstate() == "3F000")
+    throw not_applied(schema, e.sqlstate());
+  throw;
+}
+
+// Runs one statement of the store on the lease's connection.
+detail::result run_statement(const lease& borrowed, const statement& stmt,
+                             const std::vector<bound_param>& parameters, const std::string& context,
+                             const std::string& schema) {
   try {
-    detail::rethrow_as_pgkit(context);
+    return detail::run_statement(borrowed, stmt, parameters, context);
   } catch (const error& e) {
-    if (e.sqlstate() == "42P01" || e.sqlstate() == "3F000")
-      throw not_applied(schema, e.sqlstate());
-    throw;
+    rethrow_store_error(e, schema);
   }
 }
 
-// ---- Single statements, run with libpq on the connection libpqxx owns (no libpqxx transaction
-// is open on it then). libpqxx looks for notifications after every statement, two extra system
-// calls per round trip; going below it keeps a cache read at one send, one poll, one receive,
-// as fast as a hand-written libpq loop. Results come back in binary format.
-
-// One parameter: text (kept here, NUL-terminated as libpq wants), binary bytes (borrowed) or
-// NULL.
-struct param {
-  enum class kind { text, binary, null };
-  kind type;
-  std::string text;
-  std::string_view bytes;
-};
-
-param text_param(std::string_view text) {
-  return {param::kind::text, std::string{text}, {}};
-}
-param binary_param(std::string_view bytes) {
-  return {param::kind::binary, {}, bytes};
-}
-param int_param(std::optional<std::int64_t> number) {
-  if (!number)
-    return {param::kind::null, {}, {}};
-  return {param::kind::text, std::to_string(*number), {}};
-}
-
-struct result_deleter {
-  void operator()(PGresult* result) const noexcept { PQclear(result); }
-};
-
-// A successful result.
-class libpq_result {
- public:
-  explicit libpq_result(PGresult* result) : m_result(result) {}
-  int rows() const { return PQntuples(m_result.get()); }
-  bool is_null(int row, int column) const { return PQgetisnull(m_result.get(), row, column) != 0; }
-  std::string bytes(int row, int column) const {
-    return {PQgetvalue(m_result.get(), row, column),
-            static_cast<std::size_t>(PQgetlength(m_result.get(), row, column))};
-  }
-  // A bigint column, sent in binary: eight bytes, most significant first.
-  std::int64_t int8(int row, int column) const {
-    const auto* data =
-        reinterpret_cast<const unsigned char*>(PQgetvalue(m_result.get(), row, column));
-    std::uint64_t value = 0;
-    for (int i = 0; i < 8; ++i)
-      value = (value << 8) | data[i];
-    return static_cast<std::int64_t>(value);
-  }
-  // A bigint column of milliseconds left, or std::nullopt for NULL (never expires).
-  std::optional<std::chrono::milliseconds> remaining(int row, int column) const {
-    if (is_null(row, column))
-      return std::nullopt;
-    return std::chrono::milliseconds{int8(row, column)};
-  }
-  std::size_t affected_rows() const {
-    const char* count = PQcmdTuples(m_result.get());
-    return count[0] == '\0' ? 0 : static_cast<std::size_t>(std::stoull(count));
-  }
-
- private:
-  std::unique_ptr<PGresult, result_deleter> m_result;
-};
-
-std::string trimmed(const char* message) {
-  std::string text = message == nullptr ? "" : message;
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
-    text.pop_back();
-  return text;
-}
-
-// Throws the pgkit::error for a failed statement (`result` may be null) and frees `result`.
-[[noreturn]] void throw_failure(PGconn* connection, PGresult* result, const std::string& sql,
-                                const std::string& context, const std::string& schema) {
-  std::unique_ptr<PGresult, result_deleter> owned{result};
-  if (PQstatus(connection) != CONNECTION_OK) {
-    // The pool sees the broken connection when the lease comes back and replaces it.
-    throw error(error_kind::connection_lost, context + ": " + trimmed(PQerrorMessage(connection)));
-  }
-  const char* state = result == nullptr ? nullptr : PQresultErrorField(result, PG_DIAG_SQLSTATE);
-  std::string sqlstate = state == nullptr ? "" : state;
-  if (sqlstate == "42P01" || sqlstate == "3F000")
-    throw not_applied(schema, sqlstate);
-  std::string message = result == nullptr ? trimmed(PQerrorMessage(connection))
-                                          : trimmed(PQresultErrorMessage(result));
-  if (sqlstate.empty())
-    throw error(error_kind::internal, context + ": " + message);
-  throw sql_error(context + ": " + message, sqlstate, sql);
-}
-
-bool succeeded(PGresult* result) {
-  auto status = PQresultStatus(result);
-  return result != nullptr && (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK);
-}
-
-// Runs one statement on the lease's connection, outside any transaction block (so it commits by
-// itself): prepared once per connection under its name, or sent unnamed behind PgBouncer.
-// Throws pgkit::error; `context` says what the store was doing.
-libpq_result run_statement(const lease& borrowed, const statement& statement,
-                           const std::vector<param>& params, const std::string& context,
-                           const std::string& schema) {
-  PGconn* connection = detail::libpq_handle(borrowed.connection());
-  std::vector<const char*> values(params.size());
-  std::vector<int> lengths(params.size()), formats(params.size());
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    switch (params[i].type) {
-      case param::kind::text:
-        values[i] = params[i].text.c_str();
-        break;
-      case param::kind::binary:
-        // libpq wants a pointer even for zero bytes.
-        values[i] = params[i].bytes.empty() ? "" : params[i].bytes.data();
-        lengths[i] = static_cast<int>(params[i].bytes.size());
-        formats[i] = 1;
-        break;
-      case param::kind::null:
-        values[i] = nullptr;
-        break;
-    }
-  }
-  const int count = static_cast<int>(params.size());
-  PGresult* result = nullptr;
-  if (borrowed.config().pooler == pooler_mode::pgbouncer_transaction) {
-    result = PQexecParams(connection, statement.sql.c_str(), count, nullptr, values.data(),
-                          lengths.data(), formats.data(), 1);
-  } else {
-    auto& prepared = detail::lease_access::slot(borrowed).prepared;
-    auto found = prepared.find(statement.name);
-    if (found == prepared.end()) {
-      PGresult* done =
-          PQprepare(connection, statement.name.c_str(), statement.sql.c_str(), 0, nullptr);
-      if (!succeeded(done))
-        throw_failure(connection, done, statement.sql, context, schema);
-      PQclear(done);
-      prepared.emplace(statement.name, statement.sql);
-    } else if (found->second != statement.sql) {
-      throw error(error_kind::internal, "statement '" + statement.name +
-                                            "' was prepared with different SQL on this connection");
-    }
-    result = PQexecPrepared(connection, statement.name.c_str(), count, values.data(),
-                            lengths.data(), formats.data(), 1);
-  }
-  if (!succeeded(result))
-    throw_failure(connection, result, statement.sql, context, schema);
-  return libpq_result{result};
+// A bigint column of milliseconds left, or std::nullopt for NULL (never expires).
+std::optional<std::chrono::milliseconds> remaining(const detail::result& rows, int row,
+                                                   int column) {
+  if (rows.is_null(row, column))
+    return std::nullopt;
+  return std::chrono::milliseconds{rows.int8(row, column)};
 }
 
 // Drops what a write touched from this process's near tier when the write is over, committed or
@@ -415,35 +183,34 @@ class near_write {
 
 }  // namespace
 
-// One store's statements: names carry the schema so that stores on different schemas can share
-// a connection, and the SQL names the table with its schema (the pool sets no search_path).
+// One store's statements: names carry a hash of the schema so that stores on different schemas
+// can share a connection, and the SQL names the table with its schema (the pool sets no
+// search_path).
 struct cache::statements {
-  statements(const std::string& schema, const std::string& qualified)
-      : get(make(k_get, schema, qualified)),
-        purge(make(k_purge, schema, qualified)),
-        get_many(make(k_get_many, schema, qualified)),
-        get_near(make(k_get_near, schema, qualified)),
-        get_many_near(make(k_get_many_near, schema, qualified)),
-        set(make(k_set, schema, qualified)),
-        set_many(make(k_set_many, schema, qualified)),
-        remove(make(k_remove, schema, qualified)),
-        clear(make(k_clear, schema, qualified)),
-        expire(make(k_expire, schema, qualified)),
-        touch(make(k_touch, schema, qualified)),
-        gc_lock_timeout(make(k_gc_lock_timeout, schema, qualified)),
-        gc_batch(make(k_gc_batch, schema, qualified)),
-        gc_batch_of_type(make(k_gc_batch_of_type, schema, qualified)),
-        count_expired(make(k_count_expired, schema, qualified)),
-        count_expired_of_type(make(k_count_expired_of_type, schema, qualified)),
-        table(qualified) {}
+  explicit statements(const std::string& schema)
+      : get(make(detail::cache_sql::k_get, schema)),
+        purge(make(detail::cache_sql::k_purge, schema)),
+        get_many(make(detail::cache_sql::k_get_many, schema)),
+        get_near(make(detail::cache_sql::k_get_near, schema)),
+        get_many_near(make(detail::cache_sql::k_get_many_near, schema)),
+        set(make(detail::cache_sql::k_set, schema)),
+        set_many(make(detail::cache_sql::k_set_many, schema)),
+        remove(make(detail::cache_sql::k_remove, schema)),
+        clear(make(detail::cache_sql::k_clear, schema)),
+        expire(make(detail::cache_sql::k_expire, schema)),
+        touch(make(detail::cache_sql::k_touch, schema)),
+        gc_batch(make(detail::cache_sql::k_gc_batch, schema)),
+        gc_batch_of_type(make(detail::cache_sql::k_gc_batch_of_type, schema)),
+        count_expired(make(detail::cache_sql::k_count_expired, schema)),
+        count_expired_of_type(make(detail::cache_sql::k_count_expired_of_type, schema)),
+        table(detail::quote_identifier(schema) + ".cache") {}
 
-  static statement make(const statement_text& text, const std::string& schema,
-                        const std::string& qualified) {
-    return {std::string{text.name} + "_" + schema, with_table(text.sql, qualified)};
+  static statement make(const detail::statement_text& text, const std::string& schema) {
+    return detail::make_statement("cache", text, schema);
   }
 
   statement get, purge, get_many, get_near, get_many_near, set, set_many, remove, clear, expire,
-      touch, gc_lock_timeout, gc_batch, gc_batch_of_type, count_expired, count_expired_of_type;
+      touch, gc_batch, gc_batch_of_type, count_expired, count_expired_of_type;
   std::string table;
 };
 
@@ -453,8 +220,7 @@ cache::cache(std::shared_ptr<pool> connections, cache_options options)
     throw usage_error("the cache store was given no pool");
   m_schema = resolve_schema(m_options.schema, m_pool->config());
   validate_schema_name(m_schema);
-  m_statements =
-      std::make_unique<const statements>(m_schema, detail::quote_identifier(m_schema) + ".cache");
+  m_statements = std::make_unique<const statements>(m_schema);
   if (m_options.near)
     start_near();
 }
@@ -472,37 +238,31 @@ void cache::start_near() {
   {
     // The tier is only coherent when the cache module's trigger announces every write.
     auto lease = m_pool->acquire();
-    const char* sql =
+    auto found = detail::run_sql(
+        detail::libpq_handle(lease.connection()),
         "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT FROM pg_trigger "
         "WHERE tgrelid = to_regclass($1) AND tgname = 'cache_announce_delete'), "
-        "current_setting('client_encoding')";
-    PGconn* connection = detail::libpq_handle(lease.connection());
-    const char* values[] = {m_statements->table.c_str()};
-    PGresult* result = PQexecParams(connection, sql, 1, nullptr, values, nullptr, nullptr, 0);
-    if (!succeeded(result))
-      throw_failure(connection, result, sql, "checking the cache table", m_schema);
-    bool table = PQgetvalue(result, 0, 0)[0] == 't';
-    bool trigger = PQgetvalue(result, 0, 1)[0] == 't';
-    std::string encoding = PQgetvalue(result, 0, 2);
-    PQclear(result);
-    // The trigger announces digests of the keys' UTF-8 bytes, which are the application's own
-    // bytes only when the connection speaks UTF-8.
-    if (encoding != "UTF8") {
-      throw config_error(
-          "the near cache needs client_encoding UTF8, and the pool's connections "
-          "use " +
-              encoding,
-          "set client_encoding=UTF8 in the connection settings (or PGCLIENTENCODING)");
-    }
-    if (!table)
+        "current_setting('client_encoding')",
+        {m_statements->table}, detail::result_format::text, "checking the cache table");
+    if (found.view(0, 0) != "t")
       throw not_applied(m_schema, "42P01");
-    if (!trigger) {
+    if (found.view(0, 1) != "t") {
       throw error(error_kind::undefined_object,
                   "the cache module in schema " + m_schema +
                       " has no invalidation trigger, which the near tier needs (it was applied "
                       "by an older pgkit)",
                   m_schema == "pgkit" ? std::string{"run pgkit apply cache"}
                                       : "run pgkit apply cache --schema " + m_schema);
+    }
+    // The trigger announces digests of the keys' UTF-8 bytes, which are the application's own
+    // bytes only when the connection speaks UTF-8.
+    if (found.view(0, 2) != "UTF8") {
+      throw config_error(
+          "the near cache needs client_encoding UTF8, and the pool's connections "
+          "use " +
+              std::string{found.view(0, 2)},
+          "set client_encoding=UTF8 in the connection settings (or "
+          "PGCLIENTENCODING)");
     }
   }
   // Named so that operators can tell the listener apart in pg_stat_activity (an
@@ -523,15 +283,10 @@ cache::~cache() = default;
 void cache::check() {
   auto lease = m_pool->acquire();
   // Unnamed: a check runs once, and a prepared name would be one more per connection.
-  const char* sql = "SELECT to_regclass($1) IS NOT NULL";
-  PGconn* connection = detail::libpq_handle(lease.connection());
-  const char* values[] = {m_statements->table.c_str()};
-  PGresult* result = PQexecParams(connection, sql, 1, nullptr, values, nullptr, nullptr, 0);
-  if (!succeeded(result))
-    throw_failure(connection, result, sql, "checking the cache table", m_schema);
-  bool found = PQgetvalue(result, 0, 0)[0] == 't';
-  PQclear(result);
-  if (!found)
+  auto found = detail::run_sql(detail::libpq_handle(lease.connection()),
+                               "SELECT to_regclass($1) IS NOT NULL", {m_statements->table},
+                               detail::result_format::text, "checking the cache table");
+  if (found.view(0, 0) != "t")
     throw not_applied(m_schema, "42P01");
 }
 
@@ -567,19 +322,19 @@ std::optional<std::string> cache::get(std::string_view resource_type, std::strin
       m_options,
       [&]() -> std::optional<std::string> {
         auto lease = m_pool->acquire();
-        std::vector<param> params{text_param(resource_type), text_param(key)};
+        std::vector<bound_param> parameters{text_param(resource_type), text_param(key)};
         auto rows = run_statement(lease, ticket.usable ? m_statements->get_near : m_statements->get,
-                                  params, "reading the cache", m_schema);
+                                  parameters, "reading the cache", m_schema);
         if (rows.rows() == 0)
           return std::nullopt;
         if (!rows.is_null(0, 0)) {
           auto value = rows.bytes(0, 0);
           if (ticket.usable)
-            m_near->fill(ticket, resource_type, key, value, rows.remaining(0, 1));
+            m_near->fill(ticket, resource_type, key, value, remaining(rows, 0, 1));
           return value;
         }
-        params[1] = text_param(text_array(std::vector<std::string_view>{key}));
-        run_statement(lease, m_statements->purge, params, "deleting an expired cache entry",
+        parameters[1] = text_param(text_array(std::vector<std::string_view>{key}));
+        run_statement(lease, m_statements->purge, parameters, "deleting an expired cache entry",
                       m_schema);
         return std::nullopt;
       },
@@ -616,10 +371,11 @@ std::vector<std::optional<std::string>> cache::get_many(std::string_view resourc
         std::vector<std::string_view> asked_keys;
         for (auto i : asked)
           asked_keys.push_back(keys[i]);
-        std::vector<param> params{text_param(resource_type), text_param(text_array(asked_keys))};
+        std::vector<bound_param> parameters{text_param(resource_type),
+                                            text_param(text_array(asked_keys))};
         auto rows =
             run_statement(lease, fill ? m_statements->get_many_near : m_statements->get_many,
-                          params, "reading the cache", m_schema);
+                          parameters, "reading the cache", m_schema);
         std::vector<std::string_view> expired;
         for (int row = 0; row < rows.rows(); ++row) {
           auto position = rows.int8(row, 0);
@@ -634,12 +390,12 @@ std::vector<std::optional<std::string>> cache::get_many(std::string_view resourc
           values[index] = rows.bytes(row, 1);
           if (fill) {
             m_near->fill(tickets[slot], resource_type, keys[index], *values[index],
-                         rows.remaining(row, 2));
+                         remaining(rows, row, 2));
           }
         }
         if (!expired.empty()) {
-          params[1] = text_param(text_array(expired));
-          run_statement(lease, m_statements->purge, params, "deleting expired cache entries",
+          parameters[1] = text_param(text_array(expired));
+          run_statement(lease, m_statements->purge, parameters, "deleting expired cache entries",
                         m_schema);
         }
         return values;
@@ -729,12 +485,13 @@ std::size_t cache::clear(std::string_view resource_type) {
   near_write written{m_near.get(), resource_type};
   written.whole_type();
   auto lease = m_pool->acquire();
-  const std::vector<param> params{text_param(resource_type),
-                                  int_param(static_cast<std::int64_t>(k_clear_batch))};
+  const std::vector<bound_param> parameters{text_param(resource_type),
+                                            int_param(static_cast<std::int64_t>(k_clear_batch))};
   std::size_t deleted = 0;
   for (;;) {
-    auto batch = run_statement(lease, m_statements->clear, params, "clearing the cache", m_schema)
-                     .affected_rows();
+    auto batch =
+        run_statement(lease, m_statements->clear, parameters, "clearing the cache", m_schema)
+            .affected_rows();
     deleted += batch;
     if (batch < k_clear_batch)
       return deleted;
@@ -785,62 +542,35 @@ bool cache::touch(std::string_view resource_type, std::string_view key,
 }
 
 cache_gc_result cache::gc(const cache_gc_options& options) {
-  using clock = std::chrono::steady_clock;
-  if (options.batch_size == 0)
-    throw usage_error("the gc batch size is 0", "give a batch size of at least 1");
-  if (options.max_duration && options.max_duration->count() <= 0)
-    throw usage_error("the gc time limit is not positive", "give a time limit above zero");
   if (options.resource_type)
     check_text("resource type", *options.resource_type, m_options.max_key_size, "max_key_size");
-  const auto started = clock::now();
-  const std::string lock_timeout = std::to_string(m_options.gc_lock_timeout.count()) + "ms";
-  const auto& batch_statement =
-      options.resource_type ? m_statements->gc_batch_of_type : m_statements->gc_batch;
-  const auto limit = static_cast<std::int64_t>(options.batch_size);
-  cache_gc_result result;
+  detail::sweep_options sweep_options;
+  sweep_options.batch_size = options.batch_size;
+  sweep_options.max_duration = options.max_duration;
+  sweep_options.lock_timeout = m_options.gc_lock_timeout;
   auto lease = m_pool->acquire();
-  for (;;) {
-    // The first batch always runs, so a run under a time limit always makes progress.
-    if (result.batches > 0 && options.max_duration &&
-        clock::now() - started >= *options.max_duration) {
-      result.finished = false;
-      break;
-    }
-    std::size_t batch_deleted = 0;
-    try {
-      pqxx::work tx{*lease};
-      detail::exec_statement(lease, tx, m_statements->gc_lock_timeout.name,
-                             m_statements->gc_lock_timeout.sql, lock_timeout);
-      auto deleted =
-          options.resource_type
-              ? detail::exec_statement(lease, tx, batch_statement.name, batch_statement.sql, limit,
-                                       *options.resource_type)
-              : detail::exec_statement(lease, tx, batch_statement.name, batch_statement.sql, limit);
-      tx.commit();
-      batch_deleted = static_cast<std::size_t>(deleted.affected_rows());
-    } catch (...) {
-      try {
-        rethrow_cache_error("deleting expired cache entries", m_schema);
-      } catch (const error& e) {
-        if (e.kind() != error_kind::lock_timeout)
-          throw;
-        throw error(e.kind(),
-                    std::string{e.what()} + " (after deleting " + std::to_string(result.deleted) +
-                        " expired entries in " + std::to_string(result.batches) + " batches)",
-                    "something holds a lock on the cache table (a migration, VACUUM FULL, "
-                    "LOCK TABLE); run gc again later",
-                    e.sqlstate());
-      }
-    }
-    ++result.batches;
-    result.deleted += batch_deleted;
-    if (options.progress)
-      options.progress(batch_deleted, result.deleted);
-    // A short batch means nothing expired was left that another session did not hold.
-    if (batch_deleted < options.batch_size)
-      break;
+  detail::expiry_sweep sweep{detail::libpq_handle(lease.connection()), detail::prepared_on(lease),
+                             sweep_options, "expired entries", "gc"};
+  detail::sweep_target target{&m_statements->gc_batch, &m_statements->count_expired, {}};
+  if (options.resource_type) {
+    target = {&m_statements->gc_batch_of_type,
+              &m_statements->count_expired_of_type,
+              {text_param(*options.resource_type)}};
   }
-  result.elapsed = clock::now() - started;
+  try {
+    sweep.sweep(target, [&](std::uint64_t batch, std::uint64_t total) {
+      if (options.progress)
+        options.progress(static_cast<std::size_t>(batch), static_cast<std::size_t>(total));
+    });
+  } catch (const error& e) {
+    rethrow_store_error(e, m_schema);
+  }
+  auto swept = sweep.result();
+  cache_gc_result result;
+  result.deleted = static_cast<std::size_t>(swept.deleted);
+  result.batches = swept.batches;
+  result.elapsed = swept.elapsed;
+  result.finished = swept.complete;
   return result;
 }
 

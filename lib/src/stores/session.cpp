@@ -3,13 +3,13 @@
 #include <sodium.h>
 
 #include <algorithm>
-#include <cstdio>
 
 #include "core/pqxx_compat.hpp"
 #include "migrate/migration_sql.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "stores/session_key.hpp"
+#include "stores/session_statements.hpp"
 #include "stores/statements.hpp"
 
 namespace pgkit {
@@ -43,28 +43,11 @@ std::string session_key_digest(std::string_view key) {
 
 namespace {
 
+using detail::binary_param;
+using detail::bound_param;
+using detail::int_param;
+using detail::statement;
 using std::chrono::milliseconds;
-
-// The SQL of every statement, for one schema. Statement names carry a digest of the schema so
-// that stores on different schemas can share a pool's connections.
-struct statement {
-  std::string name;
-  std::string sql;
-};
-struct session_sql {
-  statement generate, get, remove_expired, set, compare_and_set, is_live, touch, clear;
-};
-
-std::string schema_suffix(const std::string& schema) {
-  std::uint32_t hash = 2166136261U;
-  for (char c : schema) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 16777619U;
-  }
-  char hex[9];
-  std::snprintf(hex, sizeof hex, "%08x", hash);
-  return std::string{"_"} + hex;
-}
 
 void check_ttl(milliseconds ttl, const char* what) {
   if (ttl.count() <= 0)
@@ -72,15 +55,13 @@ void check_ttl(milliseconds ttl, const char* what) {
                       " ms");
 }
 
-// A bytea parameter; an empty view still points somewhere (libpqxx 6.4 copies with memcpy).
-detail::bytea_param bytes(std::string_view value) {
-  return detail::make_bytea_param(value.empty() ? std::string_view{""} : value);
-}
-
-// Turns the exception being handled into a pgkit::error; a missing table gets a hint.
-[[noreturn]] void rethrow_session_error(const char* context, const std::string& schema) {
+// Runs one of the store's statements on a connection leased for it; a missing table gets a
+// hint.
+detail::result run_session(const lease& borrowed, const statement& stmt,
+                           const std::vector<bound_param>& parameters, const char* context,
+                           const std::string& schema) {
   try {
-    detail::rethrow_as_pgkit(context);
+    return detail::run_statement(borrowed, stmt, parameters, context);
   } catch (const error& e) {
     if (e.kind() == error_kind::undefined_object && e.hint().empty()) {
       throw sql_error(
@@ -89,6 +70,10 @@ detail::bytea_param bytes(std::string_view value) {
     }
     throw;
   }
+}
+
+bound_param ms_param(milliseconds duration) {
+  return int_param(std::int64_t{duration.count()});
 }
 
 }  // namespace
@@ -101,7 +86,22 @@ bool is_well_formed_session_key(std::string_view key) noexcept {
          });
 }
 
-struct session_store::statements : session_sql {};
+struct session_store::statements {
+  explicit statements(const std::string& schema)
+      : generate(make(detail::session_sql::k_generate, schema)),
+        get(make(detail::session_sql::k_get, schema)),
+        remove_expired(make(detail::session_sql::k_remove_expired, schema)),
+        set(make(detail::session_sql::k_set, schema)),
+        is_live(make(detail::session_sql::k_is_live, schema)),
+        touch(make(detail::session_sql::k_touch, schema)),
+        clear(make(detail::session_sql::k_clear, schema)) {}
+
+  static statement make(const detail::statement_text& text, const std::string& schema) {
+    return detail::make_statement("session", text, schema);
+  }
+
+  statement generate, get, remove_expired, set, is_live, touch, clear;
+};
 
 session_store::session_store(std::shared_ptr<pool> pool, session_options options)
     : m_pool{std::move(pool)},
@@ -116,49 +116,7 @@ session_store::session_store(std::shared_ptr<pool> pool, session_options options
     throw usage_error("the touch interval must not be negative");
   detail::ensure_sodium();
 
-  auto sql = std::make_shared<statements>();
-  const std::string table = detail::quote_identifier(m_schema) + ".session";
-  const std::string expiry = "now() + $3::bigint * interval '1 millisecond'";
-  sql->generate.sql =
-      "INSERT INTO " + table + " (key_hash, data, expires_at) VALUES ($1, $2, " + expiry + ")";
-  sql->get.sql =
-      "SELECT CASE WHEN expires_at > now() THEN data END, expires_at > now(), "
-      "((extract(epoch FROM expires_at) - extract(epoch FROM now())) * 1000)::bigint, "
-      "version FROM " +
-      table + " WHERE key_hash = $1";
-  // SKIP LOCKED: a row held by a writer or by purge is left alone rather than waited for.
-  sql->remove_expired.sql = "DELETE FROM " + table + " WHERE key_hash IN (SELECT key_hash FROM " +
-                            table +
-                            " WHERE key_hash = $1 AND expires_at <= now() FOR UPDATE SKIP LOCKED)";
-  // A new expiry within the touch interval of the current one keeps the current one: then no
-  // indexed column changes, and PostgreSQL can update the row in place (HOT) without new
-  // entries in the primary key and expiry indexes, which makes a write per request cheap.
-  const std::string slack = "$4::bigint * interval '1 millisecond'";
-  const std::string assign =
-      "UPDATE " + table + " SET data = $2, expires_at = CASE WHEN " + expiry + " > expires_at - " +
-      slack + " AND " + expiry + " < expires_at + " + slack + " THEN expires_at ELSE " + expiry +
-      " END, version = version + 1, updated_at = now() WHERE key_hash = $1 AND expires_at > now()";
-  sql->set.sql = assign + " RETURNING version";
-  sql->compare_and_set.sql = assign + " AND version = $5 RETURNING version";
-  sql->is_live.sql = "SELECT 1 FROM " + table + " WHERE key_hash = $1 AND expires_at > now()";
-  // One round trip: whether the session is live, and whether the expiry moved. The update
-  // writes only when the new expiry is at least the touch interval past the current one.
-  sql->touch.sql = "WITH live AS (SELECT 1 FROM " + table +
-                   " WHERE key_hash = $1 AND expires_at > now()), moved AS (UPDATE " + table +
-                   " SET expires_at = now() + $2::bigint * interval '1 millisecond', "
-                   "updated_at = now() WHERE key_hash = $1 AND expires_at > now() AND "
-                   "now() + $2::bigint * interval '1 millisecond' >= "
-                   "expires_at + $3::bigint * interval '1 millisecond' RETURNING 1) "
-                   "SELECT (SELECT count(*) FROM live), (SELECT count(*) FROM moved)";
-  sql->clear.sql = "DELETE FROM " + table + " WHERE key_hash = $1";
-  const auto suffix = schema_suffix(m_schema);
-  for (const auto& [entry, name] :
-       {std::pair{&sql->generate, "generate"}, std::pair{&sql->get, "get"},
-        std::pair{&sql->remove_expired, "remove_expired"}, std::pair{&sql->set, "set"},
-        std::pair{&sql->compare_and_set, "compare_and_set"}, std::pair{&sql->is_live, "is_live"},
-        std::pair{&sql->touch, "touch"}, std::pair{&sql->clear, "clear"}})
-    entry->name = std::string{"pgkit_session_"} + name + suffix;
-  m_sql = std::move(sql);
+  m_sql = std::make_shared<const statements>(m_schema);
 }
 
 std::string session_store::generate(std::string_view data, std::optional<milliseconds> ttl) {
@@ -166,14 +124,9 @@ std::string session_store::generate(std::string_view data, std::optional<millise
   check_ttl(lifetime, "a session's ttl");
   auto key = detail::new_session_key();
   auto digest = detail::session_key_digest(key);
-  try {
-    auto lease = m_pool->acquire();
-    pqxx::nontransaction tx{*lease};
-    detail::exec_statement(lease, tx, m_sql->generate.name, m_sql->generate.sql, bytes(digest),
-                           bytes(data), std::int64_t{lifetime.count()});
-  } catch (...) {
-    rethrow_session_error("creating a session", m_schema);
-  }
+  run_session(m_pool->acquire(), m_sql->generate,
+              {binary_param(digest), binary_param(data), ms_param(lifetime)}, "creating a session",
+              m_schema);
   return key;
 }
 
@@ -181,26 +134,20 @@ std::optional<session_value> session_store::get(std::string_view key) {
   if (!is_well_formed_session_key(key))
     return std::nullopt;
   auto digest = detail::session_key_digest(key);
-  try {
-    auto lease = m_pool->acquire();
-    pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, m_sql->get.name, m_sql->get.sql, bytes(digest));
-    if (rows.empty())
-      return std::nullopt;
-    const auto row = rows[0];
-    if (!row[1].as<bool>()) {
-      detail::exec_statement(lease, tx, m_sql->remove_expired.name, m_sql->remove_expired.sql,
-                             bytes(digest));
-      return std::nullopt;
-    }
-    session_value value;
-    value.data = detail::read_bytea(row[0]);
-    value.remaining = milliseconds{row[2].as<std::int64_t>()};
-    value.version = row[3].as<std::int64_t>();
-    return value;
-  } catch (...) {
-    rethrow_session_error("reading a session", m_schema);
+  auto lease = m_pool->acquire();
+  auto rows = run_session(lease, m_sql->get, {binary_param(digest)}, "reading a session", m_schema);
+  if (rows.rows() == 0)
+    return std::nullopt;
+  if (!rows.boolean(0, 1)) {
+    run_session(lease, m_sql->remove_expired, {binary_param(digest)}, "reading a session",
+                m_schema);
+    return std::nullopt;
   }
+  session_value value;
+  value.data = rows.bytes(0, 0);
+  value.remaining = milliseconds{rows.int8(0, 2)};
+  value.version = rows.int8(0, 3);
+  return value;
 }
 
 set_result session_store::set(std::string_view key, std::string_view data,
@@ -210,16 +157,11 @@ set_result session_store::set(std::string_view key, std::string_view data,
   if (!is_well_formed_session_key(key))
     return set_result::missing;
   auto digest = detail::session_key_digest(key);
-  try {
-    auto lease = m_pool->acquire();
-    pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, m_sql->set.name, m_sql->set.sql, bytes(digest),
-                                       bytes(data), std::int64_t{lifetime.count()},
-                                       std::int64_t{m_touch_interval.count()});
-    return rows.empty() ? set_result::missing : set_result::updated;
-  } catch (...) {
-    rethrow_session_error("writing a session", m_schema);
-  }
+  auto rows = run_session(m_pool->acquire(), m_sql->set,
+                          {binary_param(digest), binary_param(data), ms_param(lifetime),
+                           ms_param(m_touch_interval), int_param(std::nullopt)},
+                          "writing a session", m_schema);
+  return rows.rows() == 0 ? set_result::missing : set_result::updated;
 }
 
 set_result session_store::compare_and_set(std::string_view key, std::int64_t expected_version,
@@ -229,22 +171,16 @@ set_result session_store::compare_and_set(std::string_view key, std::int64_t exp
   if (!is_well_formed_session_key(key))
     return set_result::missing;
   auto digest = detail::session_key_digest(key);
-  try {
-    auto lease = m_pool->acquire();
-    pqxx::nontransaction tx{*lease};
-    auto rows =
-        detail::exec_statement(lease, tx, m_sql->compare_and_set.name, m_sql->compare_and_set.sql,
-                               bytes(digest), bytes(data), std::int64_t{lifetime.count()},
-                               std::int64_t{m_touch_interval.count()}, expected_version);
-    if (!rows.empty())
-      return set_result::updated;
-    // Nothing matched: the session is gone, or its version moved on.
-    auto live =
-        detail::exec_statement(lease, tx, m_sql->is_live.name, m_sql->is_live.sql, bytes(digest));
-    return live.empty() ? set_result::missing : set_result::conflict;
-  } catch (...) {
-    rethrow_session_error("writing a session", m_schema);
-  }
+  auto rows = run_session(m_pool->acquire(), m_sql->set,
+                          {binary_param(digest), binary_param(data), ms_param(lifetime),
+                           ms_param(m_touch_interval), int_param(expected_version)},
+                          "writing a session", m_schema);
+  if (rows.rows() > 0)
+    return set_result::updated;
+  // Nothing matched: the session is gone, or its version moved on.
+  auto live = run_session(m_pool->acquire(), m_sql->is_live, {binary_param(digest)},
+                          "writing a session", m_schema);
+  return live.rows() == 0 ? set_result::missing : set_result::conflict;
 }
 
 touch_result session_store::touch(std::string_view key, std::optional<milliseconds> ttl) {
@@ -253,33 +189,21 @@ touch_result session_store::touch(std::string_view key, std::optional<millisecon
   if (!is_well_formed_session_key(key))
     return touch_result::missing;
   auto digest = detail::session_key_digest(key);
-  try {
-    auto lease = m_pool->acquire();
-    pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, m_sql->touch.name, m_sql->touch.sql,
-                                       bytes(digest), std::int64_t{lifetime.count()},
-                                       std::int64_t{m_touch_interval.count()});
-    if (rows[0][0].as<std::int64_t>() == 0)
-      return touch_result::missing;
-    return rows[0][1].as<std::int64_t>() == 0 ? touch_result::skipped : touch_result::extended;
-  } catch (...) {
-    rethrow_session_error("touching a session", m_schema);
-  }
+  auto rows = run_session(m_pool->acquire(), m_sql->touch,
+                          {binary_param(digest), ms_param(lifetime), ms_param(m_touch_interval)},
+                          "touching a session", m_schema);
+  if (rows.int8(0, 0) == 0)
+    return touch_result::missing;
+  return rows.int8(0, 1) == 0 ? touch_result::skipped : touch_result::extended;
 }
 
 bool session_store::clear(std::string_view key) {
   if (!is_well_formed_session_key(key))
     return false;
   auto digest = detail::session_key_digest(key);
-  try {
-    auto lease = m_pool->acquire();
-    pqxx::nontransaction tx{*lease};
-    auto rows =
-        detail::exec_statement(lease, tx, m_sql->clear.name, m_sql->clear.sql, bytes(digest));
-    return rows.affected_rows() > 0;
-  } catch (...) {
-    rethrow_session_error("clearing a session", m_schema);
-  }
+  auto rows = run_session(m_pool->acquire(), m_sql->clear, {binary_param(digest)},
+                          "clearing a session", m_schema);
+  return rows.affected_rows() > 0;
 }
 
 milliseconds session_store::default_period() const noexcept {

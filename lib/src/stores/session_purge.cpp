@@ -8,27 +8,27 @@
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/session.hpp"
+#include "stores/expiry_sweep.hpp"
+#include "stores/session_statements.hpp"
 
 namespace pgkit {
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-// One table a purge cleans: its key column and what makes a row deletable. `order` lets the
-// batch walk the expiry index instead of rescanning the heap from its start.
+// One table a purge cleans, with its module and its statements.
 struct purge_target {
   const char* table;
   const char* module;
-  const char* key;
-  const char* doomed;
-  const char* order;
+  const detail::statement_text* delete_batch;
+  const detail::statement_text* count;
 };
 
 const purge_target k_targets[] = {
-    {"session", "session", "key_hash", "expires_at <= now()", " ORDER BY expires_at"},
-    {"auth_session", "auth", "id", "expires_at <= now()", " ORDER BY expires_at"},
-    {"auth_one_time_token", "auth", "id",
-     "(expires_at <= now() OR used_at IS NOT NULL OR deleted_at IS NOT NULL)", ""},
+    {"session", "session", &detail::session_sql::k_purge_session,
+     &detail::session_sql::k_count_session},
+    {"auth_session", "auth", &detail::session_sql::k_purge_auth_session,
+     &detail::session_sql::k_count_auth_session},
+    {"auth_one_time_token", "auth", &detail::session_sql::k_purge_one_time_token,
+     &detail::session_sql::k_count_one_time_token},
 };
 
 bool in_scope(const purge_target& target, purge_scope scope) {
@@ -88,86 +88,48 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
     throw usage_error("the purge batch size must be at least 1");
   if (options.max_duration && options.max_duration->count() <= 0)
     throw usage_error("the purge's maximum duration must be positive");
-  const auto started = clock_type::now();
   const auto quoted_schema = detail::quote_identifier(schema);
+  auto* conn = detail::libpq_handle(connection);
   purge_result result;
 
   // Which tables exist decides which modules are applied.
   std::vector<const purge_target*> targets;
-  try {
-    pqxx::nontransaction tx{connection};
-    for (const auto& target : k_targets) {
-      if (!in_scope(target, options.scope))
-        continue;
-      auto found = detail::exec_params(tx, "SELECT to_regclass($1) IS NOT NULL",
-                                       quoted_schema + "." + target.table);
-      if (found[0][0].as<bool>()) {
-        targets.push_back(&target);
-      } else if (std::find(result.skipped_modules.begin(), result.skipped_modules.end(),
-                           target.module) == result.skipped_modules.end()) {
-        result.skipped_modules.emplace_back(target.module);
-      }
+  for (const auto& target : k_targets) {
+    if (!in_scope(target, options.scope))
+      continue;
+    auto found = detail::run_sql(conn, "SELECT to_regclass($1) IS NOT NULL",
+                                 {quoted_schema + "." + target.table}, detail::result_format::text,
+                                 "looking for the session and auth tables");
+    if (found.view(0, 0) == "t") {
+      targets.push_back(&target);
+    } else if (std::find(result.skipped_modules.begin(), result.skipped_modules.end(),
+                         target.module) == result.skipped_modules.end()) {
+      result.skipped_modules.emplace_back(target.module);
     }
-  } catch (...) {
-    detail::rethrow_as_pgkit("looking for the session and auth tables");
   }
   if (targets.empty()) {
     throw error(error_kind::undefined_object, no_module_message(options.scope, schema),
                 no_module_hint(options.scope, schema));
   }
 
-  const auto batch_limit = static_cast<std::int64_t>(options.batch_size);
-  const auto lock_timeout = std::to_string(options.lock_timeout.count()) + "ms";
-  // The first batch always runs, so a run under a time limit always makes progress.
-  auto out_of_time = [&] {
-    return result.batches > 0 && options.max_duration &&
-           clock_type::now() - started >= *options.max_duration;
-  };
+  detail::sweep_options sweep_options;
+  sweep_options.batch_size = options.batch_size;
+  sweep_options.max_duration = options.max_duration;
+  sweep_options.lock_timeout = options.lock_timeout;
+  sweep_options.dry_run = options.mode == purge_mode::count_only;
+  // Unnamed statements: the connection is the caller's, with no record of what is prepared.
+  detail::expiry_sweep sweep{conn, nullptr, sweep_options, "expired rows", "the purge"};
   for (const auto* target : targets)
     result.tables.push_back({target->table, 0});
-  for (std::size_t i = 0; i < targets.size() && result.complete; ++i) {
-    const auto* target = targets[i];
-    const auto table = quoted_schema + "." + target->table;
-    auto& count = result.tables[i].rows;
-    const std::string context = std::string{"purging "} + target->table;
-    if (options.mode == purge_mode::count_only) {
-      try {
-        pqxx::nontransaction tx{connection};
-        count = tx.exec("SELECT count(*) FROM " + table + " WHERE " + target->doomed)[0][0]
-                    .as<std::uint64_t>();
-      } catch (...) {
-        detail::rethrow_as_pgkit(context);
-      }
-      continue;
-    }
-    const std::string batch_sql =
-        "DELETE FROM " + table + " WHERE " + target->key + " IN (SELECT " + target->key + " FROM " +
-        table + " WHERE " + target->doomed + target->order + " LIMIT $1 FOR UPDATE SKIP LOCKED)";
-    for (;;) {
-      if (out_of_time()) {
-        result.complete = false;
-        break;
-      }
-      std::uint64_t deleted = 0;
-      try {
-        pqxx::work tx{connection};
-        detail::exec_params(tx, "SELECT set_config('lock_timeout', $1, true)", lock_timeout);
-        deleted = static_cast<std::uint64_t>(
-            detail::exec_params(tx, batch_sql, batch_limit).affected_rows());
-        tx.commit();
-      } catch (...) {
-        detail::rethrow_as_pgkit(context);
-      }
-      count += deleted;
-      ++result.batches;
-      // A short batch means nothing expired is left, or only rows that others hold right now
-      // (a reader deleting them, another purge): either way this table is done.
-      if (deleted < options.batch_size)
-        break;
-    }
+  for (std::size_t i = 0; i < targets.size() && sweep.result().complete; ++i) {
+    auto delete_batch = detail::make_statement("session", *targets[i]->delete_batch, schema);
+    auto count = detail::make_statement("session", *targets[i]->count, schema);
+    result.tables[i].rows = sweep.sweep({&delete_batch, &count, {}});
   }
-  result.elapsed =
-      std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - started);
+  auto swept = sweep.result();
+  result.batches = swept.batches;
+  result.complete = swept.complete;
+  result.elapsed = swept.elapsed;
   return result;
 }
 

@@ -1,18 +1,23 @@
 #pragma once
-// Running pgkit's own statements through a lease (used by the stores). A statement has a name
-// and SQL text: on a direct connection it is prepared once per connection under that name and
-// reused; with pooler = "pgbouncer-transaction" it is sent unnamed every time (exec_params),
-// because PgBouncer in transaction mode may run each transaction on a different server
+// The stores' side of the one statement layer (query/statement.hpp): running a store's
+// statement on a lease. On a direct connection a statement is prepared once per connection
+// under its name and reused; with pooler = "pgbouncer-transaction" it is sent unnamed every
+// time, because PgBouncer in transaction mode may run each transaction on a different server
 // connection. The names prepared so far live with the pooled connection, so a connection that
 // is closed and replaced prepares them again.
+//
+// Store SQL is written one way: each store has one statements header
+// (stores/<store>_statements.hpp) of statement_text constants, `{S}` standing for the schema.
 
 #include <string>
+#include <vector>
 
 #include "core/pqxx_compat.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
 #include "pool/pooled_connection.hpp"
+#include "query/statement.hpp"
 
 namespace pgkit::detail {
 
@@ -21,32 +26,36 @@ struct lease_access {
   static pooled_connection& slot(const lease& borrowed) noexcept { return *borrowed.m_connection; }
 };
 
-/// Prepares `sql` as `name` on the lease's connection unless that was done before. Throws
-/// pgkit::error of kind `internal` when `name` was prepared with different SQL.
-inline void ensure_prepared(const lease& borrowed, const std::string& name,
-                            const std::string& sql) {
-  auto& slot = lease_access::slot(borrowed);
-  auto found = slot.prepared.find(name);
-  if (found != slot.prepared.end()) {
-    if (found->second != sql) {
-      throw error(error_kind::internal,
-                  "statement '" + name + "' was prepared with different SQL on this connection");
-    }
-    return;
-  }
-  prepare(*slot.connection, name, sql);
-  slot.prepared.emplace(name, sql);
+/// The statements prepared on the lease's connection, or nullptr when statements must go
+/// unnamed (a pooler in transaction mode).
+inline prepared_statements* prepared_on(const lease& borrowed) noexcept {
+  if (borrowed.config().pooler == pooler_mode::pgbouncer_transaction)
+    return nullptr;
+  return &lease_access::slot(borrowed).prepared;
 }
 
-/// Runs statement `name` (SQL `sql`, with $1... placeholders) in `tx`, which must be a
-/// transaction on the lease's connection. Throws what libpqxx throws: call it inside a try block
-/// whose catch uses rethrow_as_pgkit.
+/// Runs `stmt` on the lease's connection (results in binary format). Outside a transaction
+/// block it commits by itself. Throws pgkit::error; `context` says what the store was doing.
+inline result run_statement(const lease& borrowed, const statement& stmt,
+                            const std::vector<bound_param>& parameters, std::string_view context,
+                            const stop_control& control = {}) {
+  return run(libpq_handle(borrowed.connection()), prepared_on(borrowed), stmt, parameters,
+             result_format::binary, context, control);
+}
+
+/// Runs statement `name` (SQL `sql`) with libpqxx in `tx`, which must be a transaction on the
+/// lease's connection: prepared once per connection, or unnamed behind PgBouncer. Throws what
+/// libpqxx throws (call it inside a try block whose catch uses rethrow_as_pgkit).
 template <typename... Args>
 pqxx::result exec_statement(const lease& borrowed, pqxx::transaction_base& tx,
                             const std::string& name, const std::string& sql, Args&&... args) {
-  if (borrowed.config().pooler == pooler_mode::pgbouncer_transaction)
+  auto* prepared = prepared_on(borrowed);
+  if (prepared == nullptr)
     return exec_params(tx, sql, std::forward<Args>(args)...);
-  ensure_prepared(borrowed, name, sql);
+  if (needs_prepare(*prepared, {name, sql})) {
+    prepare(borrowed.connection(), name, sql);
+    prepared->emplace(name, sql);
+  }
   return exec_prepared(tx, name, std::forward<Args>(args)...);
 }
 
@@ -54,9 +63,13 @@ pqxx::result exec_statement(const lease& borrowed, pqxx::transaction_base& tx,
 inline pqxx::result exec_statement_list(const lease& borrowed, pqxx::transaction_base& tx,
                                         const std::string& name, const std::string& sql,
                                         const param_list& params) {
-  if (borrowed.config().pooler == pooler_mode::pgbouncer_transaction)
+  auto* prepared = prepared_on(borrowed);
+  if (prepared == nullptr)
     return exec_param_list(tx, sql, params);
-  ensure_prepared(borrowed, name, sql);
+  if (needs_prepare(*prepared, {name, sql})) {
+    prepare(borrowed.connection(), name, sql);
+    prepared->emplace(name, sql);
+  }
   return exec_prepared_list(tx, name, params);
 }
 

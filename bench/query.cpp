@@ -1,0 +1,251 @@
+// bench/query: the query toolkit against what a user would write without it.
+//  - stream_query over N rows (10 million by default) against a hand-written libpq loop in the
+//    same mode (single-row, or chunked with libpq 17+), and pgkit's resident memory growth after
+//    the first tenth of the rows;
+//  - copy_in of M rows (1 million by default; an int, a text, a timestamptz) against
+//    `psql -c "\copy ..."` of the same data as CSV and against multi-row INSERTs of 1000 rows.
+// Each figure is the best of the rounds, the variants interleaved; ratios are pgkit / baseline.
+//   bench_query [URL]   (default: $PGKIT_BENCH_URL, $DATABASE_URL, else a throwaway server)
+//   PGKIT_BENCH_STREAM_ROWS, PGKIT_BENCH_COPY_ROWS change the row counts.
+
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <pgkit/pgkit.hpp>
+
+#include "support.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+constexpr int k_rounds = 2;
+
+long count_from_env(const char* name, long fallback) {
+  auto text = bench::env(name);
+  return text.empty() ? fallback : std::stol(text);
+}
+
+// Resident memory of this process in bytes.
+std::uint64_t resident_bytes() {
+  std::ifstream statm{"/proc/self/statm"};
+  std::uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+double seconds_since(clock_type::time_point started) {
+  return std::chrono::duration<double>(clock_type::now() - started).count();
+}
+
+std::string stream_sql(long rows) {
+  return "SELECT g, 'row number ' || g, now() FROM generate_series(1, " + std::to_string(rows) +
+         ") AS g";
+}
+
+// The baseline: what a careful hand-written libpq loop does, in the same row mode.
+double libpq_stream(PGconn* conn, long rows) {
+  auto started = clock_type::now();
+  std::string sql = stream_sql(rows);
+  if (PQsendQueryParams(conn, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 0)
+    throw std::runtime_error(PQerrorMessage(conn));
+#ifdef LIBPQ_HAS_CHUNK_MODE
+  PQsetChunkedRowsMode(conn, 256);
+#else
+  PQsetSingleRowMode(conn);
+#endif
+  std::uint64_t bytes = 0;
+  long seen = 0;
+  while (PGresult* result = PQgetResult(conn)) {
+    const int count = PQntuples(result);
+    const int columns = PQnfields(result);
+    for (int row = 0; row < count; ++row, ++seen) {
+      for (int column = 0; column < columns; ++column)
+        bytes += static_cast<std::uint64_t>(PQgetlength(result, row, column));
+    }
+    PQclear(result);
+  }
+  if (seen != rows || bytes == 0)
+    throw std::runtime_error("the libpq loop saw the wrong number of rows");
+  return static_cast<double>(rows) / seconds_since(started);
+}
+
+struct stream_figures {
+  double rows_per_second;
+  std::uint64_t growth_after_tenth;
+};
+
+stream_figures pgkit_stream(pqxx::connection& conn, long rows) {
+  auto started = clock_type::now();
+  std::uint64_t bytes = 0;
+  std::uint64_t at_tenth = 0;
+  std::uint64_t peak = 0;
+  long seen = 0;
+  auto outcome =
+      pgkit::stream_query(conn, stream_sql(rows), {}, {}, [&](const pgkit::row_view& row) {
+        for (std::size_t column = 0; column < row.size(); ++column)
+          bytes += row.get(column)->size();
+        if (++seen == rows / 10)
+          at_tenth = resident_bytes();
+        else if (seen % 100000 == 0)
+          peak = std::max(peak, resident_bytes());
+        return pgkit::row_action::next;
+      });
+  double rate = static_cast<double>(outcome.rows) / seconds_since(started);
+  peak = std::max(peak, resident_bytes());
+  if (static_cast<long>(outcome.rows) != rows || bytes == 0)
+    throw std::runtime_error("stream_query saw the wrong number of rows");
+  return {rate, peak > at_tenth ? peak - at_tenth : 0};
+}
+
+struct copy_row {
+  std::string number, text, at;
+};
+
+std::vector<copy_row> copy_data(long rows) {
+  std::vector<copy_row> data;
+  data.reserve(static_cast<std::size_t>(rows));
+  for (long i = 0; i < rows; ++i) {
+    data.push_back({std::to_string(i), "customer note " + std::to_string(i * 7919 % 100000),
+                    "2024-05-" + std::to_string(1 + i % 28) + " 12:34:56+00"});
+  }
+  return data;
+}
+
+void reset_table(pqxx::connection& conn) {
+  pgkit::execute_no_data(conn, "DROP TABLE IF EXISTS bench_copy");
+  pgkit::execute_no_data(conn, "CREATE TABLE bench_copy (n int, t text, at timestamptz)");
+}
+
+double pgkit_copy(pqxx::connection& conn, const std::vector<copy_row>& data) {
+  reset_table(conn);
+  auto started = clock_type::now();
+  pgkit::copy_in copy{conn, "bench_copy", {"n", "t", "at"}};
+  pgkit::params row(3);
+  for (const auto& entry : data) {
+    row[0] = entry.number;
+    row[1] = entry.text;
+    row[2] = entry.at;
+    copy.write_row(row);
+  }
+  auto copied = copy.finish();
+  double rate = static_cast<double>(copied) / seconds_since(started);
+  if (copied != data.size())
+    throw std::runtime_error("copy_in copied the wrong number of rows");
+  return rate;
+}
+
+double psql_copy(pqxx::connection& conn, const std::string& url, const std::string& csv,
+                 std::size_t rows) {
+  reset_table(conn);
+  auto started = clock_type::now();
+  std::string command = "psql -X -q -v ON_ERROR_STOP=1 '" + url +
+                        "' -c \"\\copy bench_copy (n, t, at) FROM '" + csv + "' (FORMAT csv)\"";
+  if (std::system(command.c_str()) != 0)
+    throw std::runtime_error("psql \\copy failed");
+  return static_cast<double>(rows) / seconds_since(started);
+}
+
+double libpq_inserts(PGconn* conn, const std::vector<copy_row>& data, pqxx::connection& admin) {
+  constexpr std::size_t batch = 1000;
+  reset_table(admin);
+  std::string sql = "INSERT INTO bench_copy (n, t, at) VALUES ";
+  for (std::size_t i = 0; i < batch; ++i) {
+    sql += (i == 0 ? "(" : ", (") + ("$" + std::to_string(3 * i + 1)) + "::int, $" +
+           std::to_string(3 * i + 2) + ", $" + std::to_string(3 * i + 3) + "::timestamptz)";
+  }
+  auto started = clock_type::now();
+  PQclear(PQprepare(conn, "bench_insert", sql.c_str(), 0, nullptr));
+  std::vector<const char*> values(3 * batch);
+  for (std::size_t from = 0; from + batch <= data.size(); from += batch) {
+    for (std::size_t i = 0; i < batch; ++i) {
+      values[3 * i] = data[from + i].number.c_str();
+      values[3 * i + 1] = data[from + i].text.c_str();
+      values[3 * i + 2] = data[from + i].at.c_str();
+    }
+    PGresult* result = PQexecPrepared(conn, "bench_insert", static_cast<int>(values.size()),
+                                      values.data(), nullptr, nullptr, 0);
+    if (PQresultStatus(result) != PGRES_COMMAND_OK)
+      throw std::runtime_error(PQresultErrorMessage(result));
+    PQclear(result);
+  }
+  PQclear(PQexec(conn, "DEALLOCATE bench_insert"));
+  return static_cast<double>(data.size() / batch * batch) / seconds_since(started);
+}
+
+void print_row(const std::string& what, double pgkit_rate, double baseline_rate) {
+  std::printf("%-44s %12.0f %12.0f %7.2fx\n", what.c_str(), pgkit_rate, baseline_rate,
+              pgkit_rate / baseline_rate);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    bench::server server{argc, argv, "bench_query"};
+    const long stream_rows = count_from_env("PGKIT_BENCH_STREAM_ROWS", 10'000'000);
+    const long copy_rows = count_from_env("PGKIT_BENCH_COPY_ROWS", 1'000'000);
+    auto conn = pgkit::connect(server.url());
+    PGconn* raw = PQconnectdb(server.url().c_str());
+    if (PQstatus(raw) != CONNECTION_OK)
+      throw std::runtime_error(PQerrorMessage(raw));
+#ifdef LIBPQ_HAS_CHUNK_MODE
+    const char* mode = "chunked rows";
+#else
+    const char* mode = "single-row mode";
+#endif
+    std::printf("%-44s %12s %12s %8s\n", "rows/s (best of 2)", "pgkit", "baseline", "ratio");
+
+    double best_libpq = 0, best_pgkit = 0;
+    std::uint64_t worst_growth = 0;
+    for (int round = 0; round < k_rounds; ++round) {
+      best_libpq = std::max(best_libpq, libpq_stream(raw, stream_rows));
+      auto figures = pgkit_stream(*conn, stream_rows);
+      best_pgkit = std::max(best_pgkit, figures.rows_per_second);
+      worst_growth = std::max(worst_growth, figures.growth_after_tenth);
+    }
+    print_row("stream_query " + std::to_string(stream_rows) + " rows vs libpq (" + mode + ")",
+              best_pgkit, best_libpq);
+    std::printf("%-44s %12.3f MiB (must stay under 1 MiB)\n",
+                "  stream_query RSS growth after 1/10",
+                static_cast<double>(worst_growth) / (1024.0 * 1024.0));
+
+    auto data = copy_data(copy_rows);
+    auto dir = std::filesystem::temp_directory_path() /
+               ("pgkit-bench-query-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string csv = (dir / "rows.csv").string();
+    {
+      std::ofstream out{csv};
+      for (const auto& entry : data)
+        out << entry.number << ',' << entry.text << ',' << entry.at << '\n';
+    }
+    double best_copy = 0, best_psql = 0;
+    for (int round = 0; round < k_rounds; ++round) {
+      best_psql = std::max(best_psql, psql_copy(*conn, server.url(), csv, data.size()));
+      best_copy = std::max(best_copy, pgkit_copy(*conn, data));
+    }
+    double inserts = libpq_inserts(raw, data, *conn);
+    print_row("copy_in " + std::to_string(copy_rows) + " rows vs psql \\copy (CSV)", best_copy,
+              best_psql);
+    print_row("copy_in " + std::to_string(copy_rows) + " rows vs 1000-row INSERTs", best_copy,
+              inserts);
+    reset_table(*conn);
+    pgkit::execute_no_data(*conn, "DROP TABLE bench_copy");
+    std::filesystem::remove_all(dir);
+    PQfinish(raw);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "bench_query: " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,126 @@
+#include "stores/expiry_sweep.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+
+#include "pgkit/error.hpp"
+
+namespace pgkit::detail {
+namespace {
+
+// The first batch of a run gets at least this long, so that a run under a tiny limit still
+// makes progress.
+constexpr std::chrono::milliseconds k_first_batch_floor{1000};
+
+constexpr statement_text k_set_lock_timeout{"lock_timeout",
+                                            "SELECT set_config('lock_timeout', $1, true)"};
+
+}  // namespace
+
+expiry_sweep::expiry_sweep(pg_conn* conn, prepared_statements* prepared,
+                           const sweep_options& options, std::string what, std::string rerun)
+    : m_conn(conn),
+      m_prepared(prepared),
+      m_options(options),
+      m_what(std::move(what)),
+      m_rerun(std::move(rerun)),
+      m_started(steady_clock::now()),
+      m_lock_timeout(make_statement("sweep", k_set_lock_timeout, "")) {
+  if (options.batch_size == 0)
+    throw usage_error("the batch size is 0", "give a batch size of at least 1");
+  if (options.max_duration && options.max_duration->count() <= 0)
+    throw usage_error("the time limit is not positive", "give a time limit above zero");
+  if (options.max_duration)
+    m_control.timeout = *options.max_duration;
+}
+
+std::uint64_t expiry_sweep::sweep(
+    const sweep_target& target, const std::function<void(std::uint64_t, std::uint64_t)>& on_batch) {
+  const std::string context = "deleting " + m_what;
+  if (m_options.dry_run) {
+    auto counted = run(m_conn, m_prepared, *target.count, target.extra, result_format::binary,
+                       "counting " + m_what, m_control)
+                       .int8(0, 0);
+    m_result.deleted += static_cast<std::uint64_t>(counted);
+    return static_cast<std::uint64_t>(counted);
+  }
+  std::vector<bound_param> parameters{int_param(static_cast<std::int64_t>(m_options.batch_size))};
+  parameters.insert(parameters.end(), target.extra.begin(), target.extra.end());
+  const std::vector<bound_param> lock_timeout{
+      text_param(std::to_string(m_options.lock_timeout.count()) + "ms")};
+  std::uint64_t deleted_here = 0;
+  for (;;) {
+    if (m_options.max_duration) {
+      auto deadline = m_started + *m_options.max_duration;
+      // No batch starts after the deadline; the first one always runs.
+      if (m_result.batches > 0 && steady_clock::now() >= deadline) {
+        m_result.complete = false;
+        break;
+      }
+      m_control.deadline =
+          m_result.batches > 0 ? deadline : std::max(deadline, m_started + k_first_batch_floor);
+    }
+    std::uint64_t deleted = 0;
+    try {
+      run_sql(m_conn, "BEGIN", {}, result_format::text, context, m_control);
+      run(m_conn, m_prepared, m_lock_timeout, lock_timeout, result_format::binary, context,
+          m_control);
+      deleted = run(m_conn, m_prepared, *target.delete_batch, parameters, result_format::binary,
+                    context, m_control)
+                    .affected_rows();
+      run_sql(m_conn, "COMMIT", {}, result_format::text, context, m_control);
+    } catch (const error&) {
+      fail(context);
+    }
+    ++m_result.batches;
+    m_result.deleted += deleted;
+    deleted_here += deleted;
+    if (on_batch)
+      on_batch(deleted, m_result.deleted);
+    // A short batch means nothing expired is left, or only rows that others hold right now (a
+    // reader deleting them, another sweep): either way this table is done.
+    if (deleted < m_options.batch_size)
+      break;
+  }
+  return deleted_here;
+}
+
+void expiry_sweep::fail(const std::string& context) {
+  // The failed batch is rolled back; the ones before it stay committed.
+  if (PQstatus(m_conn) == CONNECTION_OK && PQtransactionStatus(m_conn) != PQTRANS_IDLE)
+    PQclear(PQexec(m_conn, "ROLLBACK"));
+  const std::string so_far = "after deleting " + std::to_string(m_result.deleted) + " " + m_what +
+                             " in " + std::to_string(m_result.batches) + " batches";
+  try {
+    throw;
+  } catch (const error& e) {
+    if (e.kind() == error_kind::canceled && m_control.deadline &&
+        steady_clock::now() >= *m_control.deadline) {
+      throw error(
+          error_kind::timeout,
+          context + ": the time limit of " + std::to_string(m_options.max_duration->count()) +
+              " ms passed while a batch was running; it was canceled and rolled back, the "
+              "batches before it stay committed (" +
+              so_far + ")",
+          "run " + m_rerun + " again to go on, with a longer time limit or a smaller batch size");
+    }
+    if (e.kind() == error_kind::lock_timeout) {
+      throw error(e.kind(), std::string{e.what()} + " (" + so_far + ")",
+                  "something holds a lock on the table (a migration, VACUUM FULL, LOCK TABLE); "
+                  "run " +
+                      m_rerun + " again later",
+                  e.sqlstate());
+    }
+    throw;
+  }
+}
+
+sweep_result expiry_sweep::result() const {
+  auto out = m_result;
+  out.elapsed =
+      std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - m_started);
+  return out;
+}
+
+}  // namespace pgkit::detail

@@ -1,0 +1,74 @@
+#pragma once
+// The one batched expiry sweep behind cache gc and session purge: short transactions, each
+// under SET LOCAL lock_timeout, deleting rows it locked with FOR UPDATE SKIP LOCKED, until a
+// batch comes back short. max_duration is a client-side deadline: no batch starts after it,
+// and a batch still running when it passes is canceled (the connection is dropped when the
+// server does not answer the cancel) and reported as kind timeout with what the committed
+// batches deleted.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "query/statement.hpp"
+
+namespace pgkit::detail {
+
+/// How a sweep runs.
+struct sweep_options {
+  std::size_t batch_size = 1000;                          ///< rows per batch (at least 1)
+  std::optional<std::chrono::milliseconds> max_duration;  ///< client-side deadline of the run
+  std::chrono::milliseconds lock_timeout{2000};           ///< SET LOCAL lock_timeout per batch
+  bool dry_run = false;                                   ///< count what would go, change nothing
+};
+
+/// What a sweep did (or, in a dry run, found).
+struct sweep_result {
+  std::uint64_t deleted = 0;             ///< rows deleted (counted in a dry run)
+  std::size_t batches = 0;               ///< batches committed
+  std::chrono::microseconds elapsed{0};  ///< wall time so far
+  bool complete = true;                  ///< false when max_duration stopped it early
+};
+
+/// One table a sweep cleans: a DELETE of at most $1 rows and a count of the same rows, with
+/// `extra` parameters from $2 on.
+struct sweep_target {
+  const statement* delete_batch;
+  const statement* count;
+  std::vector<bound_param> extra;
+};
+
+/// A sweep over one or more tables on one connection, sharing one deadline.
+class expiry_sweep {
+ public:
+  /// Throws usage_error for a batch size of 0 or a non-positive max_duration. `what` names
+  /// the rows for messages ("expired entries"), `rerun` what to run again in hints ("gc").
+  expiry_sweep(pg_conn* conn, prepared_statements* prepared, const sweep_options& options,
+               std::string what, std::string rerun);
+
+  /// Sweeps `target` until a batch comes back short or time is up; returns the rows it
+  /// deleted (counted) there. `on_batch` gets each batch's count and the run's total.
+  std::uint64_t sweep(const sweep_target& target,
+                      const std::function<void(std::uint64_t, std::uint64_t)>& on_batch = {});
+
+  /// Returns what the sweep did so far.
+  sweep_result result() const;
+
+ private:
+  [[noreturn]] void fail(const std::string& context);
+
+  pg_conn* m_conn;
+  prepared_statements* m_prepared;
+  sweep_options m_options;
+  std::string m_what;
+  std::string m_rerun;
+  steady_clock::time_point m_started;
+  stop_control m_control;
+  statement m_lock_timeout;
+  sweep_result m_result;
+};
+
+}  // namespace pgkit::detail

@@ -1,0 +1,146 @@
+// The batched expiry sweep behind cache gc and session purge: max_duration is a client-side
+// deadline that also stops a batch in flight. Each case runs its own server, because freezing a
+// backend of the shared one could stall the tests running beside it.
+
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <pqxx/pqxx>
+
+#include "child_process.hpp"
+#include "harness.hpp"
+#include "pgkit/cache.hpp"
+#include "pgkit/config.hpp"
+#include "pgkit/connection.hpp"
+#include "pgkit/error.hpp"
+#include "pgkit/migration.hpp"
+#include "pgkit/pool.hpp"
+#include "pgkit/query.hpp"
+#include "pgkit/session.hpp"
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+struct resume_on_exit {
+  int pid = 0;
+  ~resume_on_exit() {
+    if (pid > 0)
+      ::kill(pid, SIGCONT);
+  }
+};
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// Runs `body` and returns the pgkit::error it threw (the test fails when it throws none), and
+// how long it took.
+template <typename Body>
+std::pair<pgkit::error, steady::duration> error_of(Body&& body) {
+  auto started = steady::now();
+  try {
+    body();
+  } catch (const pgkit::error& e) {
+    return {e, steady::now() - started};
+  }
+  FAIL("no pgkit::error was thrown");
+  return {pgkit::error{pgkit::error_kind::internal, "none"}, steady::now() - started};
+}
+
+// The first column of the first row of `sql`.
+std::string first_value(pqxx::connection& conn, const std::string& sql) {
+  std::string value;
+  pgkit::stream_query(conn, sql, {}, {}, [&](const pgkit::row_view& row) {
+    value = std::string{row.get(0).value_or("NULL")};
+    return pgkit::row_action::stop;
+  });
+  return value;
+}
+
+}  // namespace
+
+TEST_CASE("pgkit::cache::gc max_duration is a deadline") {
+  pgkit_test::own_sandbox server;
+  {
+    auto setup = pgkit::connect(server.url());
+    pgkit::apply_modules(*setup, {"cache"});
+    pgkit::execute_no_data(*setup,
+                           "INSERT INTO pgkit.cache (resource_type, key, value, expires_at) "
+                           "SELECT 'old', 'k' || g, 'v', now() - interval '1 hour' "
+                           "FROM generate_series(1, 5000) AS g");
+  }
+  auto config = pgkit::config_from_url(server.url(), "test");
+  config.pool_size = 1;
+  auto connections = std::make_shared<pgkit::pool>(config);
+  pgkit::cache store{connections};
+  auto probe = pgkit::connect(server.url());
+
+  SUBCASE("a frozen backend: the batch in flight is canceled, the connection dropped, no hang") {
+    resume_on_exit resume;
+    pgkit::cache_gc_options options;
+    options.batch_size = 1000;
+    options.max_duration = 1500ms;
+    options.progress = [&](std::size_t, std::size_t) {
+      if (resume.pid != 0)
+        return;
+      // The pool's only connection is the gc's; freeze its backend before the next batch.
+      resume.pid = std::stoi(
+          first_value(*probe,
+                      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"));
+      REQUIRE(resume.pid > 0);
+      REQUIRE(::kill(resume.pid, SIGSTOP) == 0);
+    };
+    auto [e, took] = error_of([&] { store.gc(options); });
+    CHECK(e.kind() == pgkit::error_kind::timeout);
+    CHECK(contains(e.what(), "the time limit of 1500 ms passed while a batch was running"));
+    CHECK(contains(e.what(), "after deleting 1000 expired entries in 1 batches"));
+    CHECK(took < 20s);
+    ::kill(resume.pid, SIGCONT);
+    // The canceled batch was rolled back; the committed one stays.
+    CHECK(pgkit_test::eventually(
+        [&] { return first_value(*probe, "SELECT count(*) FROM pgkit.cache") == "4000"; }));
+    // The pool replaces the dropped connection: the next gc finishes the job.
+    CHECK(store.gc().deleted == 4000);
+  }
+}
+
+TEST_CASE("pgkit::purge_expired_sessions max_duration is a deadline") {
+  pgkit_test::scratch_database db{"sweep_purge"};
+  auto connection = pgkit::connect(db.url());
+  pgkit::apply_modules(*connection, {"session"});
+  pgkit::execute_no_data(*connection,
+                         "INSERT INTO pgkit.session (key_hash, data, expires_at) "
+                         "SELECT sha256(g::text::bytea), '', now() - interval '1 hour' "
+                         "FROM generate_series(1, 100) AS g");
+
+  SUBCASE("a batch waiting on a lock is canceled when the time limit passes") {
+    auto holder = pgkit::connect(db.url());
+    pqxx::work lock{*holder};
+    pgkit::execute_no_data(lock, "LOCK TABLE pgkit.session IN ACCESS EXCLUSIVE MODE");
+    pgkit::purge_options options;
+    options.max_duration = 1000ms;
+    options.lock_timeout = 60s;
+    auto [e, took] =
+        error_of([&] { pgkit::purge_expired_sessions(*connection, "pgkit", options); });
+    CHECK(e.kind() == pgkit::error_kind::timeout);
+    CHECK(contains(e.what(), "the time limit of 1000 ms passed while a batch was running"));
+    CHECK(contains(e.what(), "after deleting 0 expired rows in 0 batches"));
+    CHECK(took < 20s);
+    lock.abort();
+    // The connection was not dropped (the server answered the cancel) and is usable.
+    CHECK(pgkit::status(*connection) == pgkit::connection_state::open);
+    auto done = pgkit::purge_expired_sessions(*connection, "pgkit");
+    CHECK(done.rows("session") == 100);
+    CHECK(done.complete);
+  }
+}
