@@ -201,6 +201,8 @@ struct cache::statements {
         touch(make(detail::cache_sql::k_touch, schema)),
         gc_batch(make(detail::cache_sql::k_gc_batch, schema)),
         gc_batch_of_type(make(detail::cache_sql::k_gc_batch_of_type, schema)),
+        gc_batch_alone(make(detail::cache_sql::k_gc_batch_alone, schema)),
+        gc_batch_of_type_alone(make(detail::cache_sql::k_gc_batch_of_type_alone, schema)),
         count_expired(make(detail::cache_sql::k_count_expired, schema)),
         count_expired_of_type(make(detail::cache_sql::k_count_expired_of_type, schema)),
         table(detail::quote_identifier(schema) + ".cache") {}
@@ -210,7 +212,8 @@ struct cache::statements {
   }
 
   statement get, purge, get_many, get_near, get_many_near, set, set_many, remove, clear, expire,
-      touch, gc_batch, gc_batch_of_type, count_expired, count_expired_of_type;
+      touch, gc_batch, gc_batch_of_type, gc_batch_alone, gc_batch_of_type_alone, count_expired,
+      count_expired_of_type;
   std::string table;
 };
 
@@ -551,11 +554,17 @@ cache_gc_result cache::gc(const cache_gc_options& options) {
   auto lease = m_pool->acquire();
   detail::expiry_sweep sweep{detail::libpq_handle(lease.connection()), detail::prepared_on(lease),
                              sweep_options, "expired entries", "gc"};
-  detail::sweep_target target{&m_statements->gc_batch, &m_statements->count_expired, {}};
+  detail::sweep_target target{&m_statements->gc_batch,
+                              &m_statements->count_expired,
+                              {},
+                              &m_statements->gc_batch_alone,
+                              m_statements->table};
   if (options.resource_type) {
     target = {&m_statements->gc_batch_of_type,
               &m_statements->count_expired_of_type,
-              {text_param(*options.resource_type)}};
+              {text_param(*options.resource_type)},
+              &m_statements->gc_batch_of_type_alone,
+              m_statements->table};
   }
   try {
     sweep.sweep(target, [&](std::uint64_t batch, std::uint64_t total) {

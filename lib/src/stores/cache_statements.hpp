@@ -89,6 +89,16 @@ inline constexpr statement_text k_gc_batch_of_type{
     "DELETE FROM {S}.cache WHERE ctid = ANY(ARRAY(SELECT ctid FROM {S}.cache WHERE expires_at <= "
     "now() "
     "AND resource_type = $2 ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED))"};
+// The same batches for a gc that runs alone (expiry_sweep's delete_batch_alone): no locking
+// pass, so each row is visited once by the index scan and once by the delete.
+inline constexpr statement_text k_gc_batch_alone{
+    "gc_alone",
+    "DELETE FROM {S}.cache WHERE ctid = ANY(ARRAY(SELECT ctid FROM {S}.cache "
+    "WHERE expires_at <= now() ORDER BY expires_at LIMIT $1))"};
+inline constexpr statement_text k_gc_batch_of_type_alone{
+    "gc_type_alone",
+    "DELETE FROM {S}.cache WHERE ctid = ANY(ARRAY(SELECT ctid FROM {S}.cache "
+    "WHERE expires_at <= now() AND resource_type = $2 ORDER BY expires_at LIMIT $1))"};
 inline constexpr statement_text k_count_expired{
     "count_expired", "SELECT count(*) FROM {S}.cache WHERE expires_at <= now()"};
 inline constexpr statement_text k_count_expired_of_type{
