@@ -132,8 +132,8 @@ int main(int argc, char** argv) {
     }
     std::printf("%-44s %10.2f (gc), %.2f (bare DELETE)\n", "trigger cost (with / without)",
                 best_gc / best_gc_untriggered, best_bare / best_bare_untriggered);
-    std::printf("%-44s %10.2f s | %-22s %8.2f s | ratio %.2f\n", "gc (batches of 10 000)",
-                best_gc, "one bare DELETE", best_bare, best_gc / best_bare);
+    std::printf("%-44s %10.2f s | %-22s %8.2f s | ratio %.2f\n", "gc (batches of 10 000)", best_gc,
+                "one bare DELETE", best_bare, best_gc / best_bare);
     std::printf("%-44s %10.0f rows/s (%zu batches)\n", "gc rate",
                 static_cast<double>(rows) / best_gc, batches);
 
