@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -331,6 +332,36 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
     CHECK(values == std::vector<std::optional<std::string>>{"1", "2", std::nullopt, "1"});
     CHECK(store.get_many("page", {"a", "b"}) == std::vector<std::optional<std::string>>{"1", "2"});
     CHECK(store.near_statistics().hits == 4);
+  }
+
+  SUBCASE("threads reading while another writes: after the writes every read sees the last") {
+    pgkit::cache store{pool_on(db.url()), near_on(20)};
+    constexpr int keys = 40;
+    for (int k = 0; k < keys; ++k)
+      store.set("page", "k" + std::to_string(k), "v0", pgkit::never_expires);
+    std::atomic<bool> writing{true};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 3; ++t) {
+      readers.emplace_back([&, t] {
+        for (int i = t; writing.load(); ++i)
+          store.get("page", "k" + std::to_string(i % keys));
+      });
+    }
+    for (int round = 1; round <= 10; ++round) {
+      for (int k = 0; k < keys; ++k)
+        store.set("page", "k" + std::to_string(k), "v" + std::to_string(round),
+                  pgkit::never_expires);
+    }
+    writing = false;
+    for (auto& reader : readers)
+      reader.join();
+    for (int k = 0; k < keys; ++k) {
+      CHECK(store.get("page", "k" + std::to_string(k)) == std::optional<std::string>{"v10"});
+      CHECK(store.get("page", "k" + std::to_string(k)) == std::optional<std::string>{"v10"});
+    }
+    auto stats = store.near_statistics();
+    CHECK(stats.entries <= 20);
+    CHECK(stats.hits > 0);
   }
 
   SUBCASE("the tier is off by default and its counters are zero") {
