@@ -1,9 +1,15 @@
 // bench/cache: the cache store against a raw libpq prepared statement running the same SQL, and
 // against Redis (GET / SET / MGET) when redis-server is installed, on 1, 2 and 4 threads: get
-// hit, get miss, set, get_many(100). Prints operations per second and the ratios.
+// hit, near get hit (the near tier), get miss, set, get_many(100). Prints operations per second
+// and the ratios. Then the near tier on its own: invalidation latency from a writer's commit to
+// another process (a copy of this program) no longer serving the old value, a Zipf workload
+// against Redis, RSS over 1 million distinct keys, and what its trigger costs writes.
 //   bench_cache [URL]   (default: $PGKIT_BENCH_URL, $DATABASE_URL, else a sandbox of its own)
 // PGKIT_BENCH_SECONDS sets the time per run (default 1), PGKIT_BENCH_ROUNDS the runs of each
-// measurement, interleaved, of which the best counts (default 3).
+// measurement, interleaved, of which the best counts (default 3), PGKIT_BENCH_WRITES the
+// writes of the latency measurement (default 10000), PGKIT_BENCH_NEAR_KEYS the keys of the RSS
+// measurement (default 1000000), PGKIT_BENCH_SECTIONS a comma-separated subset of the
+// sections table, latency, zipf, memory and trigger (default all).
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,13 +17,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <stdexcept>
@@ -328,9 +339,171 @@ void print_row(int threads, const char* operation, const char* unit, const row_r
   std::fflush(stdout);
 }
 
+// ---- The near tier.
+
+pgkit::cache_options near_options_for(const std::string& schema, std::size_t max_entries) {
+  pgkit::cache_options options;
+  options.schema = schema;
+  options.near.emplace();
+  options.near->max_entries = max_entries;
+  return options;
+}
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
+      .count();
+}
+
+// Shared between the writer and the reader process (CLOCK_MONOTONIC is system-wide, so their
+// steady clocks agree).
+constexpr std::size_t k_max_writes = 100000;
+struct latency_board {
+  std::atomic<int> ready;
+  std::atomic<bool> stop;
+  std::atomic<std::uint64_t> seen;  // the newest version the reader has served
+  std::atomic<std::int64_t> seen_at[k_max_writes + 1];
+};
+
+latency_board* map_board(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  if (fd < 0 || ::ftruncate(fd, sizeof(latency_board)) != 0)
+    throw std::runtime_error("cannot open " + path);
+  void* memory = ::mmap(nullptr, sizeof(latency_board), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (memory == MAP_FAILED)
+    throw std::runtime_error("cannot map " + path);
+  return static_cast<latency_board*>(memory);
+}
+
+// The other process: serves key "k" from its near tier, polling every ~20 us, and notes when it
+// first serves each new version.
+int near_reader(const std::string& url, const std::string& schema, const std::string& path) {
+  auto* board = map_board(path);
+  auto config = pgkit::config_from_url(url, "bench");
+  config.pool_size = 1;
+  pgkit::cache store{std::make_shared<pgkit::pool>(config), near_options_for(schema, 100)};
+  std::uint64_t served = 0;
+  while (!board->stop.load()) {
+    auto value = store.get("latency", "k");
+    std::uint64_t version = value ? std::stoull(*value) : 0;
+    if (version > served && version <= k_max_writes) {
+      board->seen_at[version].store(now_ns());
+      board->seen.store(version);
+      served = version;
+    }
+    if (board->ready.load() == 0 && store.near_statistics().hits > 0)
+      board->ready.store(1);
+    std::this_thread::sleep_for(std::chrono::microseconds{20});
+  }
+  return 0;
+}
+
+void invalidation_latency(const std::string& url, const std::string& schema, pgkit::cache& writer,
+                          std::size_t writes) {
+  writes = std::min(writes, k_max_writes);
+  char path[] = "/tmp/pgkit-bench-near-XXXXXX";
+  int fd = ::mkstemp(path);
+  if (fd < 0)
+    throw std::runtime_error("mkstemp failed");
+  ::close(fd);
+  auto* board = map_board(path);
+  writer.set("latency", "k", "0", pgkit::never_expires);
+  std::string self = "/proc/self/exe", mode = "--near-reader", url_copy = url, schema_copy = schema,
+              path_copy = path;
+  char* child_argv[] = {self.data(),        mode.data(),      url_copy.data(),
+                        schema_copy.data(), path_copy.data(), nullptr};
+  pid_t child = 0;
+  if (::posix_spawn(&child, self.c_str(), nullptr, nullptr, child_argv, environ) != 0)
+    throw std::runtime_error("cannot start the reader process");
+  auto finish = [&] {
+    board->stop.store(true);
+    ::waitpid(child, nullptr, 0);
+    ::munmap(board, sizeof(latency_board));
+    ::unlink(path);
+  };
+  try {
+    auto deadline = clock_type::now() + std::chrono::seconds{30};
+    while (board->ready.load() == 0) {
+      if (clock_type::now() > deadline)
+        throw std::runtime_error("the reader process did not start");
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    }
+    std::vector<std::int64_t> latencies;
+    for (std::uint64_t version = 1; version <= writes; ++version) {
+      writer.set("latency", "k", std::to_string(version), pgkit::never_expires);
+      auto committed = now_ns();
+      auto wait_until = clock_type::now() + std::chrono::seconds{5};
+      while (board->seen.load() < version) {
+        if (clock_type::now() > wait_until)
+          throw std::runtime_error("the reader still served the old value after 5 s");
+        std::this_thread::sleep_for(std::chrono::microseconds{10});
+      }
+      latencies.push_back(board->seen_at[version].load() - committed);
+    }
+    finish();
+    std::sort(latencies.begin(), latencies.end());
+    auto at = [&](double q) {
+      return static_cast<double>(latencies[static_cast<std::size_t>(
+                 q * static_cast<double>(latencies.size() - 1))]) /
+             1000.0;
+    };
+    std::printf(
+        "near invalidation: %zu writes, from set() returning to the other process no longer "
+        "serving the old value: p50 %.0f us, p99 %.0f us, max %.0f us\n",
+        latencies.size(), at(0.5), at(0.99), at(1.0));
+  } catch (...) {
+    finish();
+    throw;
+  }
+}
+
+// Keys drawn from a Zipf distribution (rank r has weight 1 / r) over `count` keys.
+struct zipf_keys {
+  std::shared_ptr<const std::vector<double>> cdf;
+  std::uint64_t state;
+  zipf_keys(std::shared_ptr<const std::vector<double>> cdf_, std::uint64_t seed)
+      : cdf(std::move(cdf_)), state(seed * 0x9E3779B97F4A7C15ULL + 1) {}
+  std::size_t next() {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    double u = static_cast<double>(state >> 11) * 0x1p-53;
+    auto rank = std::lower_bound(cdf->begin(), cdf->end(), u) - cdf->begin();
+    return std::min(static_cast<std::size_t>(rank), cdf->size() - 1);
+  }
+};
+
+std::shared_ptr<const std::vector<double>> zipf_cdf(std::size_t count) {
+  std::vector<double> cdf(count);
+  double total = 0;
+  for (std::size_t rank = 0; rank < count; ++rank)
+    total += 1.0 / static_cast<double>(rank + 1);
+  double sum = 0;
+  for (std::size_t rank = 0; rank < count; ++rank) {
+    sum += 1.0 / static_cast<double>(rank + 1);
+    cdf[rank] = sum / total;
+  }
+  return std::make_shared<const std::vector<double>>(std::move(cdf));
+}
+
+std::size_t resident_bytes() {
+  std::ifstream statm{"/proc/self/statm"};
+  std::size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string{argv[1]} == "--near-reader") {
+    try {
+      return near_reader(argv[2], argv[3], argv[4]);
+    } catch (const std::exception& e) {
+      std::cerr << "bench_cache reader: " << e.what() << '\n';
+      return 1;
+    }
+  }
   try {
     bench::server server{argc, argv, "pgkit-bench-cache"};
     double duration = bench::env("PGKIT_BENCH_SECONDS").empty()
@@ -340,6 +513,11 @@ int main(int argc, char** argv) {
         bench::env("PGKIT_BENCH_ROUNDS").empty() ? 3 : std::stoi(bench::env("PGKIT_BENCH_ROUNDS"));
     bench::cache_schema schema{server.url(), "pgkit_bench_cache"};
     const std::string table = schema.table();
+    // PGKIT_BENCH_SECTIONS: a comma-separated subset of table,latency,zipf,memory,trigger.
+    const std::string sections = bench::env("PGKIT_BENCH_SECTIONS");
+    auto section = [&sections](const std::string& name) {
+      return sections.empty() || ("," + sections + ",").find("," + name + ",") != std::string::npos;
+    };
 
     // The SQL the store prepares, for the raw libpq side.
     const std::string get_sql =
@@ -404,6 +582,8 @@ int main(int argc, char** argv) {
     std::printf("\n");
 
     for (int threads : {1, 2, 4}) {
+      if (!section("table"))
+        break;
       auto pool_config = config;
       pool_config.pool_size = static_cast<std::size_t>(threads);
       auto connections = std::make_shared<pgkit::pool>(pool_config);
@@ -467,6 +647,25 @@ int main(int argc, char** argv) {
           },
           1);
       print_row(threads, "get hit", "ops/s", hit);
+
+      // The same reads answered by the near tier, filled by one read of every key first; its
+      // baselines are the get hit row's, measured just before in this run.
+      {
+        pgkit::cache near_store{connections, near_options_for(schema.name(), 2 * k_keys)};
+        for (int i = 0; i < k_keys; ++i)
+          near_store.get(k_type, key_of(static_cast<std::uint64_t>(i)));
+        row_result near = hit;
+        near.pgkit = 0;
+        for (int round = 0; round < rounds; ++round) {
+          near.pgkit = std::max(near.pgkit, throughput(threads, duration, [&](int t) {
+                                  return pgkit_worker(t, [&near_store](random_keys& keys) {
+                                    if (!near_store.get(k_type, key_of(keys.next())))
+                                      throw std::runtime_error("pgkit: unexpected near miss");
+                                  });
+                                }));
+        }
+        print_row(threads, "near get hit", "ops/s", near);
+      }
 
       auto miss = compare(
           [&](int t) {
@@ -563,6 +762,172 @@ int main(int argc, char** argv) {
       print_row(threads, "get_many(100)", "keys/s", many);
       std::printf("%7d  get_many(100) keys/s / get hit keys/s: pgkit %.1f, libpq %.1f\n", threads,
                   many.pgkit / hit.pgkit, many.libpq / hit.libpq);
+    }
+
+    // ---- The near tier on its own.
+    auto admin_sql = [&server](const std::string& statement) {
+      pqxx::connection connection{server.url()};
+      pqxx::nontransaction tx{connection};
+      tx.exec(statement);
+    };
+    std::printf("\n");
+    if (section("latency")) {
+      auto writes = bench::env("PGKIT_BENCH_WRITES").empty()
+                        ? std::size_t{10000}
+                        : std::stoul(bench::env("PGKIT_BENCH_WRITES"));
+      pgkit::cache writer{std::make_shared<pgkit::pool>(config), options};
+      invalidation_latency(server.url(), schema.name(), writer, writes);
+    }
+
+    // A skewed workload: Zipf keys over 100 000 entries, a near tier of 48 000 entries (about
+    // 90 % of reads hit it), the rest read from the table.
+    if (section("zipf")) {
+      constexpr std::size_t k_zipf_keys = 100000;
+      constexpr std::size_t k_zipf_near = 48000;
+      auto zipf_key = [](std::size_t rank) { return "zipf:" + std::to_string(rank); };
+      admin_sql("INSERT INTO " + table +
+                " (resource_type, key, value) SELECT 'zipf', 'zipf:' || i, "
+                "decode(repeat('ab', 100), 'hex') FROM generate_series(0, " +
+                std::to_string(k_zipf_keys - 1) + ") AS i");
+      admin_sql("VACUUM ANALYZE " + table);
+      if (redis) {
+        redis_client filler{redis->port()};
+        for (std::size_t i = 0; i < k_zipf_keys; i += k_many) {
+          std::vector<std::string> words{"MSET"};
+          for (std::size_t j = i; j < i + k_many; ++j) {
+            words.push_back(zipf_key(j));
+            words.push_back(value_of(j));
+          }
+          filler.command(words);
+        }
+      }
+      auto cdf = zipf_cdf(k_zipf_keys);
+      std::printf(
+          "zipf workload: %zu keys, rank r drawn with weight 1/r, near tier of %zu entries\n",
+          k_zipf_keys, k_zipf_near);
+      for (int threads : {1, 4}) {
+        auto pool_config = config;
+        pool_config.pool_size = static_cast<std::size_t>(threads);
+        pgkit::cache near_store{std::make_shared<pgkit::pool>(pool_config),
+                                near_options_for(schema.name(), k_zipf_near)};
+        auto near_side = [&](int t) {
+          auto keys = std::make_shared<zipf_keys>(cdf, static_cast<std::uint64_t>(t + 1));
+          return std::function<void()>{[&near_store, keys, zipf_key] {
+            if (!near_store.get("zipf", zipf_key(keys->next())))
+              throw std::runtime_error("pgkit: unexpected miss");
+          }};
+        };
+        auto libpq_side = [&](int t) {
+          auto connection = std::make_shared<libpq_connection>(server.url());
+          connection->prepare("get", get_sql);
+          auto keys = std::make_shared<zipf_keys>(cdf, static_cast<std::uint64_t>(t + 1));
+          return std::function<void()>{[connection, keys, zipf_key] {
+            std::string key = zipf_key(keys->next());
+            const char* values[] = {"zipf", key.c_str()};
+            PGresult* result = connection->run("get", 2, values, nullptr, nullptr);
+            if (PQntuples(result) != 1)
+              throw std::runtime_error("libpq: unexpected miss");
+            PQclear(result);
+          }};
+        };
+        auto redis_side = [&](int t) {
+          auto client = std::make_shared<redis_client>(redis->port());
+          auto keys = std::make_shared<zipf_keys>(cdf, static_cast<std::uint64_t>(t + 1));
+          return std::function<void()>{[client, keys, zipf_key] {
+            if (client->command({"GET", zipf_key(keys->next())}) != 1)
+              throw std::runtime_error("redis: unexpected miss");
+          }};
+        };
+        throughput(threads, duration, near_side);  // fills the tier
+        auto before = near_store.near_statistics();
+        row_result zipf;
+        for (int round = 0; round < rounds; ++round) {
+          zipf.pgkit = std::max(zipf.pgkit, throughput(threads, duration, near_side));
+          zipf.libpq = std::max(zipf.libpq, throughput(threads, duration, libpq_side));
+          if (redis)
+            zipf.redis = std::max(zipf.redis, throughput(threads, duration, redis_side));
+        }
+        auto after = near_store.near_statistics();
+        auto hits = static_cast<double>(after.hits - before.hits);
+        auto misses = static_cast<double>(after.misses - before.misses);
+        print_row(threads, "zipf near get", "ops/s", zipf);
+        std::printf("%7d  zipf near get: %.1f %% of reads hit the near tier\n", threads,
+                    100.0 * hits / (hits + misses));
+      }
+    }
+
+    // Memory: a near tier with the default bounds (64 MiB) reading a million distinct keys.
+    if (section("memory")) {
+      auto keys = bench::env("PGKIT_BENCH_NEAR_KEYS").empty()
+                      ? std::size_t{1000000}
+                      : std::stoul(bench::env("PGKIT_BENCH_NEAR_KEYS"));
+      admin_sql("INSERT INTO " + table +
+                " (resource_type, key, value) SELECT 'rss', 'rss:' || i, "
+                "decode(repeat('ab', 100), 'hex') FROM generate_series(0, " +
+                std::to_string(keys - 1) + ") AS i");
+      constexpr std::size_t k_batch = 1000;
+      auto batch_of = [](std::size_t first) {
+        std::vector<std::string> names;
+        for (std::size_t i = first; i < first + k_batch; ++i)
+          names.push_back("rss:" + std::to_string(i));
+        return names;
+      };
+      auto rss_pool = std::make_shared<pgkit::pool>(config);
+      pgkit::cache plain{rss_pool, options};
+      plain.get_many("rss", batch_of(0));  // the connection's buffers, before the baseline
+      auto near_settings = near_options_for(schema.name(), keys);
+      near_settings.near->max_bytes = pgkit::near_options{}.max_bytes;
+      auto baseline = resident_bytes();
+      pgkit::cache near_store{rss_pool, near_settings};
+      for (std::size_t first = 0; first + k_batch <= keys; first += k_batch)
+        near_store.get_many("rss", batch_of(first));
+      auto stats = near_store.near_statistics();
+      constexpr double mib = 1024.0 * 1024.0;
+      std::printf(
+          "near memory: %zu distinct keys read (100-byte values): %zu entries held, %.1f MiB "
+          "counted (bound %.0f MiB), RSS growth %.1f MiB\n",
+          keys, stats.entries, static_cast<double>(stats.bytes) / mib,
+          static_cast<double>(near_settings.near->max_bytes) / mib,
+          static_cast<double>(resident_bytes() - baseline) / mib);
+    }
+
+    // What the invalidation trigger costs writes when nobody listens: the same upserts of live
+    // entries with the triggers on and disabled, interleaved.
+    if (section("trigger")) {
+      auto pool_config = config;
+      pool_config.pool_size = 1;
+      pgkit::cache writer{std::make_shared<pgkit::pool>(pool_config), options};
+      auto set_side = [&](int t) {
+        auto keys = std::make_shared<random_keys>(static_cast<std::uint64_t>(t + 1));
+        return std::function<void()>{[&writer, keys] {
+          auto i = keys->next();
+          writer.set(k_type, key_of(i), value_of(i), std::chrono::hours{1});
+        }};
+      };
+      auto set_many_side = [&](int t) {
+        auto keys = std::make_shared<random_keys>(static_cast<std::uint64_t>(t + 1));
+        return std::function<void()>{[&writer, keys] {
+          std::vector<std::pair<std::string, std::string>> entries;
+          for (int k = 0; k < k_many; ++k) {
+            auto i = keys->next();
+            entries.emplace_back(key_of(i), value_of(i + 1));
+          }
+          writer.set_many(k_type, entries, std::chrono::hours{1});
+        }};
+      };
+      auto measure = [&](const char* what, const std::function<std::function<void()>(int)>& side) {
+        double on = 0, off = 0;
+        for (int round = 0; round < rounds; ++round) {
+          on = std::max(on, throughput(1, duration, side));
+          admin_sql("ALTER TABLE " + table + " DISABLE TRIGGER USER");
+          off = std::max(off, throughput(1, duration, side));
+          admin_sql("ALTER TABLE " + table + " ENABLE TRIGGER USER");
+        }
+        std::printf("trigger cost: %-22s %9.0f ops/s with it, %9.0f without, ratio %.2f\n", what,
+                    on, off, on / off);
+      };
+      measure("set", set_side);
+      measure("set_many(100)", set_many_side);
     }
     return 0;
   } catch (const std::exception& e) {

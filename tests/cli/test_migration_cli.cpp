@@ -36,7 +36,7 @@ TEST_CASE("pgkit apply, status and rollback") {
   SUBCASE("apply on an empty database, again, status, rollback of every step, apply again") {
     auto first = run_pgkit(args({"apply", addr}, k_all));
     REQUIRE_MESSAGE(first.exit_code == 0, first.err);
-    CHECK(contains(first.err, "applied 5 migrations in schema pgkit"));
+    CHECK(contains(first.err, "applied 6 migrations in schema pgkit"));
     CHECK(table_count(db) == "7");
 
     auto again = run_pgkit(args({"apply", addr}, k_all));
@@ -45,11 +45,12 @@ TEST_CASE("pgkit apply, status and rollback") {
 
     auto status = run_pgkit({"status", addr, "--exit-code"});
     CHECK(status.exit_code == 0);
-    CHECK(contains(status.out, "cache        20000101000200  up to date"));
+    CHECK(contains(status.out, "cache        20000101000210  up to date"));
 
     for (const char* module : {"session", "cache", "auth", "core"}) {
-      // auth has two migrations: the tables, then what the auth store added.
-      bool two = std::string{module} == "auth";
+      // auth and cache have two migrations each: auth's tables, then what the auth store
+      // added; the cache table, then the near tier's trigger.
+      bool two = std::string{module} == "auth" || std::string{module} == "cache";
       auto rollback = run_pgkit({"rollback", addr, module, "--steps", two ? "2" : "1"});
       CHECK_MESSAGE(rollback.exit_code == 0, rollback.err);
       CHECK(contains(rollback.err, std::string{"rolled back "} +
@@ -70,7 +71,7 @@ TEST_CASE("pgkit apply, status and rollback") {
     CHECK(status.exit_code == 0);
     CHECK(contains(status.out, "\"pending\": 1"));
     CHECK(contains(status.out, "\"module\": \"session\""));
-    CHECK(contains(status.out, "\"applied_version\": \"20000101000200\""));
+    CHECK(contains(status.out, "\"applied_version\": \"20000101000210\""));
   }
   SUBCASE("migrate without --apply prints the pending SQL and changes nothing") {
     auto dry = run_pgkit({"migrate", addr, "cache"});
@@ -112,7 +113,8 @@ TEST_CASE("pgkit rollback: each down section undoes its up section exactly") {
     auto before = schema_catalog(db);
     REQUIRE(run_pgkit({"apply", addr, module}).exit_code == 0);
     CHECK(schema_catalog(db) != before);
-    bool two = std::string{module} == "auth";  // the tables, then the auth store's step
+    // Every migration of the module: auth and cache have two.
+    bool two = std::string{module} == "auth" || std::string{module} == "cache";
     REQUIRE(run_pgkit({"rollback", addr, module, "--steps", two ? "2" : "1"}).exit_code == 0);
     CHECK_MESSAGE(schema_catalog(db) == before, module);
   }
@@ -136,14 +138,14 @@ TEST_CASE("pgkit apply: eight processes at once") {
   int applied_runs = 0;
   for (const auto& result : results) {
     CHECK_MESSAGE(result.exit_code == 0, result.err);
-    if (contains(result.err, "applied 5 migrations"))
+    if (contains(result.err, "applied 6 migrations"))
       ++applied_runs;
   }
   CHECK(applied_runs == 1);
-  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "5");
+  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "6");
   CHECK(query_value(db.url(),
                     "SELECT count(DISTINCT (module, version)) FROM "
-                    "pgkit.schema_migration") == "5");
+                    "pgkit.schema_migration") == "6");
 }
 
 TEST_CASE("pgkit apply: failures") {
@@ -289,11 +291,11 @@ TEST_CASE("pgkit print-sql") {
     auto out = pgkit_test::temp_dir("pgkit-dbmate");
     auto written = run_pgkit(args({"print-sql", "--format", "dbmate", "--out", out}, k_all));
     REQUIRE(written.exit_code == 0);
-    CHECK(contains(written.err, "wrote 5 dbmate migrations"));
+    CHECK(contains(written.err, "wrote 6 dbmate migrations"));
     auto up = run_dbmate(db, out, "up");
     REQUIRE_MESSAGE(up.exit_code == 0, up.err);
     CHECK(run_pgkit(args({"status", addr, "--exit-code"}, k_all)).exit_code == 0);
-    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "5");
+    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "6");
 
     // The newest file first: the auth store's step.
     auto first = run_dbmate(db, out, "rollback");
@@ -302,7 +304,7 @@ TEST_CASE("pgkit print-sql") {
     CHECK(auth.exit_code == 3);
     CHECK(contains(auth.out, "pending  20261201140000_auth_store.sql"));
     CHECK(run_pgkit({"status", addr, "--exit-code", "session", "cache"}).exit_code == 0);
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 5; ++i)
       REQUIRE(run_dbmate(db, out, "rollback").exit_code == 0);
     CHECK(table_count(db) == "0");
     CHECK(query_value(db.url(),

@@ -659,12 +659,13 @@ TEST_CASE("pgkit::cache statements: prepared once per connection, or unnamed for
     pgkit::cache store{connections};
     exercise(store);
     // Names carry a hash of the schema (never the schema itself, which could push them past
-    // PostgreSQL's 63 bytes); the sweep's lock_timeout statement is shared by gc and purge.
+    // PostgreSQL's 63 bytes); the sweep's statements are shared by gc and purge. A gc that runs
+    // alone takes the advisory lock and deletes without the locking pass.
     std::string expected;
-    for (const char* name : {"clear", "count_expired", "expire", "gc", "get", "get_many", "purge",
-                             "remove", "set", "set_many", "touch"})
+    for (const char* name : {"clear", "count_expired", "expire", "gc_alone", "get", "get_many",
+                             "purge", "remove", "set", "set_many", "touch"})
       expected += pgkit::detail::statement_name("cache", name, "pgkit") + " ";
-    expected += pgkit::detail::statement_name("sweep", "lock_timeout", "");
+    expected += pgkit::detail::statement_name("sweep", "lock_alone", "");
     CHECK(prepared_names(*connections) == expected);
   }
   SUBCASE("two long schema names that share their first 50 bytes share one connection") {

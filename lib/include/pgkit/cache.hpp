@@ -32,6 +32,43 @@ enum class cache_read_failure {
   as_miss,  ///< report it to cache_options::on_failure and return a miss
 };
 
+/// Something that happened to a near tier, told to near_options::on_event.
+struct near_event {
+  /// flushed: every entry was dropped (the listener reconnected, so notifications may have been
+  /// lost); listener_lost: the listener's connection broke and the tier is bypassed until it is
+  /// back; listener_back: the listener is LISTENing again and the (flushed) tier serves again.
+  enum class kind { flushed, listener_lost, listener_back } what;
+  std::string reason;  ///< why, in words (the connection error for listener_lost)
+};
+
+/// The in-process tier in front of the cache table (cache_options::near); docs/cache.md says
+/// what it guarantees.
+struct near_options {
+  /// At most this many entries are held (at least 1).
+  std::size_t max_entries = 10000;
+  /// At most this many bytes of keys, values and bookkeeping are held (at least 1 KiB).
+  std::size_t max_bytes = 64 * 1024 * 1024;
+  /// Where the process's invalidation listener connects; empty: the pool's connection settings
+  /// (required with pooler = "pgbouncer-transaction").
+  std::string listen_conninfo;
+  /// Receives the tier's events; called on the listener's thread; must not throw.
+  std::function<void(const near_event&)> on_event;
+};
+
+/// What a near tier has done so far (all zero when the tier is off).
+struct near_stats {
+  std::uint64_t hits = 0;           ///< reads answered from the tier
+  std::uint64_t misses = 0;         ///< reads that went to the table while the tier was serving
+  std::uint64_t invalidations = 0;  ///< invalidation notifications received for this schema
+  std::uint64_t flushes = 0;        ///< times the whole tier (or a resource type) was dropped
+  std::size_t entries = 0;          ///< entries held now
+  std::size_t bytes = 0;            ///< bytes held now (keys, values and bookkeeping)
+};
+
+namespace detail {
+class near_tier;
+}
+
 /// How a cache store behaves. Every field has a usable default.
 struct cache_options {
   /// The schema holding the `cache` table; empty: the pool configuration's `schema`, else
@@ -51,6 +88,8 @@ struct cache_options {
   std::function<void(const pgkit::error&)> on_failure;
   /// How long one gc batch may wait for a table lock (SET LOCAL lock_timeout).
   std::chrono::milliseconds gc_lock_timeout{2000};
+  /// Turns on the in-process near tier; std::nullopt (the default): every read asks the table.
+  std::optional<near_options> near;
 };
 
 /// What gc() is asked to do.
@@ -79,7 +118,10 @@ struct cache_gc_result {
 class cache {
  public:
   /// Creates a store on `connections`. Throws usage_error when the schema name is not a plain
-  /// identifier. Checks nothing on the server (see check()).
+  /// identifier. Checks nothing on the server (see check()), unless options.near is set: then
+  /// it checks that the cache module (with its invalidation trigger) is applied and connects
+  /// the process's invalidation listener, throwing pgkit::error when either fails and
+  /// config_error behind a transaction-mode pooler without near_options::listen_conninfo.
   explicit cache(std::shared_ptr<pool> connections, cache_options options = {});
   ~cache();
   cache(const cache&) = delete;
@@ -154,12 +196,18 @@ class cache {
   /// Returns how many entries (of `resource_type`, or all) are expired now, without deleting.
   std::size_t count_expired(const std::optional<std::string>& resource_type = std::nullopt);
 
+  /// Returns the near tier's counters; all zero when cache_options::near is not set.
+  near_stats near_statistics() const;
+
  private:
   struct statements;
   std::shared_ptr<pool> m_pool;
   cache_options m_options;
   std::string m_schema;
+  void start_near();
+
   std::unique_ptr<const statements> m_statements;
+  std::unique_ptr<detail::near_tier> m_near;
 };
 
 }  // namespace pgkit

@@ -11,6 +11,7 @@
 #include "pgkit/migration.hpp"
 #include "stores/cache_statements.hpp"
 #include "stores/expiry_sweep.hpp"
+#include "stores/near_cache.hpp"
 #include "stores/statements.hpp"
 #include "stores/text_array.hpp"
 
@@ -119,6 +120,53 @@ detail::result run_statement(const lease& borrowed, const statement& stmt,
   }
 }
 
+// A bigint column of milliseconds left, or std::nullopt for NULL (never expires).
+std::optional<std::chrono::milliseconds> remaining(const detail::result& rows, int row,
+                                                   int column) {
+  if (rows.is_null(row, column))
+    return std::nullopt;
+  return std::chrono::milliseconds{rows.int8(row, column)};
+}
+
+// Drops what a write touched from this process's near tier when the write is over, committed or
+// failed (a failed commit may still have happened), so that the writer reads its own write at
+// once; the trigger's notification tells every other process.
+class near_write {
+ public:
+  near_write(detail::near_tier* tier, std::string_view resource_type)
+      : m_tier(tier), m_resource_type(resource_type) {}
+  near_write(detail::near_tier* tier, std::string_view resource_type, std::string_view key)
+      : near_write(tier, resource_type) {
+    m_keys.push_back(key);
+  }
+  ~near_write() {
+    if (m_tier == nullptr)
+      return;
+    try {
+      if (m_whole_type)
+        m_tier->invalidate_type(m_resource_type);
+      for (auto key : m_keys)
+        m_tier->invalidate(m_resource_type, key);
+    } catch (...) {
+      // Only allocation can fail here; the notification still drops the entries.
+    }
+  }
+  near_write(const near_write&) = delete;
+  near_write& operator=(const near_write&) = delete;
+
+  void add(std::string_view key) {
+    if (m_tier != nullptr)
+      m_keys.push_back(key);
+  }
+  void whole_type() { m_whole_type = true; }
+
+ private:
+  detail::near_tier* m_tier;
+  std::string_view m_resource_type;
+  std::vector<std::string_view> m_keys;
+  bool m_whole_type = false;
+};
+
 }  // namespace
 
 // One store's statements: names carry a hash of the schema so that stores on different schemas
@@ -129,6 +177,8 @@ struct cache::statements {
       : get(make(detail::cache_sql::k_get, schema)),
         purge(make(detail::cache_sql::k_purge, schema)),
         get_many(make(detail::cache_sql::k_get_many, schema)),
+        get_near(make(detail::cache_sql::k_get_near, schema)),
+        get_many_near(make(detail::cache_sql::k_get_many_near, schema)),
         set(make(detail::cache_sql::k_set, schema)),
         set_many(make(detail::cache_sql::k_set_many, schema)),
         remove(make(detail::cache_sql::k_remove, schema)),
@@ -137,6 +187,8 @@ struct cache::statements {
         touch(make(detail::cache_sql::k_touch, schema)),
         gc_batch(make(detail::cache_sql::k_gc_batch, schema)),
         gc_batch_of_type(make(detail::cache_sql::k_gc_batch_of_type, schema)),
+        gc_batch_alone(make(detail::cache_sql::k_gc_batch_alone, schema)),
+        gc_batch_of_type_alone(make(detail::cache_sql::k_gc_batch_of_type_alone, schema)),
         count_expired(make(detail::cache_sql::k_count_expired, schema)),
         count_expired_of_type(make(detail::cache_sql::k_count_expired_of_type, schema)),
         table(detail::quote_identifier(schema) + ".cache") {}
@@ -145,8 +197,9 @@ struct cache::statements {
     return detail::make_statement("cache", text, schema);
   }
 
-  statement get, purge, get_many, set, set_many, remove, clear, expire, touch, gc_batch,
-      gc_batch_of_type, count_expired, count_expired_of_type;
+  statement get, purge, get_many, get_near, get_many_near, set, set_many, remove, clear, expire,
+      touch, gc_batch, gc_batch_of_type, gc_batch_alone, gc_batch_of_type_alone, count_expired,
+      count_expired_of_type;
   std::string table;
 };
 
@@ -157,6 +210,61 @@ cache::cache(std::shared_ptr<pool> connections, cache_options options)
   m_schema = resolve_schema(m_options.schema, m_pool->config());
   validate_schema_name(m_schema);
   m_statements = std::make_unique<const statements>(m_schema);
+  if (m_options.near)
+    start_near();
+}
+
+void cache::start_near() {
+  const auto& near = *m_options.near;
+  const auto& config = m_pool->config();
+  if (near.listen_conninfo.empty() && config.pooler == pooler_mode::pgbouncer_transaction) {
+    throw config_error(
+        "the near cache needs a LISTEN session, which a transaction-mode pooler (pooler = "
+        "\"pgbouncer-transaction\") does not keep",
+        "set near_options::listen_conninfo to a direct connection to PostgreSQL (or one through "
+        "a session-mode pooler)");
+  }
+  {
+    // The tier is only coherent when the cache module's trigger announces every write.
+    auto lease = m_pool->acquire();
+    auto found = detail::run_sql(
+        detail::libpq_handle(lease.connection()),
+        "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT FROM pg_trigger "
+        "WHERE tgrelid = to_regclass($1) AND tgname = 'cache_announce_delete'), "
+        "current_setting('client_encoding')",
+        {m_statements->table}, detail::result_format::text, "checking the cache table");
+    if (found.view(0, 0) != "t")
+      throw not_applied(m_schema, "42P01");
+    if (found.view(0, 1) != "t") {
+      throw error(error_kind::undefined_object,
+                  "the cache module in schema " + m_schema +
+                      " has no invalidation trigger, which the near tier needs (it was applied "
+                      "by an older pgkit)",
+                  m_schema == "pgkit" ? std::string{"run pgkit apply cache"}
+                                      : "run pgkit apply cache --schema " + m_schema);
+    }
+    // The trigger announces digests of the keys' UTF-8 bytes, which are the application's own
+    // bytes only when the connection speaks UTF-8.
+    if (found.view(0, 2) != "UTF8") {
+      throw config_error(
+          "the near cache needs client_encoding UTF8, and the pool's connections "
+          "use " +
+              std::string{found.view(0, 2)},
+          "set client_encoding=UTF8 in the connection settings (or "
+          "PGCLIENTENCODING)");
+    }
+  }
+  // Named so that operators can tell the listener apart in pg_stat_activity (an
+  // application_name in the configuration still wins).
+  m_near = std::make_unique<detail::near_tier>(
+      near, m_schema,
+      near.listen_conninfo.empty()
+          ? config.conninfo() + " fallback_application_name='pgkit near cache'"
+          : near.listen_conninfo);
+}
+
+near_stats cache::near_statistics() const {
+  return m_near ? m_near->statistics() : near_stats{};
 }
 
 cache::~cache() = default;
@@ -193,17 +301,27 @@ auto guarded_read(const cache_options& options, Read&& read, Fallback&& fallback
 std::optional<std::string> cache::get(std::string_view resource_type, std::string_view key) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
+  detail::near_tier::fill_ticket ticket;
+  if (m_near) {
+    if (auto hit = m_near->get(resource_type, key))
+      return hit;
+    ticket = m_near->prepare_fill(resource_type, key);
+  }
   return guarded_read(
       m_options,
       [&]() -> std::optional<std::string> {
         auto lease = m_pool->acquire();
         std::vector<bound_param> parameters{text_param(resource_type), text_param(key)};
-        auto rows =
-            run_statement(lease, m_statements->get, parameters, "reading the cache", m_schema);
+        auto rows = run_statement(lease, ticket.usable ? m_statements->get_near : m_statements->get,
+                                  parameters, "reading the cache", m_schema);
         if (rows.rows() == 0)
           return std::nullopt;
-        if (!rows.is_null(0, 0))
-          return rows.bytes(0, 0);
+        if (!rows.is_null(0, 0)) {
+          auto value = rows.bytes(0, 0);
+          if (ticket.usable)
+            m_near->fill(ticket, resource_type, key, value, remaining(rows, 0, 1));
+          return value;
+        }
         parameters[1] = text_param(text_array(std::vector<std::string_view>{key}));
         run_statement(lease, m_statements->purge, parameters, "deleting an expired cache entry",
                       m_schema);
@@ -219,25 +337,50 @@ std::vector<std::optional<std::string>> cache::get_many(std::string_view resourc
     check_text("key", key, m_options.max_key_size, "max_key_size");
   if (keys.empty())
     return {};
+  std::vector<std::optional<std::string>> values(keys.size());
+  // The positions in `keys` that the table is asked for: all of them, or the near tier's misses
+  // with their fill tickets.
+  std::vector<std::size_t> asked;
+  std::vector<detail::near_tier::fill_ticket> tickets;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (m_near) {
+      if ((values[i] = m_near->get(resource_type, keys[i])))
+        continue;
+      tickets.push_back(m_near->prepare_fill(resource_type, keys[i]));
+    }
+    asked.push_back(i);
+  }
+  if (asked.empty())
+    return values;
+  const bool fill = !tickets.empty() && tickets.front().usable;
   return guarded_read(
       m_options,
       [&]() {
         auto lease = m_pool->acquire();
+        std::vector<std::string_view> asked_keys;
+        for (auto i : asked)
+          asked_keys.push_back(keys[i]);
         std::vector<bound_param> parameters{text_param(resource_type),
-                                            text_param(text_array(keys))};
+                                            text_param(text_array(asked_keys))};
         auto rows =
-            run_statement(lease, m_statements->get_many, parameters, "reading the cache", m_schema);
-        std::vector<std::optional<std::string>> values(keys.size());
+            run_statement(lease, fill ? m_statements->get_many_near : m_statements->get_many,
+                          parameters, "reading the cache", m_schema);
         std::vector<std::string_view> expired;
         for (int row = 0; row < rows.rows(); ++row) {
           auto position = rows.int8(row, 0);
-          if (position < 1 || static_cast<std::size_t>(position) > keys.size())
+          if (position < 1 || static_cast<std::size_t>(position) > asked.size())
             throw error(error_kind::internal, "get_many: the server returned a bad position");
-          auto index = static_cast<std::size_t>(position - 1);
-          if (rows.is_null(row, 1))
+          auto slot = static_cast<std::size_t>(position - 1);
+          auto index = asked[slot];
+          if (rows.is_null(row, 1)) {
             expired.push_back(keys[index]);
-          else
-            values[index] = rows.bytes(row, 1);
+            continue;
+          }
+          values[index] = rows.bytes(row, 1);
+          if (fill) {
+            m_near->fill(tickets[slot], resource_type, keys[index], *values[index],
+                         remaining(rows, row, 2));
+          }
         }
         if (!expired.empty()) {
           parameters[1] = text_param(text_array(expired));
@@ -246,7 +389,11 @@ std::vector<std::optional<std::string>> cache::get_many(std::string_view resourc
         }
         return values;
       },
-      [&] { return std::vector<std::optional<std::string>>(keys.size()); });
+      [&] {
+        for (auto i : asked)
+          values[i].reset();
+        return values;
+      });
 }
 
 void cache::set(std::string_view resource_type, std::string_view key, std::string_view value,
@@ -255,6 +402,7 @@ void cache::set(std::string_view resource_type, std::string_view key, std::strin
   check_text("key", key, m_options.max_key_size, "max_key_size");
   check_value(key, value, m_options.max_value_size);
   check_ttl(ttl);
+  near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
   run_statement(
       lease, m_statements->set,
@@ -281,6 +429,9 @@ void cache::set_many(std::string_view resource_type,
   }
   if (latest.empty())
     return;
+  near_write written{m_near.get(), resource_type};
+  for (const auto& entry : latest)
+    written.add(entry.first);
   std::vector<std::string_view> keys;
   std::vector<std::size_t> starts, lengths;
   std::string packed;
@@ -310,6 +461,7 @@ void cache::set_many(std::string_view resource_type,
 bool cache::remove(std::string_view resource_type, std::string_view key) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
+  near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
   auto result =
       run_statement(lease, m_statements->remove, {text_param(resource_type), text_param(key)},
@@ -319,6 +471,8 @@ bool cache::remove(std::string_view resource_type, std::string_view key) {
 
 std::size_t cache::clear(std::string_view resource_type) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
+  near_write written{m_near.get(), resource_type};
+  written.whole_type();
   auto lease = m_pool->acquire();
   const std::vector<bound_param> parameters{text_param(resource_type),
                                             int_param(static_cast<std::int64_t>(k_clear_batch))};
@@ -354,6 +508,7 @@ bool cache::expire(std::string_view resource_type, std::string_view key, cache_t
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
   check_ttl(ttl);
+  near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
   auto result =
       run_statement(lease, m_statements->expire,
@@ -385,11 +540,17 @@ cache_gc_result cache::gc(const cache_gc_options& options) {
   auto lease = m_pool->acquire();
   detail::expiry_sweep sweep{detail::libpq_handle(lease.connection()), detail::prepared_on(lease),
                              sweep_options, "expired entries", "gc"};
-  detail::sweep_target target{&m_statements->gc_batch, &m_statements->count_expired, {}};
+  detail::sweep_target target{&m_statements->gc_batch,
+                              &m_statements->count_expired,
+                              {},
+                              &m_statements->gc_batch_alone,
+                              m_statements->table};
   if (options.resource_type) {
     target = {&m_statements->gc_batch_of_type,
               &m_statements->count_expired_of_type,
-              {text_param(*options.resource_type)}};
+              {text_param(*options.resource_type)},
+              &m_statements->gc_batch_of_type_alone,
+              m_statements->table};
   }
   try {
     sweep.sweep(target, [&](std::uint64_t batch, std::uint64_t total) {

@@ -26,6 +26,20 @@ inline constexpr statement_text k_get_many{
     "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
     "CROSS JOIN LATERAL (SELECT expires_at, value FROM {S}.cache "
     "WHERE resource_type = $1 AND key = k.key OFFSET 0) AS c"};
+// The near tier's reads also return the entry's remaining lifetime in whole milliseconds,
+// rounded down (NULL: it never expires), so that its copy expires no later than the row.
+inline constexpr statement_text k_get_near{
+    "get_near",
+    "SELECT CASE WHEN expires_at <= now() THEN NULL ELSE value END, "
+    "floor(extract(epoch FROM expires_at - now()) * 1000)::bigint "
+    "FROM {S}.cache WHERE resource_type = $1 AND key = $2"};
+inline constexpr statement_text k_get_many_near{
+    "get_many_near",
+    "SELECT k.position, CASE WHEN c.expires_at <= now() THEN NULL ELSE c.value END, "
+    "floor(extract(epoch FROM c.expires_at - now()) * 1000)::bigint "
+    "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
+    "CROSS JOIN LATERAL (SELECT expires_at, value FROM {S}.cache "
+    "WHERE resource_type = $1 AND key = k.key OFFSET 0) AS c"};
 inline constexpr statement_text k_set{
     "set",
     "INSERT INTO {S}.cache AS c (resource_type, key, value, expires_at) "
@@ -75,6 +89,16 @@ inline constexpr statement_text k_gc_batch_of_type{
     "DELETE FROM {S}.cache WHERE ctid = ANY(ARRAY(SELECT ctid FROM {S}.cache WHERE expires_at <= "
     "now() "
     "AND resource_type = $2 ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED))"};
+// The same batches for a gc that runs alone (expiry_sweep's delete_batch_alone): no locking
+// pass, so each row is visited once by the index scan and once by the delete.
+inline constexpr statement_text k_gc_batch_alone{
+    "gc_alone",
+    "DELETE FROM {S}.cache WHERE ctid = ANY(ARRAY(SELECT ctid FROM {S}.cache "
+    "WHERE expires_at <= now() ORDER BY expires_at LIMIT $1))"};
+inline constexpr statement_text k_gc_batch_of_type_alone{
+    "gc_type_alone",
+    "DELETE FROM {S}.cache WHERE ctid = ANY(ARRAY(SELECT ctid FROM {S}.cache "
+    "WHERE expires_at <= now() AND resource_type = $2 ORDER BY expires_at LIMIT $1))"};
 inline constexpr statement_text k_count_expired{
     "count_expired", "SELECT count(*) FROM {S}.cache WHERE expires_at <= now()"};
 inline constexpr statement_text k_count_expired_of_type{

@@ -15,6 +15,14 @@ constexpr std::chrono::milliseconds k_first_batch_floor{1000};
 
 constexpr statement_text k_set_lock_timeout{"lock_timeout",
                                             "SELECT set_config('lock_timeout', $1, true)"};
+// Whether this batch is the table's only sweep right now (the lock ends with the transaction);
+// the class id keeps pgkit's keys apart from the application's one-argument advisory locks.
+constexpr statement_text k_lock_alone{"lock_alone",
+                                      "SELECT set_config('lock_timeout', $1, true), "
+                                      "pg_try_advisory_xact_lock(1885824107, hashtext($2))"};
+// A batch that runs alone waits this long at most for a row (or the table) before it is redone
+// the SKIP LOCKED way; rows held by writers are held for one short statement.
+constexpr std::chrono::milliseconds k_alone_lock_timeout{50};
 
 }  // namespace
 
@@ -26,7 +34,8 @@ expiry_sweep::expiry_sweep(pg_conn* conn, prepared_statements* prepared,
       m_what(std::move(what)),
       m_rerun(std::move(rerun)),
       m_started(steady_clock::now()),
-      m_lock_timeout(make_statement("sweep", k_set_lock_timeout, "")) {
+      m_lock_timeout(make_statement("sweep", k_set_lock_timeout, "")),
+      m_lock_alone(make_statement("sweep", k_lock_alone, "")) {
   if (options.batch_size == 0)
     throw usage_error("the batch size is 0", "give a batch size of at least 1");
   if (options.max_duration && options.max_duration->count() <= 0)
@@ -49,6 +58,10 @@ std::uint64_t expiry_sweep::sweep(
   parameters.insert(parameters.end(), target.extra.begin(), target.extra.end());
   const std::vector<bound_param> lock_timeout{
       text_param(std::to_string(m_options.lock_timeout.count()) + "ms")};
+  const std::vector<bound_param> lock_alone{
+      text_param(std::to_string(std::min(m_options.lock_timeout, k_alone_lock_timeout).count()) +
+                 "ms"),
+      text_param(target.exclusive_key)};
   std::uint64_t deleted_here = 0;
   for (;;) {
     if (m_options.max_duration) {
@@ -64,11 +77,29 @@ std::uint64_t expiry_sweep::sweep(
     std::uint64_t deleted = 0;
     try {
       run_sql(m_conn, "BEGIN", {}, result_format::text, context, m_control);
-      run(m_conn, m_prepared, m_lock_timeout, lock_timeout, result_format::binary, context,
-          m_control);
-      deleted = run(m_conn, m_prepared, *target.delete_batch, parameters, result_format::binary,
-                    context, m_control)
-                    .affected_rows();
+      bool done = false;
+      if (target.delete_batch_alone != nullptr && run(m_conn, m_prepared, m_lock_alone, lock_alone,
+                                                      result_format::binary, context, m_control)
+                                                      .boolean(0, 1)) {
+        try {
+          deleted = run(m_conn, m_prepared, *target.delete_batch_alone, parameters,
+                        result_format::binary, context, m_control)
+                        .affected_rows();
+          done = true;
+        } catch (const error& e) {
+          if (e.kind() != error_kind::lock_timeout)
+            throw;
+          run_sql(m_conn, "ROLLBACK", {}, result_format::text, context, m_control);
+          run_sql(m_conn, "BEGIN", {}, result_format::text, context, m_control);
+        }
+      }
+      if (!done) {
+        run(m_conn, m_prepared, m_lock_timeout, lock_timeout, result_format::binary, context,
+            m_control);
+        deleted = run(m_conn, m_prepared, *target.delete_batch, parameters, result_format::binary,
+                      context, m_control)
+                      .affected_rows();
+      }
       run_sql(m_conn, "COMMIT", {}, result_format::text, context, m_control);
     } catch (const error&) {
       fail(context);

@@ -39,6 +39,12 @@ struct sweep_target {
   const statement* delete_batch;
   const statement* count;
   std::vector<bound_param> extra;
+  /// Optional: the same DELETE without FOR UPDATE SKIP LOCKED (one pass over the rows fewer),
+  /// used by a batch that holds the transaction-level advisory lock named by `exclusive_key`,
+  /// that is while no other sweep of the table runs. It may wait for a row another session
+  /// holds: after a short lock_timeout the batch is redone by `delete_batch`.
+  const statement* delete_batch_alone = nullptr;
+  std::string exclusive_key;
 };
 
 /// A sweep over one or more tables on one connection, sharing one deadline.
@@ -68,6 +74,7 @@ class expiry_sweep {
   steady_clock::time_point m_started;
   stop_control m_control;
   statement m_lock_timeout;
+  statement m_lock_alone;
   sweep_result m_result;
 };
 

@@ -124,7 +124,7 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
   for (std::size_t i = 0; i < targets.size() && sweep.result().complete; ++i) {
     auto delete_batch = detail::make_statement("session", *targets[i]->delete_batch, schema);
     auto count = detail::make_statement("session", *targets[i]->count, schema);
-    result.tables[i].rows = sweep.sweep({&delete_batch, &count, {}});
+    result.tables[i].rows = sweep.sweep({&delete_batch, &count, {}, nullptr, {}});
   }
   auto swept = sweep.result();
   result.batches = swept.batches;
