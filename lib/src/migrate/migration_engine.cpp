@@ -157,6 +157,28 @@ plan make_plan(const std::vector<const migration*>& order,
   return result;
 }
 
+// A standby takes no writes: say so, naming it, before any lock is taken or waited for.
+void refuse_standby(pqxx::connection& connection) {
+  bool in_recovery = false;
+  try {
+    pqxx::nontransaction tx{connection};
+    in_recovery = tx.exec("SELECT pg_is_in_recovery()")[0][0].as<bool>();
+  } catch (...) {
+    detail::rethrow_as_pgkit("asking whether the server is a standby");
+  }
+  if (!in_recovery)
+    return;
+  std::string server = connection.hostname() == nullptr ? "" : connection.hostname();
+  if (connection.port() != nullptr)
+    server += std::string{server.empty() ? "port " : ":"} + connection.port();
+  throw error(error_kind::sql,
+              "the server at " + server +
+                  " is a standby (read-only, in recovery): migrations run on the primary",
+              "point the command at the primary; with a multi-host URL add "
+              "target_session_attrs=read-write",
+              "25006");
+}
+
 // A session-level advisory lock taken by polling pg_try_advisory_lock (a blocked waiter would
 // deadlock a CREATE INDEX CONCURRENTLY of the holder), released on destruction.
 class migration_lock {
@@ -379,6 +401,7 @@ apply_result apply_modules(pqxx::connection& connection, const migration_options
   auto order = run_order(catalog.select(options.modules));
 
   apply_result result;
+  refuse_standby(connection);
   // Most runs find nothing to do; they need not wait for a lock to learn that.
   auto first_look = make_plan(order, read_applied(connection, options.schema), options);
   if (first_look.pending.empty()) {
@@ -429,6 +452,7 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
       throw usage_error("--to " + version + " is not a version", "give a 14-digit version, or 0");
   }
 
+  refuse_standby(connection);
   migration_lock lock{connection, options};
   auto applied = read_applied(connection, options.schema);
   std::vector<const applied_migration*> mine;
