@@ -200,6 +200,22 @@ error not_applied(const std::string& schema, const std::string& sqlstate) {
                fix, sqlstate);
 }
 
+// A standby refuses the cache: it cannot read an UNLOGGED table during recovery (0A000) and
+// takes no writes (25006).
+bool refused_by_standby(const std::string& sqlstate) {
+  return sqlstate == "0A000" || sqlstate == "25006";
+}
+
+error on_standby(const std::string& schema, const std::string& sqlstate) {
+  return error(error_kind::sql,
+               "the cache table " + schema +
+                   ".cache cannot be used on a standby: it is UNLOGGED, so its rows exist only "
+                   "on the primary",
+               "give the cache a pool on the primary (with a multi-host URL, "
+               "target_session_attrs=read-write); replicas serve session reads only",
+               sqlstate);
+}
+
 // Turns the exception being handled into a pgkit::error; a missing table or schema becomes the
 // "not applied" error with the command that fixes it.
 [[noreturn]] void rethrow_cache_error(const std::string& context, const std::string& schema) {
@@ -208,6 +224,8 @@ error not_applied(const std::string& schema, const std::string& sqlstate) {
   } catch (const error& e) {
     if (e.sqlstate() == "42P01" || e.sqlstate() == "3F000")
       throw not_applied(schema, e.sqlstate());
+    if (refused_by_standby(e.sqlstate()))
+      throw on_standby(schema, e.sqlstate());
     throw;
   }
 }
@@ -289,6 +307,8 @@ std::string trimmed(const char* message) {
   std::string sqlstate = state == nullptr ? "" : state;
   if (sqlstate == "42P01" || sqlstate == "3F000")
     throw not_applied(schema, sqlstate);
+  if (refused_by_standby(sqlstate))
+    throw on_standby(schema, sqlstate);
   std::string message = result == nullptr ? trimmed(PQerrorMessage(connection))
                                           : trimmed(PQresultErrorMessage(result));
   if (sqlstate.empty())

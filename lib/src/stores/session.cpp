@@ -105,6 +105,7 @@ struct session_store::statements : session_sql {};
 
 session_store::session_store(std::shared_ptr<pool> pool, session_options options)
     : m_pool{std::move(pool)},
+      m_replica{std::move(options.replica)},
       m_touch_interval{options.touch_interval},
       m_default_period_ms{options.default_period.count()} {
   if (!m_pool)
@@ -177,20 +178,26 @@ std::string session_store::generate(std::string_view data, std::optional<millise
   return key;
 }
 
-std::optional<session_value> session_store::get(std::string_view key) {
-  if (!is_well_formed_session_key(key))
-    return std::nullopt;
-  auto digest = detail::session_key_digest(key);
+namespace {
+
+// What a read does with an expired session it finds: a replica cannot delete it.
+enum class expired_session { remove, keep };
+
+std::optional<session_value> read_session(pool& from, const session_sql& sql,
+                                          const std::string& digest, expired_session expired,
+                                          const std::string& schema) {
   try {
-    auto lease = m_pool->acquire();
+    auto lease = from.acquire();
     pqxx::nontransaction tx{*lease};
-    auto rows = detail::exec_statement(lease, tx, m_sql->get.name, m_sql->get.sql, bytes(digest));
+    auto rows = detail::exec_statement(lease, tx, sql.get.name, sql.get.sql, bytes(digest));
     if (rows.empty())
       return std::nullopt;
     const auto row = rows[0];
     if (!row[1].as<bool>()) {
-      detail::exec_statement(lease, tx, m_sql->remove_expired.name, m_sql->remove_expired.sql,
-                             bytes(digest));
+      if (expired == expired_session::remove) {
+        detail::exec_statement(lease, tx, sql.remove_expired.name, sql.remove_expired.sql,
+                               bytes(digest));
+      }
       return std::nullopt;
     }
     session_value value;
@@ -199,8 +206,26 @@ std::optional<session_value> session_store::get(std::string_view key) {
     value.version = row[3].as<std::int64_t>();
     return value;
   } catch (...) {
-    rethrow_session_error("reading a session", m_schema);
+    rethrow_session_error("reading a session", schema);
   }
+}
+
+}  // namespace
+
+std::optional<session_value> session_store::get(std::string_view key) {
+  if (!is_well_formed_session_key(key))
+    return std::nullopt;
+  auto digest = detail::session_key_digest(key);
+  if (m_replica) {
+    // The replica may not have replayed a session created a moment ago, or may be down: the
+    // primary answers then. What the replica has is returned as it is (see docs/scaling.md).
+    try {
+      if (auto found = read_session(*m_replica, *m_sql, digest, expired_session::keep, m_schema))
+        return found;
+    } catch (const error&) {
+    }
+  }
+  return read_session(*m_pool, *m_sql, digest, expired_session::remove, m_schema);
 }
 
 set_result session_store::set(std::string_view key, std::string_view data,
