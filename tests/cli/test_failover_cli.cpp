@@ -27,12 +27,6 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// "127.0.0.1:PORT" of a sandbox URL.
-std::string server_of(const own_sandbox& sandbox) {
-  auto at = sandbox.url().find('@') + 1;
-  return sandbox.url().substr(at, sandbox.url().find('/', at) - at);
-}
-
 }  // namespace
 
 TEST_CASE("pgkit listen keeps printing across a failover") {
@@ -78,7 +72,7 @@ TEST_CASE("migration commands pointed at a standby") {
       auto refused = run_pgkit(command);
       CHECK(refused.exit_code == 1);
       CHECK_MESSAGE(contains(refused.err,
-                             "pgkit: error: the server at " + server_of(standby) + " is a standby"),
+                             "pgkit: error: the server at " + standby.address() + " is a standby"),
                     refused.err);
       CHECK_FALSE(contains(refused.err, "migration lock"));
     }

@@ -19,10 +19,8 @@
 #include "child_process.hpp"
 #include "harness.hpp"
 #include "pgkit/cache.hpp"
-#include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/listener.hpp"
-#include "pgkit/migration.hpp"
 #include "pgkit/notify.hpp"
 #include "pgkit/pool.hpp"
 #include "pgkit/session.hpp"
@@ -101,10 +99,7 @@ void one_call(pgkit::cache& cache, pgkit::session_store& sessions, worker_log& l
 
 TEST_CASE("failover: the standby is promoted under load") {
   own_sandbox primary;
-  {
-    auto connection = pgkit::connect(primary.url());
-    pgkit::apply_modules(*connection, std::vector<std::string>{"cache", "session"});
-  }
+  primary.apply({"cache", "session"});
   own_sandbox standby{own_sandbox::standby_of{primary}};
   // Synchronous replication: a commit returns once the standby has the WAL on disk. Set after
   // the copy, so the promoted standby does not wait for a standby of its own. The sandbox runs

@@ -14,6 +14,9 @@
 #include <tuple>
 #include <utility>
 
+#include "pgkit/connection.hpp"
+#include "pgkit/migration.hpp"
+
 namespace pgkit_test {
 namespace {
 
@@ -220,13 +223,19 @@ void own_sandbox::promote() {
     throw std::runtime_error("pg-sandbox promote failed: " + promoted.err);
 }
 
-std::string primary_of(const own_sandbox& first, const own_sandbox& second) {
+std::string own_sandbox::address() const {
   // A sandbox URL is postgresql://postgres@127.0.0.1:PORT/postgres.
-  auto host_and_port = [](const std::string& url) {
-    auto at = url.find('@') + 1;
-    return url.substr(at, url.find('/', at) - at);
-  };
-  return "postgresql://postgres@" + host_and_port(first.url()) + "," + host_and_port(second.url()) +
+  auto at = m_url.find('@') + 1;
+  return m_url.substr(at, m_url.find('/', at) - at);
+}
+
+void own_sandbox::apply(const std::vector<std::string>& modules) const {
+  auto connection = pgkit::connect(m_url);
+  pgkit::apply_modules(*connection, modules);
+}
+
+std::string primary_of(const own_sandbox& first, const own_sandbox& second) {
+  return "postgresql://postgres@" + first.address() + "," + second.address() +
          "/postgres?target_session_attrs=read-write";
 }
 

@@ -86,6 +86,10 @@ class own_sandbox {
   void promote();
   /// Returns the sandbox's directory.
   const std::string& dir() const { return m_dir; }
+  /// Returns "127.0.0.1:PORT", the server's address in URLs and messages.
+  std::string address() const;
+  /// Applies pgkit's built-in `modules` (and core) in schema pgkit, as `pgkit apply` does.
+  void apply(const std::vector<std::string>& modules) const;
 
  private:
   std::string m_dir;
