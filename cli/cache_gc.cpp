@@ -1,29 +1,25 @@
 // `pgkit cache-gc`: deletes expired cache entries in short batches, for cron and systemd
-// timers. One summary line, or one JSON document with --json, or nothing with --quiet.
+// timers. One summary line on stderr, or one JSON document with --json, or nothing with --quiet.
 
 #include <chrono>
-#include <cmath>
-#include <cstdio>
-#include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "commands.hpp"
-#include "connect.hpp"
+#include "context.hpp"
+#include "core/utf8.hpp"
+#include "number_option.hpp"
 #include "pgkit/cache.hpp"
 #include "pgkit/error.hpp"
-#include "pgkit/pool.hpp"
 
 namespace pgkit::cli {
 namespace {
 
 struct cache_gc_options {
-  long long batch_size = 10000;  // signed, so that a negative value is refused, not wrapped
-  double max_seconds = 0;        // 0: not given
-  std::string resource_type;
+  std::size_t batch_size = 10000;
+  std::optional<std::chrono::milliseconds> max_duration;  // std::nullopt: no limit
+  std::optional<std::string> resource_type;
   bool dry_run = false;
 };
 
@@ -31,80 +27,57 @@ std::string entries(std::size_t count) {
   return std::to_string(count) + (count == 1 ? " expired cache entry" : " expired cache entries");
 }
 
-std::string seconds_text(std::chrono::nanoseconds elapsed) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f s", std::chrono::duration<double>(elapsed).count());
-  return text;
+// Checked while parsing, like every other option: a resource type is non-empty UTF-8 text.
+std::string checked_resource_type(const std::string& type) {
+  if (type.empty())
+    throw usage_error("--resource-type must not be empty", "run 'pgkit cache-gc --help'");
+  check_utf8("--resource-type", type);
+  return type;
 }
 
-int run_cache_gc(const cache_gc_options& options, const global_options& globals,
-                 const CLI::App& command) {
-  if (options.batch_size < 1) {
-    throw usage_error(
-        "--batch-size must be at least 1 (got " + std::to_string(options.batch_size) + ")",
-        "run 'pgkit cache-gc --help'");
-  }
-  bool limited = command.count("--max-seconds") > 0;
-  if (limited && !(options.max_seconds > 0 && std::isfinite(options.max_seconds))) {
-    throw usage_error("--max-seconds must be a positive number of seconds",
-                      "run 'pgkit cache-gc --help'");
-  }
-  if (command.count("--resource-type") > 0 && options.resource_type.empty())
-    throw usage_error("--resource-type must not be empty", "run 'pgkit cache-gc --help'");
-
-  auto config = resolve_connection(globals);
-  config.pool_size = 1;
-  if (globals.verbose)
-    std::cerr << "pgkit: connecting to " << config.describe() << " (from " << config.source
-              << ")\n";
+int run_cache_gc(const cache_gc_options& options, context& ctx) {
   cache_options store_options;
-  store_options.schema = resolve_schema(globals);
-  cache store{std::make_shared<pool>(config), store_options};
-  std::optional<std::string> resource_type;
-  if (!options.resource_type.empty())
-    resource_type = options.resource_type;
+  store_options.schema = ctx.schema();
+  cache store{ctx.connect_pool(), store_options};
+  const auto& out = ctx.out();
 
-  nlohmann::json report{
+  nlohmann::ordered_json report{
       {"schema", store.schema()},
-      {"resource_type", resource_type ? nlohmann::json(*resource_type) : nlohmann::json(nullptr)},
+      {"resource_type",
+       options.resource_type ? nlohmann::json(*options.resource_type) : nlohmann::json(nullptr)},
       {"dry_run", options.dry_run}};
   std::string summary;
   if (options.dry_run) {
     auto started = std::chrono::steady_clock::now();
-    auto expired = store.count_expired(resource_type);
-    auto elapsed = std::chrono::steady_clock::now() - started;
+    auto expired = store.count_expired(options.resource_type);
     report["deleted"] = 0;
     report["expired"] = expired;
-    report["seconds"] = std::chrono::duration<double>(elapsed).count();
+    report["seconds"] = duration_seconds(std::chrono::steady_clock::now() - started);
     summary = "would delete " + entries(expired) + " (dry run)";
   } else {
     pgkit::cache_gc_options gc_options;
-    gc_options.batch_size = static_cast<std::size_t>(options.batch_size);
-    gc_options.resource_type = resource_type;
-    if (limited) {
-      gc_options.max_duration = std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::duration<double>(options.max_seconds));
-      if (gc_options.max_duration->count() == 0)
-        gc_options.max_duration = std::chrono::milliseconds{1};
-    }
-    if (globals.verbose) {
-      gc_options.progress = [](std::size_t batch, std::size_t total) {
-        std::cerr << "pgkit: batch deleted " << batch << " (" << total << " in all)\n";
+    gc_options.batch_size = options.batch_size;
+    gc_options.resource_type = options.resource_type;
+    gc_options.max_duration = options.max_duration;
+    if (out.verbose()) {
+      gc_options.progress = [&out](std::size_t batch, std::size_t total) {
+        out.detail("batch deleted " + std::to_string(batch) + " (" + std::to_string(total) +
+                   " in all)");
       };
     }
     auto result = store.gc(gc_options);
     report["deleted"] = result.deleted;
     report["batches"] = result.batches;
-    report["seconds"] = std::chrono::duration<double>(result.elapsed).count();
+    report["seconds"] = duration_seconds(result.elapsed);
     report["finished"] = result.finished;
-    summary = "deleted " + entries(result.deleted) + " in " + seconds_text(result.elapsed);
+    summary = "deleted " + entries(result.deleted) + " in " + duration_text(result.elapsed);
     if (!result.finished)
       summary += " (stopped by --max-seconds; expired entries may remain)";
   }
-  if (globals.json)
-    std::cout << report.dump() << '\n';
-  else if (!globals.quiet)
-    std::cout << summary << '\n';
+  if (out.json())
+    out.document(report);
+  else
+    out.report(summary);
   return exit_ok;
 }
 
@@ -112,20 +85,22 @@ int run_cache_gc(const cache_gc_options& options, const global_options& globals,
 
 void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_status) {
   auto options = std::make_shared<cache_gc_options>();
+  add_count_option(command, "--batch-size", options->batch_size, 1, 1000000,
+                   "rows deleted per batch, each its own transaction, default 10000");
+  add_seconds_option(command, "--max-seconds", options->max_duration, zero_seconds::refused,
+                     "start no new batch after this long, default no limit");
   command
-      .add_option("--batch-size", options->batch_size,
-                  "rows deleted per batch, each its own transaction (default 10000)")
-      ->option_text("N");
-  command
-      .add_option("--max-seconds", options->max_seconds,
-                  "start no new batch after this many seconds (default: no limit)")
-      ->option_text("S");
-  command
-      .add_option("--resource-type", options->resource_type, "only entries of this resource type")
+      .add_option_function<std::string>(
+          "--resource-type",
+          [options](const std::string& type) {
+            options->resource_type = checked_resource_type(type);
+          },
+          "only entries of this resource type")
       ->option_text("T");
   command.add_flag("--dry-run", options->dry_run, "count expired entries without deleting them");
-  command.callback([options, &globals, &exit_status, &command] {
-    exit_status = run_cache_gc(*options, globals, command);
+  command.callback([options, &globals, &exit_status] {
+    context ctx{globals};
+    exit_status = run_cache_gc(*options, ctx);
   });
 }
 

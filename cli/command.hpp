@@ -1,5 +1,12 @@
 #pragma once
 // What every subcommand shares: the global options and the shape of an entry in the table.
+//
+// Every command is written the same way, in its own file: an options struct; a
+// `setup_NAME(CLI::App&, ...)` that registers the options (numbers through number_option.hpp,
+// never CLI11's range validators) and a callback that builds one `context ctx{globals}`; and a
+// `run_NAME(options, ctx)` that gets configuration, schema and connections from the context
+// (never from database.toml again) and prints only through `ctx.out()` (output.hpp). Failures
+// are thrown as pgkit::error; main maps them to messages and exit codes.
 
 #include <string>
 #include <string_view>

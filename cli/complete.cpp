@@ -1,14 +1,13 @@
 // `pgkit __complete WHAT`: words for the shell completions that change with the build or the
 // configuration (module names, connection names), so the completion scripts never copy lists.
 
-#include <cstdlib>
-#include <fstream>
-#include <iostream>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
+#include "output.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
@@ -28,10 +27,18 @@ std::vector<std::string> connection_names(const global_options& globals) {
   if (!globals.config_file.empty())
     return load_config(globals.config_file, env).names();
   for (const auto& candidate : default_config_files()) {
-    if (std::ifstream{candidate})
+    std::error_code ignored;
+    if (std::filesystem::exists(candidate, ignored))
       return load_config(candidate, env).names();
   }
   return {};
+}
+
+void print_words(const std::vector<std::string>& words) {
+  std::string text;
+  for (const auto& word : words)
+    text += word + '\n';
+  write_stdout(text);
 }
 
 int run_complete(const complete_options& options, const global_options& globals) {
@@ -43,13 +50,11 @@ int run_complete(const complete_options& options, const global_options& globals)
     } catch (const error&) {
       names = module_catalog::load().names();
     }
-    for (const auto& name : names)
-      std::cout << name << '\n';
+    print_words(names);
     return exit_ok;
   }
   if (options.what == "connections") {
-    for (const auto& name : connection_names(globals))
-      std::cout << name << '\n';
+    print_words(connection_names(globals));
     return exit_ok;
   }
   throw usage_error("__complete does not know '" + options.what + "'", "use: modules, connections");

@@ -9,11 +9,10 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <ctime>
-#include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,11 +20,11 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "connect.hpp"
+#include "context.hpp"
+#include "number_option.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/listener.hpp"
 #include "pgkit/notify.hpp"
-#include "pgkit/redact.hpp"
 
 extern char** environ;
 
@@ -34,11 +33,10 @@ namespace {
 
 struct listen_options {
   std::vector<std::string> channels;
-  std::size_t count = 0;  // 0: no limit
-  double timeout_s = 0;   // used only when --timeout was given
-  bool timeout_given = false;
-  double heartbeat_s = 30;  // 0: no heartbeat
-  bool exec = false;        // the command is in global_options::trailing
+  std::size_t count = 0;                             // 0: no limit
+  std::optional<std::chrono::milliseconds> timeout;  // std::nullopt: wait for ever
+  std::chrono::milliseconds heartbeat{30000};        // 0: no heartbeat
+  bool exec = false;                                 // the command is in global_options::trailing
 };
 
 // The listener that SIGINT and SIGTERM stop. stop() is async-signal-safe.
@@ -82,14 +80,6 @@ class signal_scope {
   struct sigaction m_old_pipe {};
 };
 
-std::chrono::milliseconds to_milliseconds(double seconds) {
-  return std::chrono::milliseconds{static_cast<long long>(std::llround(seconds * 1000.0))};
-}
-
-std::string seconds_text(std::chrono::milliseconds duration) {
-  return fmt::format("{:.1f} s", static_cast<double>(duration.count()) / 1000.0);
-}
-
 // Backslash escapes for the text format: one notification stays one line.
 std::string escape_field(const std::string& text) {
   std::string escaped;
@@ -126,31 +116,21 @@ std::string iso8601_utc(std::chrono::system_clock::time_point when) {
   return fmt::format("{}.{:06d}Z", date, (micros - seconds).count());
 }
 
-std::string render(const notification& received, bool json) {
-  if (!json)
-    return escape_field(received.channel) + '\t' + escape_field(received.payload) + '\n';
-  nlohmann::json line = {{"channel", received.channel},
-                         {"payload", received.payload},
-                         {"pid", received.sender_pid},
-                         {"received_at", iso8601_utc(received.received_at)}};
-  // A database in SQL_ASCII can hand over bytes that are not UTF-8: replace, never fail.
-  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
-}
-
-// Writes all of `text` to stdout. Returns false when stdout is closed (EPIPE); throws on other
-// failures.
-bool write_stdout(const std::string& text) {
-  std::size_t done = 0;
-  while (done < text.size()) {
-    auto written = ::write(STDOUT_FILENO, text.data() + done, text.size() - done);
-    if (written >= 0) {
-      done += static_cast<std::size_t>(written);
-    } else if (errno == EPIPE) {
-      return false;
-    } else if (errno != EINTR) {
-      throw error(error_kind::internal,
-                  std::string{"cannot write to standard output: "} + std::strerror(errno));
+// Prints one notification: a line of text, or a JSON line with --json. Returns false when the
+// reader of stdout went away (`pgkit listen jobs | head -1`), which ends listen normally; throws
+// on any other failed write.
+bool print_notification(const output& out, const notification& received) {
+  try {
+    if (out.json()) {
+      out.json_line({{"channel", received.channel},
+                     {"payload", received.payload},
+                     {"pid", received.sender_pid},
+                     {"received_at", iso8601_utc(received.received_at)}});
+    } else {
+      out.data(escape_field(received.channel) + '\t' + escape_field(received.payload) + '\n');
     }
+  } catch (const stdout_closed&) {
+    return false;
   }
   return true;
 }
@@ -162,13 +142,11 @@ std::string command_text(const std::vector<std::string>& command) {
   return text;
 }
 
-void warn(const std::string& message) {
-  std::cerr << "pgkit: warning: " << redact_secrets(message) << '\n' << std::flush;
-}
-
 // Runs `command` for one notification: payload on stdin, PGKIT_CHANNEL and PGKIT_PID in the
 // environment. Waits for it (one at a time, in order) and reports a failure without throwing.
-void run_command(const std::vector<std::string>& command, const notification& received) {
+void run_command(const std::vector<std::string>& command, const notification& received,
+                 const output& out) {
+  auto warn = [&out](const std::string& message) { out.warning(message); };
   std::vector<std::string> env_strings;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string_view pair = *entry;
@@ -240,14 +218,15 @@ void run_command(const std::vector<std::string>& command, const notification& re
     warn(what + " was killed by signal " + std::to_string(WTERMSIG(status)) + which);
 }
 
-void report_event(const listener_event& event, std::size_t channel_count) {
+void report_event(const listener_event& event, std::size_t channel_count, const output& out) {
+  auto warn = [&out](const std::string& message) { out.warning(message); };
   switch (event.kind) {
     case listener_event_kind::connection_lost:
       warn("connection lost (" + event.reason + "); reconnecting");
       break;
     case listener_event_kind::reconnect_failed:
       warn(fmt::format("reconnect attempt {} failed ({}); next attempt in {}", event.attempt,
-                       event.reason, seconds_text(event.next_attempt_in)));
+                       event.reason, duration_text(event.next_attempt_in)));
       break;
     case listener_event_kind::reconnected:
       warn(
@@ -259,54 +238,54 @@ void report_event(const listener_event& event, std::size_t channel_count) {
   }
 }
 
-int run_listen(const listen_options& options, const global_options& globals) {
+int run_listen(const listen_options& options, context& ctx) {
+  const auto& globals = ctx.globals();
+  const auto& out = ctx.out();
   for (const auto& channel : options.channels)
     check_channel_name(channel);
   if (options.exec && globals.trailing.empty()) {
     throw usage_error("--exec needs a command", "put --exec last: --exec CMD [ARG...]");
   }
-  auto connection = resolve_connection(globals);
+  const auto& connection = ctx.connection();
   listener_options settings;
   settings.pooler = connection.pooler;
-  settings.heartbeat_interval = to_milliseconds(options.heartbeat_s);
+  settings.heartbeat_interval = options.heartbeat;
   auto channel_count = options.channels.size();
-  settings.on_event = [channel_count](const listener_event& event) {
-    report_event(event, channel_count);
+  settings.on_event = [channel_count, &out](const listener_event& event) {
+    report_event(event, channel_count, out);
   };
 
   signal_scope signals;
+  out.detail("connecting to " + connection.describe() + " (from " + connection.source + ")");
   listener listener{connection.conninfo(), settings};
   g_running_listener = &listener;
   if (g_stop_signal != 0)
     listener.stop();
   for (const auto& channel : options.channels)
     listener.listen(channel);
-  if (globals.verbose) {
+  if (out.verbose()) {
     std::string names;
     for (const auto& channel : options.channels)
       names += (names.empty() ? "'" : ", '") + channel + "'";
-    std::cerr << "pgkit: listening on " << names << " (backend pid " << listener.backend_pid()
-              << ")\n"
-              << std::flush;
+    out.detail("listening on " + names + " (backend pid " + std::to_string(listener.backend_pid()) +
+               ")");
   }
 
   int status = exit_ok;
   std::size_t handled = 0;
-  std::chrono::milliseconds idle =
-      options.timeout_given ? to_milliseconds(options.timeout_s) : std::chrono::milliseconds::max();
+  auto idle = options.timeout.value_or(std::chrono::milliseconds::max());
   while (options.count == 0 || handled < options.count) {
     auto received = listener.receive(idle);
     if (!received) {
       if (!listener.stopped()) {
-        if (!globals.quiet)
-          std::cerr << "pgkit: no notification within " << seconds_text(idle) << '\n';
+        out.note("no notification within " + duration_text(idle));
         status = exit_check_failed;
       }
       break;
     }
     if (options.exec) {
-      run_command(globals.trailing, *received);
-    } else if (!write_stdout(render(*received, globals.json))) {
+      run_command(globals.trailing, *received, out);
+    } else if (!print_notification(out, *received)) {
       break;
     }
     ++handled;
@@ -322,29 +301,20 @@ void setup_listen(CLI::App& command, const global_options& globals, int& exit_st
   auto options = std::make_shared<listen_options>();
   command.add_option("channel", options->channels, "channels to listen on (names kept as given)")
       ->required();
-  command
-      .add_option("--count", options->count, "exit 0 after N notifications (with --exec: commands)")
-      ->option_text("N")
-      ->check(CLI::PositiveNumber);
-  auto* timeout =
-      command
-          .add_option("--timeout", options->timeout_s,
-                      "exit 3 after S seconds without a notification (decimals allowed)")
-          ->option_text("S")
-          ->check(CLI::NonNegativeNumber);
-  command
-      .add_option("--heartbeat", options->heartbeat_s,
-                  "send an empty query every S seconds to catch a dead server (default 30, 0: off)")
-      ->option_text("S")
-      ->check(CLI::NonNegativeNumber);
+  add_count_option(command, "--count", options->count, 1, 1000000000,
+                   "exit 0 after N notifications (with --exec: commands)");
+  add_seconds_option(command, "--timeout", options->timeout, zero_seconds::allowed,
+                     "exit 3 after this long without a notification, default wait for ever");
+  add_seconds_option(command, "--heartbeat", options->heartbeat, zero_seconds::allowed,
+                     "send an empty query this often to catch a dead server, default 30, 0: off");
   command
       .add_flag("--exec", options->exec,
                 "run CMD for each notification, payload on stdin, PGKIT_CHANNEL and PGKIT_PID set; "
                 "must come last")
       ->option_text("CMD [ARG...]");
-  command.callback([options, timeout, &globals, &exit_status] {
-    options->timeout_given = timeout->count() > 0;
-    exit_status = run_listen(*options, globals);
+  command.callback([options, &globals, &exit_status] {
+    context ctx{globals};
+    exit_status = run_listen(*options, ctx);
   });
 }
 

@@ -14,8 +14,8 @@
 #include "command.hpp"
 #include "commands.hpp"
 #include "core/suggest.hpp"
+#include "output.hpp"
 #include "pgkit/error.hpp"
-#include "pgkit/redact.hpp"
 #include "pgkit/version.hpp"
 
 namespace pgkit::cli {
@@ -30,6 +30,8 @@ const command_entry k_commands[] = {
     {"rollback", "run down sections of a module's newest migrations", setup_rollback},
     {"print-sql", "print the SQL of modules for psql or dbmate, without a database",
      setup_print_sql},
+    {"new", "create a migration file for a module of your own (DIR/MODULE/<version>_NAME.sql)",
+     setup_new},
     {"listen", "print (or run a command for) each notification on CHANNEL...", setup_listen,
      "--exec"},
     {"notify", "send one notification on CHANNEL", setup_notify},
@@ -44,6 +46,9 @@ const char* const k_footer = R"(Exit codes:
   2  a usage or configuration error
   3  a check failed (status --exit-code found pending or drifted migrations,
      listen --timeout passed without a notification)
+
+Output: data (SQL, reports, notifications, --json documents) goes to stdout; summaries,
+progress, notes, warnings and errors go to stderr. A failed write to stdout exits 1.
 
 Connection: --addr URL, else DATABASE_URL, else --config FILE (default ./database.toml, then
 ./config/database.toml) with --connection NAME, else libpq's defaults (PGHOST, PGPORT, ...).
@@ -96,12 +101,6 @@ int split_trailing_words(int argc, char** argv, global_options& globals) {
   return argc;
 }
 
-void print_error(std::string_view message, std::string_view hint) {
-  std::cerr << "pgkit: error: " << redact_secrets(message) << '\n';
-  if (!hint.empty())
-    std::cerr << "pgkit: hint: " << redact_secrets(hint) << '\n';
-}
-
 // Refuses an unknown command before CLI11 sees it, suggesting the nearest known one.
 bool check_command_word(const std::string& word) {
   if (word.empty())
@@ -132,6 +131,13 @@ int exit_code_for(error_kind kind) {
   }
 }
 
+// --help and --version print through CLI11; a stdout that cannot take it fails like any command.
+int exit_after_printing(const CLI::App& app, const CLI::Error& e) {
+  int status = app.exit(e);
+  check_stdout();
+  return status;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"pgkit: PostgreSQL schema modules, pool, cache, sessions and LISTEN/NOTIFY",
                "pgkit"};
@@ -151,8 +157,9 @@ int run(int argc, char** argv) {
   app.add_option("--schema", globals.schema, "schema holding pgkit's tables (default pgkit)")
       ->option_text("NAME");
   app.add_flag("--json", globals.json, "print one JSON document (JSON lines for listen)");
-  app.add_flag("-q,--quiet", globals.quiet, "print nothing on success");
-  app.add_flag("-v,--verbose", globals.verbose, "print progress details on stderr");
+  app.add_flag("-q,--quiet", globals.quiet,
+               "print no summary, progress, note or status report (data, warnings, errors stay)");
+  app.add_flag("-v,--verbose", globals.verbose, "print details on stderr (where it connects)");
 
   int exit_status = exit_ok;
   for (const auto& entry : k_commands) {
@@ -169,11 +176,11 @@ int run(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return exit_after_printing(app, e);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return exit_after_printing(app, e);
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return exit_after_printing(app, e);
   } catch (const CLI::ParseError& e) {
     print_error(e.what(), "run 'pgkit --help' for usage");
     return exit_usage;
@@ -183,6 +190,7 @@ int run(int argc, char** argv) {
     print_error("no command given", "run 'pgkit --help' for the list of commands");
     return exit_usage;
   }
+  check_stdout();
   return exit_status;
 }
 

@@ -2,13 +2,9 @@
 // --apply the SQL of what is pending goes to stdout and nothing changes; with it (or as
 // `apply`) the pending migrations run under the advisory lock.
 
-#include <iostream>
 #include <memory>
 
-#include <nlohmann/json.hpp>
-
 #include "commands.hpp"
-#include "connect.hpp"
 #include "migration_common.hpp"
 #include "pgkit/migration.hpp"
 
@@ -19,16 +15,14 @@ struct migrate_options : migration_cli_options {
   bool apply = false;
 };
 
-nlohmann::json migration_json(const migration& m) {
+nlohmann::ordered_json migration_json(const migration& m) {
   return {{"module", m.module}, {"version", m.version}, {"name", m.name}, {"file", m.path}};
 }
 
-void warn_drift(const std::vector<migration>& drifted, const global_options& globals) {
-  if (globals.quiet)
-    return;
+void warn_drift(const std::vector<migration>& drifted, const output& out) {
   for (const auto& m : drifted) {
-    std::cerr << "pgkit: warning: " << m.path << " (module " << m.module
-              << ") has changed since it was applied (its checksum differs)\n";
+    out.warning(m.path + " (module " + m.module +
+                ") has changed since it was applied (its checksum differs)");
   }
 }
 
@@ -39,70 +33,66 @@ std::string module_list(const std::vector<std::string>& modules) {
   return out;
 }
 
-int run_apply(const migrate_options& options, const global_options& globals) {
-  auto settings = library_options(globals, options);
-  auto connection = open_connection(globals, std::chrono::seconds{options.wait_s});
-  auto result = apply_modules(*connection, settings);
-  warn_drift(result.drifted, globals);
-  if (globals.json) {
-    nlohmann::json applied = nlohmann::json::array();
+int run_apply(const migrate_options& options, context& ctx) {
+  const auto& out = ctx.out();
+  auto settings = library_options(ctx, options);
+  auto connection = ctx.connect(options.wait);
+  apply_result result;
+  {
+    interrupt_guard guard{*connection};
+    settings.interrupted = guard.interrupted();
+    result = apply_modules(*connection, settings);
+  }
+  warn_drift(result.drifted, out);
+  if (out.json()) {
+    auto applied = nlohmann::ordered_json::array();
     for (const auto& step : result.applied) {
       applied.push_back({{"module", step.module},
                          {"version", step.version},
                          {"name", step.name},
                          {"duration_ms", to_milliseconds(step.duration)}});
     }
-    nlohmann::json drifted = nlohmann::json::array();
+    auto drifted = nlohmann::ordered_json::array();
     for (const auto& m : result.drifted)
       drifted.push_back(migration_json(m));
-    std::cout << nlohmann::json{{"schema", settings.schema},
-                                {"applied", applied},
-                                {"drifted", drifted}}
-                     .dump(2)
-              << '\n';
-  } else if (!globals.quiet) {
-    if (result.applied.empty()) {
-      std::cerr << "nothing to apply: " << module_list(options.modules) << " up to date in schema "
-                << settings.schema << '\n';
-    } else {
-      std::cerr << "applied " << result.applied.size() << " migration"
-                << (result.applied.size() == 1 ? "" : "s") << " in schema " << settings.schema
-                << '\n';
-    }
+    out.document({{"schema", settings.schema}, {"applied", applied}, {"drifted", drifted}});
+  } else if (result.applied.empty()) {
+    out.report("nothing to apply: " + module_list(options.modules) + " up to date in schema " +
+               settings.schema);
+  } else {
+    out.report("applied " + std::to_string(result.applied.size()) + " migration" +
+               (result.applied.size() == 1 ? "" : "s") + " in schema " + settings.schema);
   }
   return exit_ok;
 }
 
-int run_dry(const migrate_options& options, const global_options& globals) {
-  auto settings = library_options(globals, options);
-  auto connection = open_connection(globals, std::chrono::seconds{options.wait_s});
-  auto plan = plan_migrations(*connection, settings);
-  warn_drift(plan.drifted, globals);
+int run_dry(const migrate_options& options, context& ctx) {
+  const auto& out = ctx.out();
+  auto settings = library_options(ctx, options);
+  auto plan = plan_migrations(*ctx.connect(options.wait), settings);
+  warn_drift(plan.drifted, out);
   std::vector<const migration*> pending;
   for (const auto& m : plan.pending)
     pending.push_back(&m);
   std::string sql = pending.empty() ? std::string{} : render_plain_script(pending, settings.schema);
-  if (globals.json) {
-    nlohmann::json list = nlohmann::json::array();
+  if (out.json()) {
+    auto list = nlohmann::ordered_json::array();
     for (const auto& m : plan.pending)
       list.push_back(migration_json(m));
-    std::cout << nlohmann::json{{"schema", settings.schema}, {"pending", list}, {"sql", sql}}.dump(
-                     2)
-              << '\n';
+    out.document({{"schema", settings.schema}, {"pending", list}, {"sql", sql}});
     return exit_ok;
   }
-  std::cout << sql;
-  if (!globals.quiet) {
-    if (pending.empty()) {
-      std::cerr << "nothing to apply: " << module_list(options.modules) << " up to date in schema "
-                << settings.schema << '\n';
-    }
-    for (const auto& m : plan.pending)
-      std::cerr << "pending: " << m.module << " " << m.file_name << '\n';
-    if (!pending.empty()) {
-      std::cerr << pending.size() << " pending migration" << (pending.size() == 1 ? "" : "s")
-                << " printed; nothing was changed (pass --apply, or run pgkit apply, to apply)\n";
-    }
+  out.data(sql);
+  if (pending.empty()) {
+    out.report("nothing to apply: " + module_list(options.modules) + " up to date in schema " +
+               settings.schema);
+  }
+  for (const auto& m : plan.pending)
+    out.report("pending: " + m.module + " " + m.file_name);
+  if (!pending.empty()) {
+    out.report(std::to_string(pending.size()) + " pending migration" +
+               (pending.size() == 1 ? "" : "s") +
+               " printed; nothing was changed (pass --apply, or run pgkit apply, to apply)");
   }
   return exit_ok;
 }
@@ -123,15 +113,18 @@ void setup_migrate(CLI::App& command, const global_options& globals, int& exit_s
   command.add_flag("--apply", options->apply, "apply the pending migrations instead of printing");
   add_run_options(command, *options);
   command.callback([options, &globals, &exit_status] {
-    exit_status = options->apply ? run_apply(*options, globals) : run_dry(*options, globals);
+    context ctx{globals};
+    exit_status = options->apply ? run_apply(*options, ctx) : run_dry(*options, ctx);
   });
 }
 
 void setup_apply(CLI::App& command, const global_options& globals, int& exit_status) {
   auto options = std::make_shared<migrate_options>();
   add_run_options(command, *options);
-  command.callback(
-      [options, &globals, &exit_status] { exit_status = run_apply(*options, globals); });
+  command.callback([options, &globals, &exit_status] {
+    context ctx{globals};
+    exit_status = run_apply(*options, ctx);
+  });
 }
 
 }  // namespace pgkit::cli

@@ -3,11 +3,9 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <memory>
 
 #include "commands.hpp"
-#include "connect.hpp"
 #include "migration_common.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
@@ -28,19 +26,19 @@ void write_file(const std::filesystem::path& path, const std::string& text) {
     throw error(error_kind::internal, "cannot write " + path.string());
 }
 
-int run_print_sql(const print_sql_options& options, const global_options& globals) {
-  auto schema = resolve_schema(globals);
+int run_print_sql(const print_sql_options& options, context& ctx) {
+  const auto& out = ctx.out();
+  const auto& schema = ctx.schema();
   validate_schema_name(schema);
   auto catalog = module_catalog::load(options.migrations_dirs);
   auto order = run_order(catalog.select(options.modules));
   if (options.format == "plain") {
     auto script = render_plain_script(order, schema);
     if (options.out.empty()) {
-      std::cout << script;
+      out.data(script);
     } else {
       write_file(options.out, script);
-      if (!globals.quiet)
-        std::cerr << "wrote " << order.size() << " migrations to " << options.out << '\n';
+      out.report("wrote " + std::to_string(order.size()) + " migrations to " + options.out);
     }
     return exit_ok;
   }
@@ -55,10 +53,8 @@ int run_print_sql(const print_sql_options& options, const global_options& global
     throw error(error_kind::internal, "cannot create " + options.out + ": " + failure.message());
   for (const auto& file : files)
     write_file(std::filesystem::path{options.out} / file.file_name, file.text);
-  if (!globals.quiet) {
-    std::cerr << "wrote " << files.size() << " dbmate migration" << (files.size() == 1 ? "" : "s")
-              << " to " << options.out << '\n';
-  }
+  out.report("wrote " + std::to_string(files.size()) + " dbmate migration" +
+             (files.size() == 1 ? "" : "s") + " to " + options.out);
   return exit_ok;
 }
 
@@ -77,8 +73,10 @@ void setup_print_sql(CLI::App& command, const global_options& globals, int& exit
                   "plain: the file to write (default stdout); dbmate: the directory to write")
       ->option_text("PATH");
   add_migrations_dir_option(command, *options);
-  command.callback(
-      [options, &globals, &exit_status] { exit_status = run_print_sql(*options, globals); });
+  command.callback([options, &globals, &exit_status] {
+    context ctx{globals};
+    exit_status = run_print_sql(*options, ctx);
+  });
 }
 
 }  // namespace pgkit::cli

@@ -2,13 +2,10 @@
 // migrations. --exit-code turns "something is pending or drifted" into exit 3 for CI.
 
 #include <iomanip>
-#include <iostream>
 #include <memory>
-
-#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "commands.hpp"
-#include "connect.hpp"
 #include "migration_common.hpp"
 #include "pgkit/migration.hpp"
 
@@ -19,17 +16,17 @@ struct status_options : migration_cli_options {
   bool exit_code = false;
 };
 
-nlohmann::json files_json(const std::vector<migration>& list) {
-  auto out = nlohmann::json::array();
+nlohmann::ordered_json files_json(const std::vector<migration>& list) {
+  auto out = nlohmann::ordered_json::array();
   for (const auto& m : list)
     out.push_back({{"version", m.version}, {"name", m.name}, {"file", m.path}});
   return out;
 }
 
-void print_json(const migration_status& status) {
-  auto modules = nlohmann::json::array();
+nlohmann::ordered_json document(const migration_status& status) {
+  auto modules = nlohmann::ordered_json::array();
   for (const auto& module : status.modules) {
-    auto unknown = nlohmann::json::array();
+    auto unknown = nlohmann::ordered_json::array();
     for (const auto& row : module.unknown) {
       unknown.push_back(
           {{"version", row.version}, {"name", row.name}, {"applied_at", row.applied_at}});
@@ -37,25 +34,24 @@ void print_json(const migration_status& status) {
     modules.push_back({{"module", module.module},
                        {"known", module.known},
                        {"applied_version", module.applied_version.empty()
-                                               ? nlohmann::json(nullptr)
-                                               : nlohmann::json(module.applied_version)},
+                                               ? nlohmann::ordered_json(nullptr)
+                                               : nlohmann::ordered_json(module.applied_version)},
                        {"pending", files_json(module.pending)},
                        {"out_of_order", files_json(module.out_of_order)},
                        {"drifted", files_json(module.drifted)},
                        {"unknown", unknown}});
   }
-  std::cout << nlohmann::json{{"schema", status.schema},
-                              {"pending", status.pending_count()},
-                              {"drifted", status.drifted_count()},
-                              {"modules", modules}}
-                   .dump(2)
-            << '\n';
+  return {{"schema", status.schema},
+          {"pending", status.pending_count()},
+          {"drifted", status.drifted_count()},
+          {"modules", modules}};
 }
 
-void print_text(const migration_status& status) {
-  std::cout << "schema " << status.schema << '\n';
+std::string report(const migration_status& status) {
+  std::ostringstream out;
+  out << "schema " << status.schema << '\n';
   if (status.modules.empty())
-    std::cout << "no module is applied in this schema\n";
+    out << "no module is applied in this schema\n";
   for (const auto& module : status.modules) {
     std::string summary;
     auto add = [&summary](std::size_t count, const char* what) {
@@ -70,32 +66,33 @@ void print_text(const migration_status& status) {
       summary = "no files for this module (pass its --migrations-dir)";
     if (summary.empty())
       summary = "up to date";
-    std::cout << std::left << std::setw(12) << module.module << ' ' << std::setw(14)
-              << (module.applied_version.empty() ? "-" : module.applied_version) << "  " << summary
-              << '\n';
+    out << std::left << std::setw(12) << module.module << ' ' << std::setw(14)
+        << (module.applied_version.empty() ? "-" : module.applied_version) << "  " << summary
+        << '\n';
     for (const auto& m : module.pending) {
       bool late = false;
       for (const auto& o : module.out_of_order)
         late = late || o.version == m.version;
-      std::cout << "  pending  " << m.file_name << (late ? " (out of order)" : "") << '\n';
+      out << "  pending  " << m.file_name << (late ? " (out of order)" : "") << '\n';
     }
     for (const auto& m : module.drifted)
-      std::cout << "  drifted  " << m.file_name << " (changed since it was applied)\n";
+      out << "  drifted  " << m.file_name << " (changed since it was applied)\n";
     if (module.known) {
       for (const auto& row : module.unknown)
-        std::cout << "  unknown  " << row.version << "_" << row.name << " (applied, no file)\n";
+        out << "  unknown  " << row.version << "_" << row.name << " (applied, no file)\n";
     }
   }
+  return out.str();
 }
 
-int run_status(const status_options& options, const global_options& globals) {
-  auto settings = library_options(globals, options);
-  auto connection = open_connection(globals, std::chrono::seconds{options.wait_s});
-  auto status = read_migration_status(*connection, settings);
-  if (globals.json)
-    print_json(status);
-  else
-    print_text(status);
+int run_status(const status_options& options, context& ctx) {
+  const auto& out = ctx.out();
+  auto settings = library_options(ctx, options);
+  auto status = read_migration_status(*ctx.connect(options.wait), settings);
+  if (out.json())
+    out.document(document(status));
+  else if (!out.quiet())
+    out.data(report(status));
   if (options.exit_code && (status.pending_count() > 0 || status.drifted_count() > 0))
     return exit_check_failed;
   return exit_ok;
@@ -111,8 +108,10 @@ void setup_status(CLI::App& command, const global_options& globals, int& exit_st
   command.add_flag("--exit-code", options->exit_code,
                    "exit 3 when a migration is pending or drifted");
   add_wait_option(command, *options);
-  command.callback(
-      [options, &globals, &exit_status] { exit_status = run_status(*options, globals); });
+  command.callback([options, &globals, &exit_status] {
+    context ctx{globals};
+    exit_status = run_status(*options, ctx);
+  });
 }
 
 }  // namespace pgkit::cli

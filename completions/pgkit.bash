@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql listen notify session-purge cache-gc"
+_pgkit_commands="migrate apply status rollback print-sql new listen notify session-purge cache-gc"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait"
@@ -13,6 +13,7 @@ _pgkit_command_options() {
     status) echo "--migrations-dir --exit-code --wait" ;;
     rollback) echo "--steps --to --migrations-dir --lock-wait --lock-timeout --statement-timeout --wait" ;;
     print-sql) echo "--format --out --migrations-dir" ;;
+    new) echo "--migrations-dir" ;;
     listen) echo "--count --timeout --heartbeat --exec" ;;
     notify) echo "" ;;
     session-purge) echo "--batch-size --max-seconds --only --dry-run" ;;
@@ -83,7 +84,7 @@ _pgkit() {
     return 0
   fi
   case $command in
-    migrate|apply|status|rollback|print-sql)
+    migrate|apply|status|rollback|print-sql|new)
       COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur")) ;;
   esac
   return 0

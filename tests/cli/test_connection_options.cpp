@@ -88,6 +88,19 @@ TEST_CASE("pgkit --config / --connection") {
       CHECK(!contains(result.out, "alsosecret"));
     }
   }
+  SUBCASE("an unknown name among 20 000 connections: a short message, a bounded suggestion") {
+    std::string many;
+    for (int i = 0; i < 20000; ++i)
+      many += "[connections.conn_" + std::to_string(10000 + i) + "]\nurl = \"postgresql://h/db\"\n";
+    auto big = config_dir(many);
+    auto long_name = run_pgkit({"__resolve", "--connection", std::string(20000, 'c')}, in_dir(big));
+    CHECK(long_name.exit_code == 2);
+    CHECK(contains(long_name.err, "conn_10019 and 19980 more\n"));
+    CHECK(long_name.err.size() < 1000);
+    auto typo = run_pgkit({"__resolve", "--connection", "conn_1234x"}, in_dir(big));
+    CHECK(typo.exit_code == 2);
+    CHECK(contains(typo.err, "pgkit: hint: did you mean 'conn_12340'?\n"));
+  }
   SUBCASE("--schema wins over the connection's schema key") {
     auto result = run_pgkit({"__resolve", "--schema", "mine"}, in_dir(dir));
     CHECK(contains(result.out, "schema: mine\n"));

@@ -113,7 +113,7 @@ TEST_CASE("pgkit listen") {
     auto result = run_pgkit({"listen", "--addr", db.url(), "quiet", "--timeout", "0.5"});
     CHECK(result.exit_code == 3);
     CHECK(result.out.empty());
-    CHECK(result.err.find("no notification within 0.5 s") != std::string::npos);
+    CHECK(result.err.find("pgkit: note: no notification within 0.50 s") != std::string::npos);
     CHECK(steady::now() - started >= 500ms);
   }
 

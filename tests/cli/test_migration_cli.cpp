@@ -6,11 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
-#include "catalog.hpp"
 #include "core/pqxx_compat.hpp"
 #include "harness.hpp"
+#include "migration_cli_support.hpp"
 #include "pgkit/migration.hpp"
 
 namespace fs = std::filesystem;
@@ -22,61 +23,9 @@ using pgkit_test::scratch_database;
 
 namespace {
 
+using namespace pgkit_test::migration_cli;
+
 const std::vector<std::string> k_all = {"auth", "cache", "session"};
-
-std::vector<std::string> args(std::vector<std::string> head, const std::vector<std::string>& tail) {
-  head.insert(head.end(), tail.begin(), tail.end());
-  return head;
-}
-
-void write_file(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  std::ofstream{path} << text;
-}
-
-std::string migration_text(const std::string& up, const std::string& down = "SELECT 1;") {
-  return "-- migrate:up\n" + up + "\n-- migrate:down\n" + down + "\n";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-// The real dbmate: the one scripts/bootstrap installs, else the one on PATH.
-std::string dbmate() {
-  auto local = fs::path{pgkit_test::source_dir()} / "build/tools/node_modules/.bin/dbmate";
-  return fs::exists(local) ? local.string() : std::string{"dbmate"};
-}
-
-std::string dbmate_url(const scratch_database& db) {
-  return db.url() + (contains(db.url(), "?") ? "&" : "?") + "sslmode=disable";
-}
-
-process_result run_dbmate(const scratch_database& db, const std::string& dir,
-                          const std::string& command) {
-  return run_process(
-      {dbmate(), "--url", dbmate_url(db), "--migrations-dir", dir, "--no-dump-schema", command});
-}
-
-// From the catalog, not pg_dump: Debian's pg_dump refuses servers newer than itself.
-std::string schema_dump(const scratch_database& db) {
-  return pgkit_test::schema_catalog(db.url());
-}
-
-std::string bookkeeping(const scratch_database& db, const std::string& schema = "pgkit") {
-  return query_value(db.url(),
-                     "SELECT (SELECT string_agg(module || ' ' || version || ' ' || name || ' ' || "
-                     "checksum, ',' ORDER BY module, version) FROM " +
-                         schema +
-                         ".schema_migration) || ' / ' || (SELECT string_agg(module || ' ' || "
-                         "version, ',' ORDER BY module) FROM " +
-                         schema + ".module_version)");
-}
-
-std::string table_count(const scratch_database& db, const std::string& schema = "pgkit") {
-  return query_value(db.url(),
-                     "SELECT count(*) FROM pg_tables WHERE schemaname = '" + schema + "'");
-}
 
 }  // namespace
 
@@ -156,11 +105,11 @@ TEST_CASE("pgkit rollback: each down section undoes its up section exactly") {
   auto addr = "--addr=" + db.url();
   REQUIRE(run_pgkit({"apply", addr, "core"}).exit_code == 0);
   for (const char* module : {"auth", "cache", "session"}) {
-    auto before = schema_dump(db);
+    auto before = schema_catalog(db);
     REQUIRE(run_pgkit({"apply", addr, module}).exit_code == 0);
-    CHECK(schema_dump(db) != before);
+    CHECK(schema_catalog(db) != before);
     REQUIRE(run_pgkit({"rollback", addr, module}).exit_code == 0);
-    CHECK_MESSAGE(schema_dump(db) == before, module);
+    CHECK_MESSAGE(schema_catalog(db) == before, module);
   }
   REQUIRE(run_pgkit({"rollback", addr, "core"}).exit_code == 0);
   CHECK(query_value(db.url(),
@@ -319,15 +268,9 @@ TEST_CASE("pgkit print-sql") {
       std::vector<std::string> common{"--schema", schema, "--migrations-dir", dir};
       auto apply = run_pgkit(args(args({"apply", "--addr=" + applied.url()}, common), modules));
       REQUIRE_MESSAGE(apply.exit_code == 0, apply.err);
-      auto script = run_pgkit(args(args({"print-sql"}, common), modules));
-      REQUIRE(script.exit_code == 0);
-      pgkit_test::process_options input;
-      input.input = script.out;
-      auto psql = run_process(
-          {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", "--dbname", scripted.url()},
-          input);
+      auto psql = run_plain_script(scripted, args(common, modules));
       REQUIRE_MESSAGE(psql.exit_code == 0, psql.err);
-      CHECK(schema_dump(applied) == schema_dump(scripted));
+      CHECK(schema_catalog(applied) == schema_catalog(scripted));
       auto quoted = "\"" + schema + "\"";
       CHECK(bookkeeping(applied, quoted) == bookkeeping(scripted, quoted));
       auto status = run_pgkit(

@@ -46,6 +46,11 @@ for command in $commands; do
   done
 done
 
+# The README's Commands table is one table: its `pgkit ...` rows are not split by prose.
+runs=$(awk '/^## Commands/ {on = 1; next} on && /^## / {on = 0} on' "$root/README.md" |
+  awk '{row = ($0 ~ /^\| `pgkit /); if (row && !previous) runs++; previous = row} END {print runs + 0}')
+[ "$runs" -eq 1 ] || fail "README.md's Commands table is split in $runs parts"
+
 if [ "$failures" -gt 0 ]; then
   echo "$failures documentation check(s) failed"
   exit 1

@@ -14,6 +14,11 @@ using pgkit_test::scratch_database;
 
 namespace {
 
+// pg_locks covers the whole cluster, where other tests run at the same time.
+const char* const k_advisory_locks_here =
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+    "(SELECT oid FROM pg_database WHERE datname = current_database())";
+
 void write_file(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
   std::ofstream{path} << text;
@@ -208,6 +213,49 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
     CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
     hold.exec("SELECT pg_advisory_unlock_all()");
     CHECK(pgkit::apply_modules(connection, options).applied.size() == 2);
+  }
+  SUBCASE("interrupted() stops a run waiting for the lock, and one between migrations") {
+    pqxx::connection holder{db.url()};
+    pqxx::nontransaction hold{holder};
+    hold.exec("SELECT pg_advisory_lock(" + std::to_string(pgkit::migration_lock_key("pgkit")) +
+              ")");
+    auto options = user_options(dir, {"cache"});
+    bool stop = false;
+    options.interrupted = [&stop] { return stop; };
+    options.progress = [&stop](const std::string& line) {
+      stop = stop || line.find("waiting up to") != std::string::npos;
+    };
+    auto waiting = expect_error([&] { pgkit::apply_modules(connection, options); });
+    CHECK(waiting.kind() == pgkit::error_kind::canceled);
+    CHECK(std::string{waiting.what()} ==
+          "interrupted: the running transaction was rolled back and nothing was applied");
+    hold.exec("SELECT pg_advisory_unlock_all()");
+
+    write_file(dir / "app" / "20260301120000_table.sql", migration_text("CREATE TABLE t (x int);"));
+    write_file(dir / "app" / "20260302120000_index.sql",
+               "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n"
+               "-- migrate:down\nDROP INDEX t_x;\n");
+    write_file(dir / "app" / "20260303120000_later.sql", migration_text("CREATE TABLE u ();"));
+    options.modules = {"app"};
+    stop = false;
+    options.progress = [&stop](const std::string& line) {
+      stop = stop || line.find("applied app 20260302120000") != std::string::npos;
+    };
+    auto between = expect_error([&] { pgkit::apply_modules(connection, options); });
+    CHECK(std::string{between.what()} ==
+          "interrupted: 3 migrations committed before the interruption stay applied; the rest "
+          "was rolled back");
+    CHECK(bookkeeping(db.url()) == "app 20260301120000,app 20260302120000,core 20000101000000");
+    CHECK(query_value(db.url(), k_advisory_locks_here) == "0");
+  }
+  SUBCASE("a transaction-mode pooler is refused before the lock") {
+    auto options = user_options(dir, {"cache"});
+    options.pooler = pgkit::pooler_mode::pgbouncer_transaction;
+    auto refused = expect_error([&] { pgkit::apply_modules(connection, options); });
+    CHECK(refused.kind() == pgkit::error_kind::config);
+    CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
+    CHECK(expect_error([&] { pgkit::rollback_module(connection, options, "cache", {}); }).kind() ==
+          pgkit::error_kind::config);
   }
   SUBCASE("lock_timeout bounds a migration waiting for a table lock") {
     pgkit::apply_modules(connection, {"cache"});

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -53,6 +55,36 @@ pgkit::error error_of(pgkit::lease& lease, const std::string& sql) {
   FAIL("no error from " << sql);
   return pgkit::error{pgkit::error_kind::internal, "unreachable"};
 }
+
+// A server on 127.0.0.1 that accepts connections (the kernel completes the handshake) and never
+// says a word, so a client waits for it until its own timeout. Closed on destruction.
+class silent_server {
+ public:
+  silent_server() {
+    m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(m_fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(m_fd, 16) == 0);
+    socklen_t length = sizeof address;
+    ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&address), &length);
+    m_port = ntohs(address.sin_port);
+  }
+  ~silent_server() { ::close(m_fd); }
+  silent_server(const silent_server&) = delete;
+  silent_server& operator=(const silent_server&) = delete;
+
+  int fd() const { return m_fd; }
+  std::string url() const {
+    return "postgresql://app@127.0.0.1:" + std::to_string(m_port) + "/app";
+  }
+
+ private:
+  int m_fd = -1;
+  int m_port = 0;
+};
 
 // A count of threads that all wait for each other once.
 class barrier {
@@ -205,6 +237,60 @@ TEST_CASE("pgkit::pool") {
     CHECK(pool.stats().created == 1);
   }
 
+  SUBCASE("a thread takes back its connection within its hand-off slice, ahead of the queue") {
+    auto config = config_for(db.url(), 1);
+    // A slice far longer than this test needs even on a stalled machine; a connection given
+    // back waits a quarter of it (1 s) for its thread.
+    config.handoff_quantum = 4s;
+    config.acquire_timeout = 60s;
+    pgkit::pool pool{config};
+    auto mine = pool.acquire();
+    int pid = backend_pid(mine);
+    std::atomic<int> queued_got{0};
+    std::thread queued{[&] {
+      auto lease = pool.acquire();
+      queued_got = backend_pid(lease);
+    }};
+    REQUIRE(pgkit_test::eventually([&] { return pool.stats().waiting == 1; }));
+    mine.release();
+    mine = pool.acquire();  // no context switch: the queued caller keeps sleeping
+    CHECK(backend_pid(mine) == pid);
+    auto stats = pool.stats();
+    CHECK(stats.overtakes == 1);
+    CHECK(stats.waiting == 1);
+    CHECK(stats.handoffs == 0);
+    // Given back and not taken again: after the return window the queued caller gets it,
+    // without anybody else calling the pool.
+    mine.release();
+    queued.join();
+    CHECK(queued_got == pid);
+    CHECK(pool.stats().handoffs == 1);
+  }
+
+  SUBCASE("with handoff_quantum 0 a returning thread queues behind the waiters") {
+    auto config = config_for(db.url(), 1);
+    config.handoff_quantum = 0us;
+    pgkit::pool pool{config};
+    auto mine = pool.acquire();
+    std::promise<void> got;
+    std::promise<void> may_release;
+    std::thread queued{[&] {
+      auto lease = pool.acquire(30s);
+      got.set_value();
+      may_release.get_future().wait();
+    }};
+    REQUIRE(pgkit_test::eventually([&] { return pool.stats().waiting == 1; }));
+    mine.release();
+    got.get_future().wait();  // served before this thread could take the connection back
+    CHECK_THROWS_AS(pool.acquire(50ms), pgkit::error);
+    may_release.set_value();
+    queued.join();
+    auto stats = pool.stats();
+    CHECK(stats.handoffs == 1);
+    CHECK(stats.overtakes == 0);
+    CHECK(stats.timed_out == 1);
+  }
+
   SUBCASE("a connection that died while idle is replaced before hand-out") {
     auto config = config_for(db.url());
     config.validate_after_idle = 0ms;
@@ -352,19 +438,8 @@ TEST_CASE("pgkit::pool connection failures") {
     }
   }
   SUBCASE("connect_timeout_s holds against a server that accepts and never answers") {
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(listener >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(listener, 16) == 0);
-    socklen_t length = sizeof address;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-    auto port = ntohs(address.sin_port);
-
-    auto config = pgkit::config_from_url(
-        "postgresql://app@127.0.0.1:" + std::to_string(port) + "/app", "test");
+    silent_server server;
+    auto config = pgkit::config_from_url(server.url(), "test");
     config.connect_timeout = 2s;
     pgkit::pool pool{config};
     auto started = std::chrono::steady_clock::now();
@@ -379,7 +454,25 @@ TEST_CASE("pgkit::pool connection failures") {
     CHECK(std::chrono::steady_clock::now() - started < 30s);
     CHECK(pool.stats().create_failed == 1);
     CHECK(pool.stats().in_use == 0);
-    ::close(listener);
+  }
+}
+
+TEST_CASE("pgkit::pool destruction") {
+  SUBCASE("does not wait for a maintenance thread stuck in connect()") {
+    silent_server server;  // libpq waits connect_timeout for it
+    auto config = pgkit::config_from_url(server.url(), "test");
+    config.connect_timeout = 30s;
+    config.min_idle = 1;
+    config.maintenance_interval = 10ms;
+    std::optional<pgkit::pool> pool{std::in_place, config};
+    // The maintenance thread's refill is connecting once the server sees a connection.
+    pollfd pending{server.fd(), POLLIN, 0};
+    REQUIRE(::poll(&pending, 1, 20000) == 1);
+    auto started = std::chrono::steady_clock::now();
+    pool.reset();
+    // Generous against noise, far below the 30 s the old destructor waited.
+    CHECK(std::chrono::steady_clock::now() - started < 15s);
+    // Closing the server ends the stuck attempt; its thread then ends on its own.
   }
 }
 

@@ -99,6 +99,20 @@ TEST_CASE("pgkit::parse_migration") {
          "SQL before '-- migrate:up' would never run"},
         {"20260301120000_a.sql", "-- migrate:up\n-- only a comment\n-- migrate:down\n",
          "the up section has no SQL"},
+        {"20260301120000_a.sql", std::string{"-- migrate:up\nSELECT 1;\0\n-- migrate:down\n", 41},
+         "a NUL byte at byte offset 23 (line 2)"},
+        {"20260301120000_a.sql", "-- migrate:up\nSELECT '\xc3';\n-- migrate:down\n",
+         "invalid UTF-8 at byte offset 22 (line 2)"},
+        {"20260301120000_a.sql", "-- migrate:up\nSELECT '\xed\xa0\x80';\n-- migrate:down\n",
+         "invalid UTF-8 at byte offset 22"},  // a UTF-16 surrogate
+        {"20260301120000_caf\xe9.sql", k_valid, "the file name is not valid UTF-8"},
+        {"20260301120000_a.sql", "\xef\xbb\xbf-- migrate:up\nSELECT 1;\n-- migrate:down\n",
+         "byte order mark (BOM)"},
+        {"20260301120000_a.sql", "-- migrate:up\nBEGIN;\nSELECT 1;\nCOMMIT;\n-- migrate:down\n",
+         "the/path.sql:2: the up section runs BEGIN"},
+        {"20260301120000_a.sql",
+         "-- migrate:up\nSELECT 1;\n-- migrate:down\n\nSTART TRANSACTION;\nSELECT 2",
+         "the/path.sql:5: the down section runs START TRANSACTION"},
     };
     for (const auto& bad : cases) {
       auto message = usage_message(
@@ -255,9 +269,15 @@ TEST_CASE("pgkit::render_plain_script") {
   SUBCASE("an invalid schema is refused") {
     CHECK_THROWS_AS(pgkit::render_plain_script(order, "bad name"), pgkit::usage_error);
   }
-  SUBCASE("the dbmate layout cannot carry a transaction:false migration") {
-    auto message = usage_message([&] { pgkit::render_dbmate_files(order, "pgkit"); });
-    CHECK(message.find("20260302120000_idx.sql") != std::string::npos);
+  SUBCASE("the dbmate layout carries a transaction:false migration as two files") {
+    auto files = pgkit::render_dbmate_files(order, "pgkit");
+    REQUIRE(files.size() == 4);  // core, a, and two for idx
+    CHECK(files[2].file_name == "202603021200000_app_idx.sql");
+    CHECK(files[2].text.find("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY") !=
+          std::string::npos);
+    CHECK(files[2].text.find("INSERT INTO") == std::string::npos);
+    CHECK(files[3].file_name == "202603021200001_app_idx_pgkit_record.sql");
+    CHECK(files[3].text.find("INSERT INTO \"pgkit\".schema_migration") != std::string::npos);
   }
   SUBCASE("the dbmate layout names each file by version, module and name") {
     auto built_in = pgkit::module_catalog::load();

@@ -48,6 +48,11 @@ struct connection_config {
   std::size_t min_idle = 0;
   /// How long acquire() waits for a connection before failing.
   std::chrono::milliseconds acquire_timeout{5000};
+  /// While callers queue, a connection changes hands at most once per this slice: a thread
+  /// that got its connection less than this ago takes it back without queueing. 0 means strict
+  /// first come, first served. Capped at acquire_timeout / 10; docs/pool.md has the bound it
+  /// gives (not a database.toml key).
+  std::chrono::microseconds handoff_quantum{500};
   /// A connection is closed after living this long (with up to 10 % jitter); 0 means never.
   std::chrono::seconds max_lifetime{3600};
   /// An idle connection above min_idle is closed after this long; 0 means never.
@@ -121,7 +126,11 @@ class config_file {
 config_file parse_config(std::string_view toml_text, const std::string& path,
                          const env_lookup& env);
 
-/// Reads and parses the file at `path`. Throws config_error when it cannot be read.
+/// The largest configuration file load_config reads.
+inline constexpr std::size_t max_config_file_bytes = 1024 * 1024;
+
+/// Reads and parses the regular file at `path`. Throws config_error when it cannot be read, is
+/// not a regular file (a directory, a FIFO, a device) or is larger than max_config_file_bytes.
 config_file load_config(const std::string& path, const env_lookup& env);
 
 /// Returns the files searched when no configuration file is named, in order:

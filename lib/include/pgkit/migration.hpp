@@ -13,6 +13,8 @@
 
 #include <pqxx/connection>
 
+#include "pgkit/config.hpp"
+
 namespace pgkit {
 
 /// Whether a migration section runs inside a transaction (dbmate's `transaction:false`).
@@ -70,6 +72,14 @@ class module_catalog {
   std::vector<schema_module> m_modules;
 };
 
+/// Creates `<migrations_dir>/<module>/<UTC now as 14 digits>_<name>.sql` holding an empty
+/// `-- migrate:up` and `-- migrate:down` section, creating the directories when missing, and
+/// returns its path. Throws pgkit::usage_error when `name` is not `[a-z0-9_]+`, `module` is
+/// not a valid module name or is a built-in one, or the new version would not sort after the
+/// module's newest file; pgkit::error when the file cannot be written.
+std::string create_migration_file(const std::string& migrations_dir, const std::string& module,
+                                  const std::string& name);
+
 /// Returns the migrations of `modules` in the order a run applies them: by version, ties by
 /// module order. Throws pgkit::usage_error when two modules share a version or a module's
 /// first migration is older than the first migration of a module it depends on.
@@ -99,6 +109,13 @@ struct migration_options {
   std::optional<std::chrono::milliseconds> statement_timeout;      ///< SET LOCAL statement_timeout
   out_of_order_policy out_of_order = out_of_order_policy::refuse;  ///< see out_of_order_policy
   std::function<void(const std::string&)> progress;  ///< receives one line per step, if set
+  /// The pooler between pgkit and the server: apply and rollback refuse
+  /// pooler_mode::pgbouncer_transaction (pgkit::config_error) before taking the lock.
+  pooler_mode pooler = pooler_mode::none;
+  /// Polled while waiting for the lock and before each migration; once it returns true, the
+  /// run stops with pgkit::error of kind canceled, rolling back the running transaction. To
+  /// stop a running statement too, also call `connection.cancel_query()` from another thread.
+  std::function<bool()> interrupted;
 };
 
 /// A migration recorded in schema_migration.
@@ -175,12 +192,15 @@ apply_result apply_modules(pqxx::connection& connection, const std::vector<std::
 
 /// Which applied migrations of one module to roll back.
 struct rollback_target {
-  std::size_t steps = 1;                  ///< the newest `steps` ones, unless `to_version` is set
-  std::optional<std::string> to_version;  ///< every one newer than this version
+  std::size_t steps = 1;  ///< the newest `steps` ones, unless `to_version` is set
+  /// Every one newer than this 14-digit version ("0": all); anything else is refused with
+  /// pgkit::usage_error.
+  std::optional<std::string> to_version;
 };
 
 /// Runs down sections of `module`'s applied migrations, newest first, in one transaction under
-/// the advisory lock, with bookkeeping. Returns what was rolled back (empty: nothing was
+/// the advisory lock, with bookkeeping (a transaction:false down section runs alone, and its
+/// bookkeeping goes only once it has succeeded). Returns what was rolled back (empty: nothing was
 /// applied). Throws pgkit::usage_error when the module is unknown, an applied version has no
 /// file, or other applied modules still depend on what would be removed.
 std::vector<migration_step> rollback_module(pqxx::connection& connection,

@@ -20,11 +20,12 @@ inline constexpr std::size_t max_channel_bytes = 63;
 inline constexpr std::size_t max_payload_bytes = 7999;
 
 /// Throws pgkit::usage_error unless `channel` is a name LISTEN and pg_notify both take as it is:
-/// not empty, at most max_channel_bytes bytes, no NUL byte. Any other character, upper case,
-/// spaces and quotes included, is fine: pgkit always quotes channel names.
+/// not empty, at most max_channel_bytes bytes, no NUL byte, valid UTF-8. Any other character, upper
+/// case, spaces and quotes included, is fine: pgkit always quotes channel names.
 void check_channel_name(std::string_view channel);
 
-/// Throws pgkit::usage_error unless `payload` is at most max_payload_bytes bytes with no NUL byte.
+/// Throws pgkit::usage_error unless `payload` is at most max_payload_bytes bytes of valid UTF-8
+/// with no NUL byte.
 void check_payload(std::string_view payload);
 
 /// Returns `channel` as a quoted SQL identifier (`"Jobs ""A"""`), for LISTEN and UNLISTEN.

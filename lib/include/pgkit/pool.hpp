@@ -1,7 +1,8 @@
 #pragma once
-/// A bounded connection pool with first-come-first-served waiters, RAII leases, validation of
-/// idle connections, max lifetime, idle timeout, min_idle and counters. docs/pool.md has the
-/// details; pgkit::start is the one-liner that builds one from database.toml.
+/// A bounded connection pool with waiters served first come, first served (a running thread may
+/// keep its connection for one hand-off slice), RAII leases, validation of idle connections, max
+/// lifetime, idle timeout, min_idle and counters. docs/pool.md has the details; pgkit::start is
+/// the one-liner that builds one from database.toml.
 
 #include <chrono>
 #include <cstdint>
@@ -27,7 +28,8 @@ class pool;
 /// A lease must not outlive the transactions opened on its connection. Move-only.
 class lease {
  public:
-  lease() noexcept = default;
+  /// An empty lease (holds no connection); assign one from pool::acquire() to it.
+  lease() noexcept;
   lease(lease&& other) noexcept;
   lease& operator=(lease&& other) noexcept;
   lease(const lease&) = delete;
@@ -59,8 +61,12 @@ class lease {
 
 /// The pool's counters, read together at one instant.
 struct pool_stats {
-  std::uint64_t acquired = 0;                ///< leases handed out
-  std::uint64_t waited = 0;                  ///< acquires that had to queue for a connection
+  std::uint64_t acquired = 0;  ///< leases handed out
+  std::uint64_t waited = 0;    ///< acquires that had to queue for a connection
+  std::uint64_t handoffs = 0;  ///< connections given straight to a queued caller
+  /// Acquires that took back the caller's own connection, given back within its hand-off slice,
+  /// while other callers were queued.
+  std::uint64_t overtakes = 0;
   std::chrono::nanoseconds wait_time{0};     ///< total time spent queued
   std::chrono::nanoseconds longest_wait{0};  ///< the longest single time spent queued
   std::uint64_t timed_out = 0;               ///< acquires that gave up after their timeout
@@ -97,7 +103,9 @@ class pool {
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
 
-  /// Returns a connection, waiting up to `timeout` (first come, first served). Throws
+  /// Returns a connection, waiting up to `timeout` (queued callers are served first come,
+  /// first served; a thread that gave its connection back within its hand-off slice takes it
+  /// back ahead of them, see connection_config::handoff_quantum). Throws
   /// pgkit::error of kind `timeout` saying how many connections are busy and how long the
   /// caller waited; of kind `connection` when a new connection cannot be opened; of kind
   /// `usage` after close().

@@ -506,11 +506,22 @@ const connection_config& config_file::connection(const std::string& name) const 
     throw config_error(m_path + " defines no connections, so it has no '" + name + "'",
                        "add a [connections." + name + "] table with a url");
   }
-  auto suggestion = nearest_word(name, names());
+  // Bounded, whatever the file and the name: a few names and a cut name, not 280 KB.
+  auto known = names();
+  auto suggestion = nearest_word(name, known);
+  constexpr std::size_t names_shown = 20;
+  std::string defined;
+  if (known.size() > names_shown) {
+    auto more = known.size() - names_shown;
+    known.resize(names_shown);
+    defined = join(known) + " and " + std::to_string(more) + " more";
+  } else {
+    defined = join(known);
+  }
+  std::string shown = name.size() <= 80 ? name : name.substr(0, 80) + "...";
   std::string hint = suggestion ? "did you mean '" + *suggestion + "'?"
-                                : "add a [connections." + name + "] table or use one of these";
-  throw config_error(m_path + " has no connection '" + name + "'; it defines: " + join(names()),
-                     hint);
+                                : "add a [connections." + shown + "] table or use one of these";
+  throw config_error(m_path + " has no connection '" + shown + "'; it defines: " + defined, hint);
 }
 
 config_file parse_config(std::string_view toml_text, const std::string& path,
@@ -567,16 +578,30 @@ config_file parse_config(std::string_view toml_text, const std::string& path,
 }
 
 config_file load_config(const std::string& path, const env_lookup& env) {
+  // Checked before opening: opening a FIFO blocks, and /dev/zero never ends.
+  std::error_code status_error;
+  auto status = std::filesystem::status(path, status_error);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    throw config_error("cannot read the configuration file " + path +
+                           ": it is not a regular file (a directory, a device or a pipe)",
+                       "pass --config FILE with an existing database.toml");
+  }
   std::ifstream in{path, std::ios::binary};
-  if (!in || std::filesystem::is_directory(path)) {
+  if (!in) {
     throw config_error(
         "cannot read the configuration file " + path + ": " +
             (std::filesystem::exists(path) ? "permission denied or not a file" : "no such file"),
         "pass --config FILE with an existing database.toml");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), path, env);
+  std::string text(max_config_file_bytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > max_config_file_bytes) {
+    throw config_error("the configuration file " + path + " is larger than " +
+                           std::to_string(max_config_file_bytes / 1024 / 1024) + " MiB",
+                       "a database.toml holds connection settings only; pass the right --config");
+  }
+  return parse_config(text, path, env);
 }
 
 std::vector<std::string> default_config_files() {

@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,10 +18,12 @@
 #include <sstream>
 #include <system_error>
 #include <tuple>
+#include <utility>
 
 #include "core/suggest.hpp"
 #include "migrate/embedded_sql.hpp"
 #include "migrate/migration_sql.hpp"
+#include "migrate/sql_lexer.hpp"
 #include "pgkit/error.hpp"
 
 namespace pgkit {
@@ -124,6 +130,62 @@ bool only_comments(std::string_view text) {
   return true;
 }
 
+// Returns the offset of the first byte of `text` that does not belong to a well-formed UTF-8
+// sequence (overlong forms, surrogates and code points above U+10FFFF included), or npos.
+std::size_t invalid_utf8_offset(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    auto byte = static_cast<unsigned char>(text[i]);
+    std::size_t length = byte < 0x80                    ? 1
+                         : byte >= 0xc2 && byte <= 0xdf ? 2
+                         : byte >= 0xe0 && byte <= 0xef ? 3
+                         : byte >= 0xf0 && byte <= 0xf4 ? 4
+                                                        : 0;
+    if (length == 0 || i + length > text.size())
+      return i;
+    for (std::size_t k = 1; k < length; ++k) {
+      auto next = static_cast<unsigned char>(text[i + k]);
+      unsigned char low = 0x80, high = 0xbf;
+      if (k == 1 && byte == 0xe0)
+        low = 0xa0;
+      else if (k == 1 && byte == 0xed)
+        high = 0x9f;
+      else if (k == 1 && byte == 0xf0)
+        low = 0x90;
+      else if (k == 1 && byte == 0xf4)
+        high = 0x8f;
+      if (next < low || next > high)
+        return i;
+    }
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
+std::string byte_position(std::string_view text, std::size_t offset) {
+  auto line =
+      1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n');
+  return "byte offset " + std::to_string(offset) + " (line " + std::to_string(line) + ")";
+}
+
+// Refuses a section with a top-level statement that ends or starts a transaction: it would end
+// the run's transaction, and the rest of the run would autocommit without pgkit's settings.
+void refuse_transaction_control(const std::string& path, const std::string& sql,
+                                std::size_t first_line, std::string_view section) {
+  for (const auto& statement : detail::split_statements(sql)) {
+    if (auto command = detail::transaction_control(statement)) {
+      throw usage_error(
+          path + ":" + std::to_string(first_line + statement.line - 1) + ": the " +
+              std::string{section} + " section runs " + *command +
+              ", which would end pgkit's transaction",
+          "pgkit runs each migration inside its transaction (all pending migrations of a run in "
+          "one); remove the " +
+              *command +
+              ", or put the section's statements in a transaction:false migration of its own");
+    }
+  }
+}
+
 bool valid_module_name(std::string_view name) {
   if (name.empty() || name.size() > 63 || name.front() == '.' || name.front() == '-')
     return false;
@@ -160,12 +222,12 @@ schema_module load_directory_module(const fs::path& dir, const std::string& name
   schema_module module{name, origin, {std::string{k_core}}, {}};
   std::error_code error;
   for (const auto& entry : fs::directory_iterator{dir, error}) {
-    if (entry.path().extension() != ".sql")
-      continue;
+    auto file_name = entry.path().filename().string();
+    if (entry.path().extension() != ".sql" || file_name.front() == '.')
+      continue;  // hidden files (editor scratch files, lock links) are ignored, as by dbmate
     if (!entry.is_regular_file()) {
       throw usage_error(entry.path().string() + ": not a regular file");
     }
-    auto file_name = entry.path().filename().string();
     module.migrations.push_back(
         parse_migration(name, file_name, read_file(entry.path()), entry.path().string()));
   }
@@ -199,6 +261,21 @@ migration parse_migration(const std::string& module, const std::string& file_nam
                           ": malformed file name (the name part must be non-empty and hold "
                           "no quotes, backslashes or control characters)",
                       hint);
+  }
+  if (invalid_utf8_offset(file_name) != std::string_view::npos)
+    throw usage_error(path + ": the file name is not valid UTF-8", hint);
+  if (auto nul = text.find('\0'); nul != std::string_view::npos) {
+    throw usage_error(path + ": a NUL byte at " + byte_position(text, nul),
+                      "SQL text cannot hold NUL bytes; the file is probably binary or UTF-16");
+  }
+  if (auto bad = invalid_utf8_offset(text); bad != std::string_view::npos) {
+    throw usage_error(path + ": invalid UTF-8 at " + byte_position(text, bad),
+                      "save the file as UTF-8");
+  }
+  if (text.substr(0, 3) == "\xef\xbb\xbf") {
+    throw usage_error(path + ": the file starts with a UTF-8 byte order mark (BOM)",
+                      "save the file as UTF-8 without a BOM; dbmate would not see the "
+                      "'-- migrate:up' line after it either");
   }
 
   // Find the marker lines.
@@ -254,6 +331,8 @@ migration parse_migration(const std::string& module, const std::string& file_nam
       trimmed_section(text, down->line_end, text.size(), down->line_number + 1);
   if (only_comments(parsed.up_sql))
     throw usage_error(path + ": the up section has no SQL");
+  refuse_transaction_control(path, parsed.up_sql, parsed.up_line, "up");
+  refuse_transaction_control(path, parsed.down_sql, parsed.down_line, "down");
   parsed.up_transaction = up->what.transaction;
   parsed.down_transaction = down->what.transaction;
   parsed.checksum = sha256_hex(parsed.up_sql);
@@ -323,6 +402,65 @@ module_catalog module_catalog::load(const std::vector<std::string>& migrations_d
   for (auto& [name, module] : modules)
     catalog.m_modules.push_back(std::move(module));
   return catalog;
+}
+
+std::string create_migration_file(const std::string& migrations_dir, const std::string& module,
+                                  const std::string& name) {
+  bool name_ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+  if (!name_ok) {
+    throw usage_error("invalid migration name '" + name + "'",
+                      "a name uses lower-case letters, digits and '_', e.g. create_orders");
+  }
+  if (!valid_module_name(module)) {
+    throw usage_error("'" + module + "' is not a valid module name",
+                      "module names use letters, digits, '_', '-' and '.'");
+  }
+  for (const auto& file : detail::embedded_sql_files()) {
+    if (file.module == module) {
+      throw usage_error("module " + module + " is built into pgkit",
+                        "give your module a name of its own, e.g. app");
+    }
+  }
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char version[16];
+  std::strftime(version, sizeof version, "%Y%m%d%H%M%S", &utc);
+
+  fs::path dir = fs::path{migrations_dir} / module;
+  std::error_code failure;
+  std::string newest;
+  if (fs::is_directory(dir, failure)) {
+    for (const auto& entry : fs::directory_iterator{dir, failure}) {
+      auto file_name = entry.path().filename().string();
+      bool versioned = file_name.size() > 15 && file_name[14] == '_' &&
+                       std::all_of(file_name.begin(), file_name.begin() + 14,
+                                   [](char c) { return c >= '0' && c <= '9'; });
+      if (versioned && entry.path().extension() == ".sql")
+        newest = std::max(newest, file_name.substr(0, 14));
+    }
+  }
+  if (!newest.empty() && newest >= version) {
+    throw usage_error("the new version " + std::string{version} +
+                          " would not sort after the newest migration of module " + module +
+                          " in " + dir.string() + " (" + newest + ")",
+                      newest == version ? "wait a second and try again"
+                                        : "check the system clock, or rename the newer file");
+  }
+  fs::create_directories(dir, failure);
+  if (failure)
+    throw error(error_kind::internal, "cannot create " + dir.string() + ": " + failure.message());
+  auto path = (dir / (std::string{version} + "_" + name + ".sql")).string();
+  std::FILE* file = std::fopen(path.c_str(), "wx");
+  if (file == nullptr)
+    throw error(error_kind::internal, "cannot create " + path + ": " + std::strerror(errno));
+  const std::string text = "-- migrate:up\n\n\n-- migrate:down\n\n";
+  bool written = std::fwrite(text.data(), 1, text.size(), file) == text.size();
+  if (std::fclose(file) != 0 || !written)
+    throw error(error_kind::internal, "cannot write " + path);
+  return path;
 }
 
 std::vector<std::string> module_catalog::names() const {
@@ -492,6 +630,10 @@ std::string render_plain_script(const std::vector<const migration*>& migrations,
                     " for schema " + detail::quote_identifier(schema) +
                     ".\n-- Run it with: psql -v ON_ERROR_STOP=1 -f FILE\n";
   bool in_transaction = false;
+  // The schema is created once, by the first block (psql would print a notice for each
+  // CREATE SCHEMA IF NOT EXISTS after it).
+  std::string create_schema = detail::create_schema_statement(schema) + ";\n";
+  auto take_create_schema = [&create_schema] { return std::exchange(create_schema, {}); };
   const std::string duration = "clock_timestamp() - statement_timestamp()";
   for (const auto* m : migrations) {
     if (m->up_transaction == transaction_mode::outside) {
@@ -500,21 +642,23 @@ std::string render_plain_script(const std::vector<const migration*>& migrations,
         in_transaction = false;
       }
       out += "\n-- " + m->module + " " + m->file_name + " (transaction:false: runs on its own)\n";
-      for (const auto& statement : detail::session_setup_statements(schema, {}))
+      out += take_create_schema();
+      for (const auto& statement : detail::migration_settings_statements(schema, {}, "SET"))
         out += statement + ";\n";
-      out += m->up_sql + "\n";
+      out += detail::with_final_semicolon(m->up_sql) + "\n";
       for (const auto& statement : detail::session_reset_statements({}))
         out += statement + ";\n";
       out += "BEGIN;\n" + detail::record_up_sql(*m, schema, duration) + "\nCOMMIT;\n";
       continue;
     }
     if (!in_transaction) {
-      out += "\nBEGIN;\n";
-      for (const auto& statement : detail::transaction_setup_statements(schema, {}))
-        out += statement + ";\n";
+      out += "\nBEGIN;\n" + take_create_schema();
       in_transaction = true;
     }
-    out += "\n-- " + m->module + " " + m->file_name + "\n" + m->up_sql + "\n\n";
+    out += "\n-- " + m->module + " " + m->file_name + "\n";
+    for (const auto& statement : detail::migration_settings_statements(schema, {}, "SET LOCAL"))
+      out += statement + ";\n";
+    out += detail::with_final_semicolon(m->up_sql) + "\n\n";
     out += detail::record_up_sql(*m, schema, duration) + "\n";
   }
   if (in_transaction)
@@ -522,40 +666,95 @@ std::string render_plain_script(const std::vector<const migration*>& migrations,
   return out;
 }
 
+namespace {
+
+// A transaction:false section for dbmate: dbmate sends a section as one string, which the
+// server runs as one implicit transaction when it holds several statements, so only a single
+// statement can run outside a transaction, and nothing of pgkit's can go with it.
+std::string dbmate_outside_section(const migration& m, const std::string& sql,
+                                   std::string_view section) {
+  auto statements = detail::split_statements(sql);
+  if (statements.size() > 1) {
+    throw usage_error(m.path + ": its transaction:false " + std::string{section} + " section has " +
+                          std::to_string(statements.size()) +
+                          " statements, which --format dbmate cannot carry",
+                      "dbmate sends a section as one string, which PostgreSQL runs as one "
+                      "transaction; split the migration into one file per statement, or use "
+                      "pgkit apply or --format plain");
+  }
+  return "-- migrate:" + std::string{section} + " transaction:false\n" +
+         (sql.empty() ? std::string{} : detail::with_final_semicolon(sql) + "\n");
+}
+
+std::string dbmate_header(const migration& m, const std::string& schema) {
+  return "-- Generated by pgkit print-sql from module " + m.module + ", " + m.file_name +
+         ", for schema " + detail::quote_identifier(schema) + ".\n";
+}
+
+}  // namespace
+
 std::vector<dbmate_file> render_dbmate_files(const std::vector<const migration*>& migrations,
                                              const std::string& schema) {
   validate_schema_name(schema);
   std::vector<dbmate_file> files;
   const std::string duration = "clock_timestamp() - statement_timestamp()";
   const std::string search_path = detail::search_path_statement(schema, "SET LOCAL") + ";\n";
+  std::string setup;
+  for (const auto& statement : detail::transaction_setup_statements(schema, {}))
+    setup += statement + ";\n";
+  const std::string reset =
+      "-- search_path is reset at the end so that dbmate records the version in its own "
+      "table.\n";
   for (const auto* m : migrations) {
-    if (m->up_transaction == transaction_mode::outside ||
-        m->down_transaction == transaction_mode::outside) {
-      throw usage_error(
-          m->path + " is a transaction:false migration, which --format dbmate cannot carry",
-          "dbmate sends such a section as one multi-statement string, so pgkit's search_path "
-          "and bookkeeping cannot go with it; use pgkit apply or --format plain");
+    auto base = m->module + "_" + m->name + ".sql";
+    bool outside = m->up_transaction == transaction_mode::outside ||
+                   m->down_transaction == transaction_mode::outside;
+    if (!outside) {
+      dbmate_file file;
+      file.file_name = m->version + "_" + base;
+      std::string& text = file.text;
+      text = dbmate_header(*m, schema) + reset + "\n-- migrate:up\n" + setup;
+      text += "\n" + detail::with_final_semicolon(m->up_sql) + "\n\n";
+      text += detail::record_up_sql(*m, schema, duration) + "\n";
+      text += "RESET search_path;\n\n";
+      text += "-- migrate:down\n" + search_path;
+      text += detail::record_down_sql(*m, schema) + "\n";
+      if (!m->down_sql.empty())
+        text += "\n" + detail::with_final_semicolon(m->down_sql) + "\n";
+      text += "\nRESET search_path;\n";
+      files.push_back(std::move(file));
+      continue;
     }
-    dbmate_file file;
-    file.file_name = m->version + "_" + m->module + "_" + m->name + ".sql";
-    std::string& text = file.text;
-    text = "-- Generated by pgkit print-sql from module " + m->module + ", " + m->file_name +
-           ", for schema " + detail::quote_identifier(schema) + ".\n";
-    text +=
-        "-- search_path is reset at the end so that dbmate records the version in its own "
-        "table.\n\n";
-    text += "-- migrate:up\n";
-    for (const auto& statement : detail::transaction_setup_statements(schema, {}))
-      text += statement + ";\n";
-    text += "\n" + m->up_sql + "\n\n";
-    text += detail::record_up_sql(*m, schema, duration) + "\n";
-    text += "RESET search_path;\n\n";
-    text += "-- migrate:down\n" + search_path;
-    text += detail::record_down_sql(*m, schema) + "\n";
-    if (!m->down_sql.empty())
-      text += "\n" + m->down_sql + "\n";
-    text += "\nRESET search_path;\n";
-    files.push_back(std::move(file));
+    // Two files: the migration (version + "0"), then its bookkeeping (version + "1"); both
+    // sort between the neighbouring 14-digit versions, which are unique across modules.
+    dbmate_file work;
+    work.file_name = m->version + "0_" + base;
+    work.text = dbmate_header(*m, schema) +
+                "-- A transaction:false section runs alone, without pgkit's search_path: run "
+                "dbmate with\n-- search_path=public," +
+                schema + " in its URL so that unqualified names find pgkit's schema.\n\n";
+    if (m->up_transaction == transaction_mode::outside) {
+      work.text += dbmate_outside_section(*m, m->up_sql, "up");
+    } else {
+      work.text += "-- migrate:up\n" + setup + "\n" + detail::with_final_semicolon(m->up_sql) +
+                   "\nRESET search_path;\n";
+    }
+    work.text += "\n";
+    if (m->down_transaction == transaction_mode::outside) {
+      work.text += dbmate_outside_section(*m, m->down_sql, "down");
+    } else {
+      work.text += "-- migrate:down\n" + search_path +
+                   (m->down_sql.empty() ? "" : detail::with_final_semicolon(m->down_sql) + "\n") +
+                   "RESET search_path;\n";
+    }
+    files.push_back(std::move(work));
+
+    dbmate_file record;
+    record.file_name = m->version + "1_" + m->module + "_" + m->name + "_pgkit_record.sql";
+    record.text = dbmate_header(*m, schema) + "-- pgkit's bookkeeping of " + work.file_name +
+                  ".\n\n-- migrate:up\n" + detail::record_up_sql(*m, schema, duration) +
+                  "\n\n-- migrate:down\n" + detail::record_down_sql(*m, schema) + "\n";
+    files.push_back(std::move(record));
   }
   return files;
 }

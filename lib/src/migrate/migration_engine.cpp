@@ -9,6 +9,7 @@
 
 #include "core/pqxx_compat.hpp"
 #include "migrate/migration_sql.hpp"
+#include "migrate/sql_lexer.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 
@@ -21,6 +22,58 @@ using clock_type = std::chrono::steady_clock;
 void report(const migration_options& options, const std::string& line) {
   if (options.progress)
     options.progress(line);
+}
+
+bool interrupted(const migration_options& options) {
+  return options.interrupted && options.interrupted();
+}
+
+// Throws the error that ends an interrupted run, saying what stays applied.
+[[noreturn]] void throw_interrupted(std::size_t committed) {
+  throw error(error_kind::canceled,
+              committed == 0 ? std::string{"interrupted: the running transaction was rolled back "
+                                           "and nothing was applied"}
+                             : "interrupted: " + std::to_string(committed) + " migration" +
+                                   (committed == 1 ? "" : "s") +
+                                   " committed before the interruption stay applied; the rest "
+                                   "was rolled back",
+              "run pgkit status to see what is applied, and apply again when ready");
+}
+
+// A standby takes no writes: say so, naming it, before any lock is taken or waited for.
+void refuse_standby(pqxx::connection& connection) {
+  bool in_recovery = false;
+  try {
+    pqxx::nontransaction tx{connection};
+    in_recovery = tx.exec("SELECT pg_is_in_recovery()")[0][0].as<bool>();
+  } catch (...) {
+    detail::rethrow_as_pgkit("asking whether the server is a standby");
+  }
+  if (!in_recovery)
+    return;
+  std::string server = connection.hostname() == nullptr ? "" : connection.hostname();
+  if (connection.port() != nullptr)
+    server += std::string{server.empty() ? "port " : ":"} + connection.port();
+  throw error(error_kind::sql,
+              "the server at " + server +
+                  " is a standby (read-only, in recovery): migrations run on the primary",
+              "point the command at the primary; with a multi-host URL add "
+              "target_session_attrs=read-write",
+              "25006");
+}
+
+// What apply and rollback check before they take the migration lock: the one place for
+// refusals that make the lock, or the run, meaningless (a transaction-mode pooler, a standby).
+void check_before_lock(pqxx::connection& connection, const migration_options& options) {
+  if (options.pooler == pooler_mode::pgbouncer_transaction) {
+    throw config_error(
+        "migrations cannot run through a transaction-mode pooler (pooler = \"" +
+            std::string{to_string(pooler_mode::pgbouncer_transaction)} +
+            "\"): the advisory lock and its unlock would land on different server connections",
+        "run migrations over a direct connection to PostgreSQL (or a session-mode pooler), "
+        "for example a second connection in database.toml or --addr");
+  }
+  refuse_standby(connection);
 }
 
 detail::run_timeouts timeouts_of(const migration_options& options) {
@@ -157,28 +210,6 @@ plan make_plan(const std::vector<const migration*>& order,
   return result;
 }
 
-// A standby takes no writes: say so, naming it, before any lock is taken or waited for.
-void refuse_standby(pqxx::connection& connection) {
-  bool in_recovery = false;
-  try {
-    pqxx::nontransaction tx{connection};
-    in_recovery = tx.exec("SELECT pg_is_in_recovery()")[0][0].as<bool>();
-  } catch (...) {
-    detail::rethrow_as_pgkit("asking whether the server is a standby");
-  }
-  if (!in_recovery)
-    return;
-  std::string server = connection.hostname() == nullptr ? "" : connection.hostname();
-  if (connection.port() != nullptr)
-    server += std::string{server.empty() ? "port " : ":"} + connection.port();
-  throw error(error_kind::sql,
-              "the server at " + server +
-                  " is a standby (read-only, in recovery): migrations run on the primary",
-              "point the command at the primary; with a multi-host URL add "
-              "target_session_attrs=read-write",
-              "25006");
-}
-
 // A session-level advisory lock taken by polling pg_try_advisory_lock (a blocked waiter would
 // deadlock a CREATE INDEX CONCURRENTLY of the holder), released on destruction.
 class migration_lock {
@@ -189,6 +220,8 @@ class migration_lock {
     auto pause = milliseconds{20};
     bool told = false;
     for (;;) {
+      if (interrupted(options))
+        throw_interrupted(0);
       if (try_lock())
         return;
       if (clock_type::now() >= deadline)
@@ -200,7 +233,7 @@ class migration_lock {
       }
       auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_type::now());
       std::this_thread::sleep_for(std::max(milliseconds{1}, std::min(pause, left)));
-      pause = std::min(milliseconds{1000}, pause * 3 / 2);
+      pause = std::min(milliseconds{250}, pause * 3 / 2);
     }
     auto holder = holder_pid();
     std::string who =
@@ -267,41 +300,6 @@ class migration_lock {
   std::int64_t m_key;
 };
 
-// The file line that the server's "LINE n:" refers to, when it says one.
-std::string file_position(const std::string& message, const migration& m, std::size_t first_line) {
-  static const std::regex line_pattern{"LINE ([0-9]+):"};
-  std::smatch match;
-  if (!std::regex_search(message, match, line_pattern))
-    return {};
-  auto line = std::stoul(match[1].str());
-  return " at " + m.path + ":" + std::to_string(first_line + line - 1);
-}
-
-// Runs one section; on failure throws an error naming module, version, file and position.
-std::chrono::microseconds run_section(pqxx::transaction_base& tx, const migration& m,
-                                      const std::string& sql, std::size_t first_line,
-                                      const std::string& what) {
-  auto start = clock_type::now();
-  try {
-    tx.exec(sql);
-  } catch (const pqxx::sql_error& e) {
-    detail::rethrow_as_pgkit(what + " " + describe(m) + " failed" +
-                             file_position(e.what(), m, first_line));
-  } catch (...) {
-    detail::rethrow_as_pgkit(what + " " + describe(m) + " failed");
-  }
-  return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
-}
-
-std::string interval_literal(std::chrono::microseconds duration) {
-  return "interval '" + std::to_string(duration.count()) + " microseconds'";
-}
-
-std::string milliseconds_text(std::chrono::microseconds duration) {
-  auto tenths = duration.count() / 100;
-  return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " ms";
-}
-
 void exec_all(pqxx::transaction_base& tx, const std::vector<std::string>& statements,
               const std::string& context) {
   try {
@@ -320,16 +318,129 @@ void commit(pqxx::work& tx, const std::string& context) {
   }
 }
 
-// Applies `batch` (all transactional) in one transaction.
+// The file line that the server's "LINE n:" refers to, when it says one.
+std::string file_position(const std::string& message, const migration& m, std::size_t first_line) {
+  static const std::regex line_pattern{"LINE ([0-9]+):"};
+  std::smatch match;
+  if (!std::regex_search(message, match, line_pattern))
+    return {};
+  auto line = std::stoul(match[1].str());
+  return " at " + m.path + ":" + std::to_string(first_line + line - 1);
+}
+
+// Runs `sql` (one section, or one statement of it starting at file line `first_line`); on
+// failure throws an error naming module, version, file and position.
+void run_sql(pqxx::transaction_base& tx, const migration& m, const std::string& sql,
+             std::size_t first_line, const std::string& what) {
+  try {
+    tx.exec(sql);
+  } catch (const pqxx::sql_error& e) {
+    detail::rethrow_as_pgkit(what + " " + describe(m) + " failed" +
+                             file_position(e.what(), m, first_line));
+  } catch (...) {
+    detail::rethrow_as_pgkit(what + " " + describe(m) + " failed");
+  }
+}
+
+// Runs one section inside a transaction: as one string, as dbmate does.
+std::chrono::microseconds run_section(pqxx::transaction_base& tx, const migration& m,
+                                      const std::string& sql, std::size_t first_line,
+                                      const std::string& what) {
+  auto start = clock_type::now();
+  run_sql(tx, m, sql, first_line, what);
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
+}
+
+// Runs a transaction:false section one top-level statement at a time, as psql runs the plain
+// script: each statement commits on its own, and the server runs several statements sent as
+// one string in one implicit transaction, which CREATE INDEX CONCURRENTLY refuses.
+std::chrono::microseconds run_statements(pqxx::transaction_base& tx, const migration& m,
+                                         const std::string& sql, std::size_t first_line,
+                                         const std::string& what) {
+  auto start = clock_type::now();
+  for (const auto& statement : detail::split_statements(sql)) {
+    run_sql(tx, m, sql.substr(statement.begin, statement.end - statement.begin),
+            first_line + statement.line - 1, what);
+  }
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
+}
+
+// Runs a transaction:false section with pgkit's session settings, and resets them afterwards,
+// also when the section fails.
+std::chrono::microseconds run_outside_transaction(pqxx::connection& connection, const migration& m,
+                                                  const std::string& sql, std::size_t first_line,
+                                                  const std::string& what,
+                                                  const migration_options& options) {
+  pqxx::nontransaction tx{connection};
+  exec_all(tx, detail::session_setup_statements(options.schema, timeouts_of(options)),
+           "preparing the session in schema " + options.schema);
+  std::chrono::microseconds took{0};
+  try {
+    took = run_statements(tx, m, sql, first_line, what);
+  } catch (...) {
+    try {
+      for (const auto& statement : detail::session_reset_statements(timeouts_of(options)))
+        tx.exec(statement);
+    } catch (...) {
+      // The original failure is what matters.
+    }
+    throw;
+  }
+  exec_all(tx, detail::session_reset_statements(timeouts_of(options)), "resetting the session");
+  return took;
+}
+
+// The current transaction's id, to notice a migration that ended pgkit's transaction although
+// the lexer found no transaction control in it.
+std::string transaction_id(pqxx::transaction_base& tx) {
+  try {
+    return tx.exec("SELECT txid_current()::text")[0][0].as<std::string>();
+  } catch (...) {
+    detail::rethrow_as_pgkit("reading the transaction id");
+  }
+}
+
+std::string interval_literal(std::chrono::microseconds duration) {
+  return "interval '" + std::to_string(duration.count()) + " microseconds'";
+}
+
+std::string milliseconds_text(std::chrono::microseconds duration) {
+  auto tenths = duration.count() / 100;
+  return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " ms";
+}
+
+// Throws when the section that just ran ended the transaction `transaction` (the lexer refuses
+// transaction control, but a server-side trick could still end it).
+void check_same_transaction(pqxx::transaction_base& tx, const std::string& transaction,
+                            const migration& m) {
+  if (transaction_id(tx) == transaction)
+    return;
+  throw error(error_kind::usage,
+              "migration " + describe(m) +
+                  " ended pgkit's transaction; what the run did so far may be committed",
+              "remove the transaction control (COMMIT, ROLLBACK, ...) from the file; check with "
+              "pgkit status what is applied");
+}
+
+// Applies `batch` (all transactional) in one transaction. Each migration starts with pgkit's
+// settings, so that a `SET search_path` in one file does not move the next file's objects.
 void apply_batch(pqxx::connection& connection, const std::vector<const migration*>& batch,
                  const migration_options& options, std::vector<migration_step>& applied) {
   std::vector<migration_step> steps;
   pqxx::work tx{connection};
-  exec_all(tx, detail::transaction_setup_statements(options.schema, timeouts_of(options)),
+  exec_all(tx, {detail::create_schema_statement(options.schema)},
            "preparing the migration transaction in schema " + options.schema);
+  auto transaction = transaction_id(tx);
   for (const auto* m : batch) {
+    if (interrupted(options))
+      throw_interrupted(applied.size());
     report(options, "applying " + m->module + " " + m->file_name);
+    exec_all(
+        tx,
+        detail::migration_settings_statements(options.schema, timeouts_of(options), "SET LOCAL"),
+        "preparing migration " + describe(*m));
     auto took = run_section(tx, *m, m->up_sql, m->up_line, "migration");
+    check_same_transaction(tx, transaction, *m);
     exec_all(tx, {detail::record_up_sql(*m, options.schema, interval_literal(took))},
              "recording migration " + describe(*m));
     steps.push_back({m->module, m->version, m->name, took});
@@ -345,25 +456,10 @@ void apply_batch(pqxx::connection& connection, const std::vector<const migration
 // Applies one transaction:false migration on its own.
 void apply_alone(pqxx::connection& connection, const migration& m, const migration_options& options,
                  std::vector<migration_step>& applied) {
+  if (interrupted(options))
+    throw_interrupted(applied.size());
   report(options, "applying " + m.module + " " + m.file_name + " (transaction:false)");
-  std::chrono::microseconds took{0};
-  {
-    pqxx::nontransaction tx{connection};
-    exec_all(tx, detail::session_setup_statements(options.schema, timeouts_of(options)),
-             "preparing the session in schema " + options.schema);
-    try {
-      took = run_section(tx, m, m.up_sql, m.up_line, "migration");
-    } catch (...) {
-      try {
-        for (const auto& statement : detail::session_reset_statements(timeouts_of(options)))
-          tx.exec(statement);
-      } catch (...) {
-        // The original failure is what matters.
-      }
-      throw;
-    }
-    exec_all(tx, detail::session_reset_statements(timeouts_of(options)), "resetting the session");
-  }
+  auto took = run_outside_transaction(connection, m, m.up_sql, m.up_line, "migration", options);
   pqxx::work tx{connection};
   exec_all(tx, {detail::record_up_sql(m, options.schema, interval_literal(took))},
            "recording migration " + describe(m));
@@ -400,8 +496,8 @@ apply_result apply_modules(pqxx::connection& connection, const migration_options
   auto catalog = module_catalog::load(options.migrations_dirs);
   auto order = run_order(catalog.select(options.modules));
 
+  check_before_lock(connection, options);
   apply_result result;
-  refuse_standby(connection);
   // Most runs find nothing to do; they need not wait for a lock to learn that.
   auto first_look = make_plan(order, read_applied(connection, options.schema), options);
   if (first_look.pending.empty()) {
@@ -411,19 +507,26 @@ apply_result apply_modules(pqxx::connection& connection, const migration_options
   migration_lock lock{connection, options};
   auto work = make_plan(order, read_applied(connection, options.schema), options);
   result.drifted = std::move(work.drifted);
-  std::vector<const migration*> batch;
-  for (const auto* m : work.pending) {
-    if (m->up_transaction == transaction_mode::inside) {
-      batch.push_back(m);
-      continue;
+  try {
+    std::vector<const migration*> batch;
+    for (const auto* m : work.pending) {
+      if (m->up_transaction == transaction_mode::inside) {
+        batch.push_back(m);
+        continue;
+      }
+      if (!batch.empty())
+        apply_batch(connection, batch, options, result.applied);
+      batch.clear();
+      apply_alone(connection, *m, options, result.applied);
     }
     if (!batch.empty())
       apply_batch(connection, batch, options, result.applied);
-    batch.clear();
-    apply_alone(connection, *m, options, result.applied);
+  } catch (const error& e) {
+    // A cancel request sent on the interruption makes the running statement fail.
+    if (interrupted(options))
+      throw_interrupted(result.applied.size());
+    throw;
   }
-  if (!batch.empty())
-    apply_batch(connection, batch, options, result.applied);
   return result;
 }
 
@@ -446,13 +549,16 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
   if (target.to_version) {
     const auto& version = *target.to_version;
     bool digits =
-        !version.empty() && version.size() <= 14 &&
+        (version.size() == 14 || version == "0") &&
         std::all_of(version.begin(), version.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits)
-      throw usage_error("--to " + version + " is not a version", "give a 14-digit version, or 0");
+    if (!digits) {
+      throw usage_error("--to '" + version + "' is not a version",
+                        "give a 14-digit version such as 20240101000000 (the part before the "
+                        "first '_' of a file name), or 0 for everything");
+    }
   }
+  check_before_lock(connection, options);
 
-  refuse_standby(connection);
   migration_lock lock{connection, options};
   auto applied = read_applied(connection, options.schema);
   std::vector<const applied_migration*> mine;
@@ -469,9 +575,7 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
   std::vector<const applied_migration*> chosen;
   for (const auto* row : mine) {
     if (target.to_version) {
-      std::string bound = *target.to_version;
-      bound.insert(0, 14 - bound.size(), '0');
-      if (row->version <= bound)
+      if (*target.to_version != "0" && row->version <= *target.to_version)
         break;
     } else if (chosen.size() >= target.steps) {
       break;
@@ -513,33 +617,44 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
   }
 
   std::vector<migration_step> done;
-  auto run_down = [&](pqxx::transaction_base& tx, const migration& m) {
-    report(options, "rolling back " + m.module + " " + m.file_name);
-    exec_all(tx, {detail::record_down_sql(m, options.schema)},
-             "recording the rollback of " + describe(m));
-    std::chrono::microseconds took{0};
-    if (!m.down_sql.empty())
-      took = run_section(tx, m, m.down_sql, m.down_line, "rolling back migration");
-    done.push_back({m.module, m.version, m.name, took});
-  };
-  // Consecutive transactional down sections share one transaction; transaction:false ones run
-  // on their own, as in apply.
+  // Consecutive transactional down sections share one transaction, each with its bookkeeping
+  // removed just before it (core's down section drops the bookkeeping tables). A
+  // transaction:false one runs on its own first and loses its bookkeeping only once it has
+  // succeeded, so a failing one stays applied.
   std::size_t i = 0;
   while (i < steps.size()) {
-    if (steps[i]->down_transaction == transaction_mode::outside) {
-      pqxx::nontransaction tx{connection};
-      exec_all(tx, detail::session_setup_statements(options.schema, timeouts_of(options)),
-               "preparing the session in schema " + options.schema);
-      run_down(tx, *steps[i]);
-      exec_all(tx, detail::session_reset_statements(timeouts_of(options)), "resetting the session");
+    const auto& m = *steps[i];
+    if (m.down_transaction == transaction_mode::outside) {
+      report(options, "rolling back " + m.module + " " + m.file_name + " (transaction:false)");
+      auto took = run_outside_transaction(connection, m, m.down_sql, m.down_line,
+                                          "rolling back migration", options);
+      pqxx::work tx{connection};
+      exec_all(tx, {detail::record_down_sql(m, options.schema)},
+               "recording the rollback of " + describe(m));
+      commit(tx, "recording the rollback of " + describe(m));
+      done.push_back({m.module, m.version, m.name, took});
       ++i;
       continue;
     }
     pqxx::work tx{connection};
-    exec_all(tx, detail::transaction_setup_statements(options.schema, timeouts_of(options)),
+    exec_all(tx, {detail::create_schema_statement(options.schema)},
              "preparing the rollback transaction in schema " + options.schema);
-    while (i < steps.size() && steps[i]->down_transaction == transaction_mode::inside)
-      run_down(tx, *steps[i++]);
+    auto transaction = transaction_id(tx);
+    while (i < steps.size() && steps[i]->down_transaction == transaction_mode::inside) {
+      const auto& step = *steps[i++];
+      report(options, "rolling back " + step.module + " " + step.file_name);
+      exec_all(
+          tx,
+          detail::migration_settings_statements(options.schema, timeouts_of(options), "SET LOCAL"),
+          "preparing the rollback of " + describe(step));
+      exec_all(tx, {detail::record_down_sql(step, options.schema)},
+               "recording the rollback of " + describe(step));
+      std::chrono::microseconds took{0};
+      if (!step.down_sql.empty())
+        took = run_section(tx, step, step.down_sql, step.down_line, "rolling back migration");
+      check_same_transaction(tx, transaction, step);
+      done.push_back({step.module, step.version, step.name, took});
+    }
     commit(tx, "committing the rollback");
   }
   for (const auto& step : done)

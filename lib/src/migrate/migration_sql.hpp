@@ -44,31 +44,42 @@ inline std::string search_path_statement(const std::string& schema, const std::s
   return set + " search_path TO " + quote_identifier(schema) + ", public";
 }
 
-/// Returns the statements (without `;`) that open a migration transaction's work.
+/// Returns the statement that creates the schema when it is missing.
+inline std::string create_schema_statement(const std::string& schema) {
+  return "CREATE SCHEMA IF NOT EXISTS " + quote_identifier(schema);
+}
+
+/// Returns the statements (without `;`) that give one migration pgkit's settings, whatever the
+/// migrations before it set: `set` is "SET LOCAL" inside a transaction, "SET" outside.
+inline std::vector<std::string> migration_settings_statements(const std::string& schema,
+                                                              const run_timeouts& timeouts,
+                                                              const std::string& set) {
+  std::vector<std::string> statements{set + " lock_timeout = '" +
+                                      std::to_string(timeouts.lock_timeout.count()) + "ms'"};
+  statements.push_back(set + " statement_timeout " +
+                       (timeouts.statement_timeout
+                            ? "= '" + std::to_string(timeouts.statement_timeout->count()) + "ms'"
+                            : std::string{"TO DEFAULT"}));
+  statements.push_back(search_path_statement(schema, set));
+  return statements;
+}
+
+/// Returns the statements that open a migration transaction's work: the schema, then the
+/// settings of its first migration.
 inline std::vector<std::string> transaction_setup_statements(const std::string& schema,
                                                              const run_timeouts& timeouts) {
-  std::vector<std::string> statements{"SET LOCAL lock_timeout = '" +
-                                      std::to_string(timeouts.lock_timeout.count()) + "ms'"};
-  if (timeouts.statement_timeout) {
-    statements.push_back("SET LOCAL statement_timeout = '" +
-                         std::to_string(timeouts.statement_timeout->count()) + "ms'");
-  }
-  statements.push_back("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(schema));
-  statements.push_back(search_path_statement(schema, "SET LOCAL"));
+  std::vector<std::string> statements{create_schema_statement(schema)};
+  for (auto& statement : migration_settings_statements(schema, timeouts, "SET LOCAL"))
+    statements.push_back(std::move(statement));
   return statements;
 }
 
 /// Returns the statements that prepare the session for a transaction:false section.
 inline std::vector<std::string> session_setup_statements(const std::string& schema,
                                                          const run_timeouts& timeouts) {
-  std::vector<std::string> statements{"SET lock_timeout = '" +
-                                      std::to_string(timeouts.lock_timeout.count()) + "ms'"};
-  if (timeouts.statement_timeout) {
-    statements.push_back("SET statement_timeout = '" +
-                         std::to_string(timeouts.statement_timeout->count()) + "ms'");
-  }
-  statements.push_back("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(schema));
-  statements.push_back(search_path_statement(schema, "SET"));
+  std::vector<std::string> statements{create_schema_statement(schema)};
+  for (auto& statement : migration_settings_statements(schema, timeouts, "SET"))
+    statements.push_back(std::move(statement));
   return statements;
 }
 

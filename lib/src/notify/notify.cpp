@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/pqxx_compat.hpp"
+#include "core/utf8.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
 
@@ -24,6 +25,7 @@ void check_channel_name(std::string_view channel) {
     throw usage_error("a channel name cannot be empty");
   if (channel.find('\0') != std::string_view::npos)
     throw usage_error("a channel name cannot contain a NUL byte");
+  check_utf8("the channel name", channel);
   if (channel.size() > max_channel_bytes) {
     throw usage_error("channel name " + shown(channel) + " is " + std::to_string(channel.size()) +
                           " bytes long; PostgreSQL allows at most " +
@@ -40,6 +42,7 @@ void check_payload(std::string_view payload) {
   }
   if (payload.find('\0') != std::string_view::npos)
     throw usage_error("a payload cannot contain a NUL byte");
+  check_utf8("the payload", payload);
 }
 
 std::string quote_channel(std::string_view channel) {

@@ -46,8 +46,9 @@ enum class close_reason {
 
 }  // namespace
 
-// A caller queued in acquire(); it lives on that caller's stack and is only touched under the
-// pool's mutex.
+// A caller queued in acquire(). Shared with whoever serves it, so that the server can notify it
+// after unlocking the pool's mutex even if the caller has already left; its fields are only
+// touched under the pool's mutex.
 struct waiter {
   std::condition_variable ready;
   std::unique_ptr<pooled_connection> handed;  // a connection given straight to this caller
@@ -55,17 +56,44 @@ struct waiter {
   bool closed = false;                        // the pool was closed while waiting
 };
 
+// Queued callers to notify once the mutex is released: a caller woken while the mutex is still
+// held would only go back to sleep on the mutex.
+using wake_list = std::vector<std::shared_ptr<waiter>>;
+
+void wake(wake_list& served) {
+  for (auto& queued : served)
+    queued->ready.notify_one();
+  served.clear();
+}
+
 struct pool_state {
-  explicit pool_state(connection_config settings) : config(std::move(settings)) {}
+  explicit pool_state(connection_config settings)
+      : config(std::move(settings)),
+        quantum(std::min<clock::duration>(config.handoff_quantum, config.acquire_timeout / 10)),
+        return_window(quantum / 4),
+        tick(std::max<clock::duration>(quantum / 2, std::chrono::microseconds{100})) {}
 
   const connection_config config;
+  // The hand-off slice, capped against acquire_timeout so that a queued caller's bound stays
+  // far below its timeout.
+  const clock::duration quantum;
+  // How long a connection given back within its slice waits for its thread to come back.
+  const clock::duration return_window;
+  // While callers queue, how often the maintenance thread hands over connections whose thread
+  // did not come back (anyone using the pool does it too, sooner).
+  const clock::duration tick;
 
   mutable std::mutex mutex;
   std::deque<std::unique_ptr<pooled_connection>> idle;  // back: most recently given back
-  std::deque<waiter*> waiters;                          // front: first in line
+  std::deque<std::shared_ptr<waiter>> waiters;          // front: first in line
   std::size_t total = 0;                                // open connections plus those being opened
   std::size_t in_use = 0;                               // leased out plus being opened for a caller
   std::size_t refilling = 0;  // being opened to become idle (warm_up, min_idle refill)
+  // The earliest reserved_until among idle connections, or later.
+  clock::time_point next_reservation_end = clock::time_point::max();
+  // The maintenance thread ticks every `tick` until then (callers queued recently).
+  clock::time_point contended_until;
+  bool maintenance_connecting = false;  // the maintenance thread is inside connect()
   bool closed = false;
   pool_stats counters;
   std::mt19937_64 random{std::random_device{}()};
@@ -83,6 +111,7 @@ struct pool_state {
     opened->connection = connect(config);
     opened->created = clock::now();
     opened->last_used = opened->created;
+    opened->slice_start = opened->created;
     if (config.max_lifetime.count() > 0) {
       auto lifetime = std::chrono::duration_cast<clock::duration>(config.max_lifetime);
       std::lock_guard lock{mutex};
@@ -119,28 +148,47 @@ struct pool_state {
 
   // With the mutex held: when capacity is free and someone waits, lets the first in line open
   // a connection.
-  void offer_capacity() {
+  void offer_capacity(wake_list& served) {
     if (closed || waiters.empty() || total >= config.pool_size)
       return;
-    waiter* first = waiters.front();
+    auto first = std::move(waiters.front());
     waiters.pop_front();
     ++total;
     ++in_use;
     first->may_open = true;
-    first->ready.notify_one();
+    served.push_back(std::move(first));
   }
 
   // With the mutex held: gives `connection` to the first waiter, or makes it idle.
-  void hand_over(std::unique_ptr<pooled_connection> connection) {
+  void hand_over(std::unique_ptr<pooled_connection> connection, wake_list& served) {
     if (!waiters.empty()) {
-      waiter* first = waiters.front();
+      auto first = std::move(waiters.front());
       waiters.pop_front();
       ++in_use;
+      ++counters.handoffs;
       first->handed = std::move(connection);
-      first->ready.notify_one();
+      served.push_back(std::move(first));
       return;
     }
     idle.push_back(std::move(connection));
+  }
+
+  // With the mutex held: gives idle connections whose reservation ran out to queued callers.
+  void end_reservations(clock::time_point now, wake_list& served) {
+    if (waiters.empty() || now < next_reservation_end)
+      return;
+    next_reservation_end = clock::time_point::max();
+    for (auto it = idle.begin(); it != idle.end();) {
+      if ((*it)->reserved_until > now) {
+        next_reservation_end = std::min(next_reservation_end, (*it)->reserved_until);
+        ++it;
+      } else if (!waiters.empty()) {
+        hand_over(std::move(*it), served);
+        it = idle.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
 
   void give_back(std::unique_ptr<pooled_connection> connection) noexcept {
@@ -160,6 +208,7 @@ struct pool_state {
     if (reason == close_reason::none && now >= connection->expires)
       reason = close_reason::lifetime;
     std::unique_ptr<pooled_connection> doomed;
+    wake_list served;
     {
       std::lock_guard lock{mutex};
       --in_use;
@@ -169,27 +218,55 @@ struct pool_state {
         count_closed(reason);
         --total;
         doomed = std::move(connection);
-        offer_capacity();
+        offer_capacity(served);
       } else {
         connection->last_used = now;
         connection->last_thread = std::this_thread::get_id();
-        hand_over(std::move(connection));
+        auto slice_end = connection->slice_start + quantum;
+        if (!waiters.empty() && now < slice_end) {
+          // Within its slice: the connection waits a moment for this thread to come back, so a
+          // running thread goes on without a context switch while the queue sleeps.
+          connection->reserved_until = std::min(slice_end, now + return_window);
+          next_reservation_end = std::min(next_reservation_end, connection->reserved_until);
+          idle.push_back(std::move(connection));
+        } else {
+          connection->reserved_until = {};
+          hand_over(std::move(connection), served);
+        }
       }
+      end_reservations(now, served);
       if (in_use == 0)
         drained.notify_all();
     }
+    wake(served);
     // `doomed` closes here, outside the mutex.
   }
 
-  // The maintenance thread: closes expired and surplus idle connections, refills min_idle.
+  // The maintenance thread: closes expired and surplus idle connections, refills min_idle and,
+  // while callers queue, hands over connections whose thread did not come back.
   void maintain() {
     auto failure_pause = config.maintenance_interval;
+    auto next_round = clock::now() + config.maintenance_interval;
+    wake_list served;
     std::unique_lock lock{mutex};
     while (!closed) {
-      maintenance_wake.wait_for(lock, config.maintenance_interval);
+      auto now = clock::now();
+      auto until = next_round;
+      if (quantum.count() > 0 && now < contended_until)
+        until = std::min(until, now + tick);
+      maintenance_wake.wait_until(lock, until);
       if (closed)
         break;
-      auto now = clock::now();
+      now = clock::now();
+      end_reservations(now, served);
+      if (!served.empty()) {
+        lock.unlock();
+        wake(served);
+        lock.lock();
+      }
+      if (now < next_round)
+        continue;
+      next_round = now + config.maintenance_interval;
       std::vector<std::unique_ptr<pooled_connection>> doomed;
       for (auto it = idle.begin(); it != idle.end();) {
         auto reason = close_reason::none;
@@ -207,16 +284,19 @@ struct pool_state {
         --total;
         doomed.push_back(std::move(*it));
         it = idle.erase(it);
-        offer_capacity();
+        offer_capacity(served);
       }
       // Connections already being opened to become idle count, so that warm_up() and the refill
       // never overshoot min_idle together.
-      bool refill = idle.size() + refilling < config.min_idle && total < config.pool_size;
+      bool refill =
+          !closed && idle.size() + refilling < config.min_idle && total < config.pool_size;
       if (refill) {
         ++total;
         ++refilling;
+        maintenance_connecting = true;
       }
       lock.unlock();
+      wake(served);
       doomed.clear();
       if (!refill) {
         lock.lock();
@@ -229,15 +309,19 @@ struct pool_state {
         opened.reset();
       }
       lock.lock();
+      maintenance_connecting = false;
       --refilling;
       if (!opened) {
         --total;
         ++counters.create_failed;
-        offer_capacity();
+        offer_capacity(served);
+        lock.unlock();
+        wake(served);
+        lock.lock();
         // A server that is down is not hammered: back off up to 30 s between attempts.
         failure_pause =
             std::min<std::chrono::milliseconds>(failure_pause * 2, std::chrono::seconds{30});
-        maintenance_wake.wait_for(lock, failure_pause);
+        next_round = clock::now() + failure_pause;
         continue;
       }
       failure_pause = config.maintenance_interval;
@@ -250,7 +334,10 @@ struct pool_state {
         lock.lock();
         continue;
       }
-      hand_over(std::move(opened));
+      hand_over(std::move(opened), served);
+      lock.unlock();
+      wake(served);
+      lock.lock();
     }
   }
 };
@@ -265,6 +352,8 @@ using detail::pooled_connection;
 lease::lease(std::shared_ptr<detail::pool_state> state,
              std::unique_ptr<pooled_connection> connection) noexcept
     : m_state(std::move(state)), m_connection(std::move(connection)) {}
+
+lease::lease() noexcept = default;
 
 lease::lease(lease&& other) noexcept = default;
 
@@ -304,17 +393,29 @@ pool::pool(connection_config config) {
     throw config_error("min_idle (" + std::to_string(config.min_idle) +
                        ") must not exceed pool_size (" + std::to_string(config.pool_size) + ")");
   }
+  if (config.handoff_quantum.count() < 0 || config.acquire_timeout.count() < 0)
+    throw config_error("handoff_quantum and acquire_timeout must not be negative");
   if (config.maintenance_interval.count() <= 0)
     config.maintenance_interval = std::chrono::milliseconds{1000};
   config.conninfo();  // an unusable URL fails here, not at the first acquire
   m_state = std::make_shared<detail::pool_state>(std::move(config));
-  auto* state = m_state.get();
-  m_state->maintenance = std::thread{[state] { state->maintain(); }};
+  // The thread shares the state: a pool destroyed while it sits in connect() does not wait.
+  m_state->maintenance = std::thread{[state = m_state] { state->maintain(); }};
 }
 
 pool::~pool() {
   close(std::chrono::milliseconds{0});
-  if (m_state->maintenance.joinable())
+  bool connecting = false;
+  {
+    std::lock_guard lock{m_state->mutex};
+    connecting = m_state->maintenance_connecting;
+  }
+  // Closed, the maintenance thread starts no new work: it is either about to exit or inside
+  // connect(), which may take connect_timeout; then it finishes on its own and discards what
+  // it opened.
+  if (connecting)
+    m_state->maintenance.detach();
+  else if (m_state->maintenance.joinable())
     m_state->maintenance.join();
 }
 
@@ -329,37 +430,63 @@ lease pool::acquire() {
 lease pool::acquire(std::chrono::milliseconds timeout) {
   auto& state = *m_state;
   auto started = clock::now();
+  auto me = std::this_thread::get_id();
   std::unique_ptr<pooled_connection> connection;
   bool must_open = false;
+  bool new_slice = true;
+  detail::wake_list served;
   {
     std::unique_lock lock{state.mutex};
     if (state.closed)
       throw usage_error("the pool for " + state.label() + " is closed");
-    // Nobody may overtake a queued caller: the fast paths only apply when no one waits.
-    if (state.waiters.empty() && !state.idle.empty()) {
+    state.end_reservations(started, served);
+    if (!state.waiters.empty()) {
+      // Callers queue: only a connection this thread gave back within its slice may be taken
+      // ahead of them.
+      auto mine = std::find_if(state.idle.rbegin(), state.idle.rend(), [&](const auto& idle) {
+        return idle->last_thread == me && idle->reserved_until > started;
+      });
+      if (mine != state.idle.rend()) {
+        auto chosen = std::prev(mine.base());
+        connection = std::move(*chosen);
+        state.idle.erase(chosen);
+        ++state.in_use;
+        ++state.counters.overtakes;
+        new_slice = false;
+      }
+    } else if (!state.idle.empty()) {
       // The connection this thread gave back last, if it is idle, else the most recent one:
       // a thread that keeps its connection keeps its server process warm.
-      auto mine = std::find_if(state.idle.rbegin(), state.idle.rend(), [](const auto& idle) {
-        return idle->last_thread == std::this_thread::get_id();
-      });
+      auto mine = std::find_if(state.idle.rbegin(), state.idle.rend(),
+                               [&](const auto& idle) { return idle->last_thread == me; });
       auto chosen =
           mine == state.idle.rend() ? std::prev(state.idle.end()) : std::prev(mine.base());
       connection = std::move(*chosen);
       state.idle.erase(chosen);
       ++state.in_use;
-    } else if (state.waiters.empty() && state.total < state.config.pool_size) {
+      new_slice = connection->last_thread != me;
+    } else if (state.total < state.config.pool_size) {
       ++state.total;
       ++state.in_use;
       must_open = true;
-    } else {
-      detail::waiter self;
-      state.waiters.push_back(&self);
+    }
+    if (!connection && !must_open) {
+      auto self = std::make_shared<detail::waiter>();
+      state.waiters.push_back(self);
       ++state.counters.waited;
+      if (started >= state.contended_until && state.quantum.count() > 0)
+        state.maintenance_wake.notify_one();  // start handing over stalled reservations
+      state.contended_until = started + state.config.maintenance_interval;
       auto deadline = detail::deadline_after(started, timeout);
-      while (!self.handed && !self.may_open && !self.closed) {
-        if (self.ready.wait_until(lock, deadline) == std::cv_status::timeout && !self.handed &&
-            !self.may_open && !self.closed) {
-          state.waiters.erase(std::find(state.waiters.begin(), state.waiters.end(), &self));
+      if (!served.empty()) {
+        lock.unlock();
+        detail::wake(served);
+        lock.lock();
+      }
+      while (!self->handed && !self->may_open && !self->closed) {
+        if (self->ready.wait_until(lock, deadline) == std::cv_status::timeout && !self->handed &&
+            !self->may_open && !self->closed) {
+          state.waiters.erase(std::find(state.waiters.begin(), state.waiters.end(), self));
           auto waited = clock::now() - started;
           ++state.counters.timed_out;
           state.counters.wait_time += waited;
@@ -378,12 +505,13 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
       state.counters.wait_time += waited;
       state.counters.longest_wait =
           std::max<std::chrono::nanoseconds>(state.counters.longest_wait, waited);
-      if (self.closed)
+      if (self->closed)
         throw usage_error("the pool for " + state.label() + " was closed while waiting");
-      connection = std::move(self.handed);
-      must_open = self.may_open;
+      connection = std::move(self->handed);
+      must_open = self->may_open;
     }
   }
+  detail::wake(served);
 
   // Outside the mutex: check a connection that sat idle, open a new one where needed. The
   // capacity reserved above stays this caller's throughout.
@@ -413,15 +541,19 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
       --state.total;
       --state.in_use;
       ++state.counters.create_failed;
-      state.offer_capacity();
+      state.offer_capacity(served);
       if (state.in_use == 0)
         state.drained.notify_all();
+      // Notifying under the mutex here: this path is rare, and `served` must not outlive it.
+      detail::wake(served);
       throw;
     }
     std::lock_guard lock{state.mutex};
     ++state.counters.created;
     break;
   }
+  if (new_slice)
+    connection->slice_start = clock::now();
   {
     std::lock_guard lock{state.mutex};
     ++state.counters.acquired;
@@ -456,13 +588,19 @@ void pool::warm_up() {
       --state.total;
       --state.refilling;
       ++state.counters.create_failed;
-      state.offer_capacity();
+      detail::wake_list served;
+      state.offer_capacity(served);
+      detail::wake(served);
       throw;
     }
-    std::lock_guard lock{state.mutex};
-    --state.refilling;
-    ++state.counters.created;
-    state.hand_over(std::move(opened));
+    detail::wake_list served;
+    {
+      std::lock_guard lock{state.mutex};
+      --state.refilling;
+      ++state.counters.created;
+      state.hand_over(std::move(opened), served);
+    }
+    detail::wake(served);
   }
 }
 
@@ -472,7 +610,7 @@ bool pool::close(std::chrono::milliseconds timeout) {
   std::deque<std::unique_ptr<pooled_connection>> doomed;
   std::unique_lock lock{state.mutex};
   state.closed = true;
-  for (auto* queued : state.waiters) {
+  for (auto& queued : state.waiters) {
     queued->closed = true;
     queued->ready.notify_one();
   }

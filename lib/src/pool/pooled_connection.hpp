@@ -25,6 +25,12 @@ struct pooled_connection {
   std::thread::id last_thread;
   /// After this the connection is closed instead of reused (max_lifetime minus jitter).
   clock::time_point expires = clock::time_point::max();
+  /// When its current holder got it from someone else (another thread, the queue, a fresh
+  /// open): the start of the slice in which the holder may take it back without queueing.
+  clock::time_point slice_start;
+  /// While callers queue, a connection given back within its slice waits for last_thread until
+  /// then (idle, reserved); afterwards it goes to the first queued caller.
+  clock::time_point reserved_until;
 };
 
 }  // namespace pgkit::detail
