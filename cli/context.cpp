@@ -1,5 +1,6 @@
 #include "context.hpp"
 
+#include <cctype>
 #include <cstdlib>
 #include <thread>
 
@@ -8,7 +9,17 @@
 
 namespace pgkit::cli {
 
-context::context(const global_options& globals) : m_globals{globals}, m_output{globals} {}
+context::context(const global_options& globals) : m_globals{globals}, m_output{globals} {
+  if (m_output.verbose()) {
+    // The library never prints; with -v the server's notices and warnings are shown.
+    set_notice_handler([out = m_output](const server_notice& notice) {
+      std::string severity = notice.severity;
+      for (auto& c : severity)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out.detail("server " + severity + ": " + notice.message);
+    });
+  }
+}
 
 const connection_config& context::connection() {
   if (!m_connection) {

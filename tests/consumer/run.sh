@@ -20,6 +20,27 @@ if [[ $output != *"$expected"* ]]; then
   echo "FAIL: expected the consumer to print '$expected'"
   exit 1
 fi
+# pkg-config alone (no CMake): the installed pgkit.pc names every flag and library.
+pc_path=$(dirname "$(find "$work/prefix" -name pgkit.pc -print -quit)")
+if [ "$pc_path" = . ]; then
+  echo "FAIL: pgkit.pc is not installed"
+  exit 1
+fi
+if [ -n "$extra_prefix" ]; then
+  while IFS= read -r dir; do pc_path="$pc_path:$dir"; done \
+    < <(find "$extra_prefix" -type d -name pkgconfig)
+fi
+export PKG_CONFIG_PATH="$pc_path${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+flags=$(pkg-config --cflags --libs pgkit)
+rpath=-Wl,-rpath,$(pkg-config --variable=libdir libpqxx)
+# shellcheck disable=SC2086 # the flags are words
+c++ -std=c++17 "$consumer/main.cpp" -o "$work/consumer-pkg-config" $flags "$rpath"
+output=$("$work/consumer-pkg-config" "$url")
+if [[ $output != *"$expected"* ]]; then
+  echo "FAIL: the consumer built with pkg-config printed '$output'"
+  exit 1
+fi
+echo "ok: pkg-config --cflags --libs pgkit builds and links a program"
 # The installed package also carries the documentation and completions.
 for file in share/man/man1/pgkit.1 share/bash-completion/completions/pgkit \
             share/zsh/vendor-completions/_pgkit share/fish/vendor_completions.d/pgkit.fish bin/pgkit; do

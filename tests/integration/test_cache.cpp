@@ -398,6 +398,21 @@ TEST_CASE("pgkit::cache errors a caller can make") {
     CHECK(usage(e));
     CHECK(contains(e.what(), "33 bytes long, more than the maximum of 32"));
   }
+  SUBCASE("a ttl longer than 100 years is refused before anything is sent") {
+    auto forever = std::chrono::milliseconds::max();
+    for (auto e : {error_of([&] { store.set("page", "home", "x", forever); }), error_of([&] {
+                     store.set_many("page", {{"a", "x"}}, forever);
+                   }),
+                   error_of([&] { store.expire("page", "home", forever); }),
+                   error_of([&] { store.touch("page", "home", forever); })}) {
+      CHECK(usage(e));
+      CHECK(contains(e.what(), "the cache ttl is 9223372036854775807 ms; the longest accepted"));
+      CHECK(contains(e.hint(), "never_expires"));
+    }
+    CHECK(f.rows() == "0");
+    store.set("page", "home", "x", 36525 * 24h);
+    CHECK(f.rows() == "1");
+  }
   SUBCASE("a negative ttl") {
     auto e = error_of([&] { store.set("page", "home", "x", -1s); });
     CHECK(usage(e));

@@ -1,11 +1,22 @@
 #include <doctest/doctest.h>
 
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
+#include "pgkit/listener.hpp"
+#include "pgkit/pool.hpp"
 
 namespace {
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 // Runs `sql` and returns the pgkit::error it turns into.
 pgkit::error error_of(pqxx::connection& connection, const std::string& sql) {
@@ -53,7 +64,7 @@ TEST_CASE("pgkit::connect") {
       FAIL("connect succeeded on port 1");
     } catch (const pgkit::error& e) {
       CHECK(std::string{e.what()}.find("topsecret") == std::string::npos);
-      CHECK(std::string{e.what()}.find("password=***") != std::string::npos);
+      CHECK(std::string{e.what()}.find("postgresql://:***@127.0.0.1:1") != std::string::npos);
     }
   }
 }
@@ -92,5 +103,99 @@ TEST_CASE("pgkit::detail::rethrow_as_pgkit") {
     }
     auto lost = error_of(*victim, "SELECT 1");
     CHECK(lost.kind() == pgkit::error_kind::connection_lost);
+    CHECK(contains(lost.what(), "terminating connection due to administrator command"));
+    CHECK(contains(lost.hint(), "pg_terminate_backend"));
   }
+  SUBCASE("a statement cut off by pg_terminate_backend carries the server's reason") {
+    auto victim = pgkit::connect(db.url());
+    auto pid = std::to_string(victim->backendpid());
+    std::thread terminator{[&] {
+      pgkit_test::eventually([&] {
+        return pgkit_test::query_value(
+                   db.url(), "SELECT state FROM pg_stat_activity WHERE pid = " + pid) == "active";
+      });
+      pgkit_test::query_value(db.url(), "SELECT pg_terminate_backend(" + pid + ")");
+    }};
+    auto lost = error_of(*victim, "SELECT pg_sleep(60)");
+    terminator.join();
+    CHECK(lost.kind() == pgkit::error_kind::connection_lost);
+    CHECK(std::string{lost.what()} ==
+          "running the test statement: the server ended the session: terminating connection due "
+          "to administrator command");
+    CHECK(contains(lost.hint(), "run it again"));
+  }
+}
+
+TEST_CASE("several servers: the first that answers is used") {
+  pgkit_test::scratch_database db{"multi_host"};
+  // The sandbox's URL is postgresql://postgres@127.0.0.1:PORT/NAME; port 1 is closed.
+  auto at = db.url().find("@127.0.0.1:");
+  REQUIRE(at != std::string::npos);
+  auto port_begin = at + std::string{"@127.0.0.1:"}.size();
+  auto port = db.url().substr(port_begin, db.url().find('/', port_begin) - port_begin);
+  auto current_database = [](pqxx::connection& connection) {
+    return pqxx::nontransaction{connection}
+        .exec("SELECT current_database()")[0][0]
+        .as<std::string>();
+  };
+
+  SUBCASE("a multi-host URL") {
+    auto url = "postgresql://postgres@127.0.0.1:1,127.0.0.1:" + port + "/" + db.name() +
+               "?target_session_attrs=read-write";
+    auto config = pgkit::config_from_url(url, "test");
+    CHECK(config.describe() == "postgresql://postgres@127.0.0.1:1,127.0.0.1:" + port + "/" +
+                                   db.name() + "?target_session_attrs=read-write");
+    auto connection = pgkit::connect(config);
+    CHECK(current_database(*connection) == db.name());
+    pgkit::listener listener{url};
+    CHECK(listener.connected());
+  }
+  SUBCASE("hosts = [...] in database.toml, through a pool") {
+    auto file =
+        pgkit::parse_config("[connections.main]\nhosts = [\"127.0.0.1:1\", \"127.0.0.1:" + port +
+                                "\"]\nusername = \"postgres\"\ndatabase = \"" + db.name() + "\"\n",
+                            "database.toml", {});
+    pgkit::pool pool{file.connection("main")};
+    auto lease = pool.acquire();
+    CHECK(current_database(lease.connection()) == db.name());
+  }
+}
+
+TEST_CASE("pgkit::set_notice_handler") {
+  pgkit_test::scratch_database db{"notices"};
+  std::mutex mutex;
+  std::vector<pgkit::server_notice> received;
+  pgkit::set_notice_handler([&](const pgkit::server_notice& notice) {
+    std::lock_guard<std::mutex> lock{mutex};
+    received.push_back(notice);
+  });
+  const std::string raise = "DO $$ BEGIN RAISE NOTICE 'hello from %', 'pgkit'; END $$";
+
+  SUBCASE("a connection from connect() sends its notices to the handler") {
+    auto connection = pgkit::connect(db.url());
+    pqxx::nontransaction{*connection}.exec(raise);
+    REQUIRE(received.size() == 1);
+    CHECK(received[0].severity == "NOTICE");
+    CHECK(received[0].sqlstate == "00000");
+    CHECK(received[0].message == "hello from pgkit");
+  }
+  SUBCASE("so does every pooled connection") {
+    pgkit::pool pool{pgkit::config_from_url(db.url(), "test")};
+    auto lease = pool.acquire();
+    pqxx::nontransaction{lease.connection()}.exec(raise + "; CREATE TABLE IF NOT EXISTS t ()");
+    pqxx::nontransaction{lease.connection()}.exec("CREATE TABLE IF NOT EXISTS t ()");
+    REQUIRE(received.size() == 2);
+    CHECK(received[1].message == "relation \"t\" already exists, skipping");
+  }
+  SUBCASE("an empty handler discards them; a handler set later applies at once") {
+    auto connection = pgkit::connect(db.url());
+    pgkit::set_notice_handler({});
+    pqxx::nontransaction{*connection}.exec(raise);
+    CHECK(received.empty());
+    int counted = 0;
+    pgkit::set_notice_handler([&](const pgkit::server_notice&) { ++counted; });
+    pqxx::nontransaction{*connection}.exec(raise);
+    CHECK(counted == 1);
+  }
+  pgkit::set_notice_handler({});
 }

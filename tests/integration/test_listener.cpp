@@ -293,3 +293,63 @@ TEST_CASE("pgkit::listener refusals") {
     }
   }
 }
+
+TEST_CASE("pgkit::listener::listen refused by the server") {
+  pgkit_test::scratch_database scratch{"listener_refused"};
+  // A LATIN1 database: the server refuses (22P05) a channel name that is valid UTF-8 but has
+  // no LATIN1 form, after pgkit sent it (pgkit itself refuses invalid UTF-8 before sending).
+  const std::string latin1 = "pgkit_listener_refused_latin1";
+  pgkit_test::query_value(pgkit_test::sandbox_url(), "DROP DATABASE IF EXISTS " + latin1);
+  pgkit_test::query_value(pgkit_test::sandbox_url(),
+                          "CREATE DATABASE " + latin1 +
+                              " ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+  std::string url = pgkit_test::with_database(scratch.url(), latin1);
+  url += (url.find('?') == std::string::npos ? "?" : "&") + std::string{"client_encoding=UTF8"};
+  auto sender = pgkit::connect(url);
+  pgkit::listener listener{url};
+  listener.listen("kept");
+  const std::string refused = "price in \xe2\x82\xac";
+  CHECK_THROWS_AS(listener.listen(refused), pgkit::sql_error);
+  CHECK(listener.channels() == std::vector<std::string>{"kept"});
+  // The refused channel is not part of the next subscription: after a reconnect the listener
+  // LISTENs again and delivers.
+  pgkit_test::query_value(
+      url, "SELECT pg_terminate_backend(" + std::to_string(listener.backend_pid()) + ")");
+  CHECK_FALSE(listener.receive(300ms));
+  CHECK(pgkit_test::eventually([&] {
+    listener.receive(50ms);
+    return listener.connected();
+  }));
+  pgkit::notify(*sender, "kept", "after");
+  auto got = next(listener);
+  REQUIRE(got);
+  CHECK(got->payload == "after");
+  CHECK(listener.reconnects() == 1);
+  listener.stop();
+  pgkit_test::query_value(pgkit_test::sandbox_url(), "DROP DATABASE " + latin1 + " WITH (FORCE)");
+}
+
+TEST_CASE("the listener's connection sends notices to the handler, never to stderr") {
+  pgkit_test::scratch_database db{"listener_notices"};
+  std::vector<pgkit::server_notice> received;
+  pgkit::set_notice_handler(
+      [&](const pgkit::server_notice& notice) { received.push_back(notice); });
+  {
+    pgkit::listener listener{db.url()};
+    listener.listen("c");
+    pgkit_test::query_value(
+        db.url(), "SELECT pg_terminate_backend(" + std::to_string(listener.backend_pid()) + ")");
+    CHECK(pgkit_test::eventually([&] {
+      listener.receive(50ms);
+      return listener.reconnects() == 1;
+    }));
+  }
+  pgkit::set_notice_handler({});
+  bool saw_farewell = false;
+  for (const auto& notice : received) {
+    if (notice.severity == "FATAL" &&
+        notice.message == "terminating connection due to administrator command")
+      saw_farewell = true;
+  }
+  CHECK(saw_farewell);
+}

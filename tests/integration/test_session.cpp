@@ -143,6 +143,19 @@ TEST_CASE("pgkit::session_store") {
     CHECK_THROWS_AS(pgkit::session_store(f.pool, bad), pgkit::usage_error);
   }
 
+  SUBCASE("a period longer than 100 years is a usage error, sent nowhere") {
+    session_fixture f{"session_forever"};
+    auto forever = std::chrono::milliseconds::max();
+    auto key = f.store->generate("x", 1h);
+    CHECK_THROWS_WITH_AS(f.store->generate("y", forever),
+                         doctest::Contains("a session's ttl is 9223372036854775807 ms"),
+                         pgkit::usage_error);
+    CHECK_THROWS_AS(f.store->set(key, "y", forever), pgkit::usage_error);
+    CHECK_THROWS_AS(f.store->set_default_period(forever), pgkit::usage_error);
+    CHECK(f.rows() == 1);
+    CHECK(f.store->get(key)->data == "x");
+  }
+
   SUBCASE("expiry follows the database clock") {
     session_fixture f{"session_clock"};
     auto key = f.store->generate("clock", 1h);

@@ -36,6 +36,13 @@ struct connection_config {
   /// Separate parts; each one given overrides what `url` (or libpq's defaults) would use.
   std::optional<std::string> host;
   std::optional<int> port;
+  /// Several servers, tried in order (libpq's multi-host form): each "host", "host:port",
+  /// "[IPv6]" or "[IPv6]:port". When not empty it replaces `host` and the url's hosts, and
+  /// `port` is the port of the entries that name none.
+  std::vector<std::string> hosts;
+  /// libpq's target_session_attrs ("read-write", "primary", "standby", ...): which of several
+  /// servers a connection accepts.
+  std::optional<std::string> target_session_attrs;
   std::optional<std::string> database;
   std::optional<std::string> username;
   std::optional<std::string> password;
@@ -80,8 +87,10 @@ struct connection_config {
   /// `url` cannot be parsed.
   std::string conninfo() const;
 
-  /// Returns the address for messages, without any password
-  /// ("postgresql://app@db.internal:5432/app"), or "libpq defaults".
+  /// Returns the address for messages, without any password: "postgresql://app:***@db:5432/app"
+  /// (*** when a password is set), several servers as "h1:5432,h2:5433", IPv6 addresses in
+  /// brackets, and a target_session_attrs; or "libpq defaults". Throws config_error as
+  /// conninfo() does.
   std::string describe() const;
 };
 

@@ -77,7 +77,8 @@ class listener {
 
   /// LISTENs on `channel` (quoted: case, spaces and quotes are kept); a second call does
   /// nothing. Throws pgkit::usage_error for an invalid name, pgkit::sql_error if the server
-  /// refuses. While disconnected it only records the channel for the next connection.
+  /// refuses (the channel is then not recorded). While disconnected it only records the
+  /// channel for the next connection.
   void listen(std::string_view channel);
   /// UNLISTENs `channel`; notifications already received for it are still returned.
   void unlisten(std::string_view channel);

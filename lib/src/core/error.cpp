@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "core/notices.hpp"
 #include "pgkit/redact.hpp"
 
 namespace pgkit {
@@ -81,9 +82,28 @@ error::error(error_kind kind, const std::string& message, std::string hint, std:
       m_hint(redact_secrets(hint)),
       m_sqlstate(std::move(sqlstate)) {}
 
+std::string detail::connection_lost_hint() {
+  return "the server closed this connection (a restart, a failover or pg_terminate_backend); "
+         "what was not committed is rolled back: run it again once the server accepts "
+         "connections";
+}
+
+namespace {
+
+// The hint of a server-reported error that ends the session (57P01 administrator command,
+// 57P02 crash shutdown, 57P03 cannot connect now, class 08) when the caller gave none.
+std::string default_hint(std::string_view sqlstate, std::string hint) {
+  if (hint.empty() && kind_from_sqlstate(sqlstate) == error_kind::connection_lost)
+    return detail::connection_lost_hint();
+  return hint;
+}
+
+}  // namespace
+
 sql_error::sql_error(const std::string& message, std::string sqlstate, std::string query,
                      std::string hint)
-    : error(kind_from_sqlstate(sqlstate), message, std::move(hint), sqlstate),
+    : error(kind_from_sqlstate(sqlstate), message, default_hint(sqlstate, std::move(hint)),
+            sqlstate),
       m_query(redact_secrets(query)) {}
 
 }  // namespace pgkit

@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 
+#include "core/notices.hpp"
 #include "pgkit/error.hpp"
 
 namespace pgkit::detail {
@@ -102,7 +103,7 @@ void rethrow_as_pgkit(std::string_view context) {
     throw error(error_kind::connection_lost, with_context(context, e.what()),
                 "the connection broke during COMMIT; check whether the change was applied");
   } catch (const pqxx::broken_connection& e) {
-    throw error(error_kind::connection_lost, with_context(context, e.what()));
+    throw connection_lost_error(context, e.what());
   } catch (const pqxx::statement_completion_unknown& e) {
     throw error(error_kind::connection_lost, with_context(context, e.what()),
                 "the statement's outcome is unknown; check whether the change was applied");

@@ -19,6 +19,7 @@
 #include <random>
 #include <utility>
 
+#include "core/notices.hpp"
 #include "notify/listener_backoff.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/notify.hpp"
@@ -87,6 +88,7 @@ struct listener::impl {
   enum class command { none, heartbeat, subscribe, user };
 
   std::string conninfo;
+  std::string address;  // conninfo for messages, without its password
   listener_options options;
   std::vector<std::string> channels;
   std::deque<notification> queue;
@@ -117,7 +119,9 @@ struct listener::impl {
   std::atomic<bool> stop_requested{false};
 
   impl(std::string conninfo_, listener_options options_)
-      : conninfo(std::move(conninfo_)), options(std::move(options_)) {
+      : conninfo(std::move(conninfo_)),
+        address(config_from_url(conninfo, "the listener's connection string").describe()),
+        options(std::move(options_)) {
     int fds[2];
     if (::pipe(fds) != 0) {
       throw error(error_kind::internal, std::string{"cannot create the listener's wake-up pipe: "} +
@@ -204,6 +208,7 @@ struct listener::impl {
       attempt_failed("out of memory");
       return;
     }
+    detail::route_notices(connection);
     if (PQstatus(connection) == CONNECTION_BAD) {
       attempt_failed(connection_error(connection));
       return;
@@ -280,9 +285,7 @@ struct listener::impl {
     if (closing)
       return;
     if (first_connect) {
-      std::string where = conninfo.empty() ? std::string{"the default server (libpq defaults)"}
-                                           : "'" + conninfo + "'";
-      throw error(error_kind::connection, "cannot connect to " + where + ": " + reason,
+      throw error(error_kind::connection, "cannot connect to " + address + ": " + reason,
                   "check that the server is running and accepts connections at that address");
     }
     ++attempts;
@@ -449,7 +452,7 @@ struct listener::impl {
   }
 
   // Runs LISTEN or UNLISTEN now if connected; otherwise the next connection's subscription
-  // covers it, because `channels` is already up to date.
+  // covers it, because the caller updates `channels`. Throws sql_error when the server refuses.
   void run_channel_command(const std::string& sql) {
     while ((current == state::connecting || current == state::subscribing ||
             (current == state::ready && in_flight != command::none)) &&
@@ -510,8 +513,10 @@ void listener::listen(std::string_view channel) {
   auto& channels = m_impl->channels;
   if (std::find(channels.begin(), channels.end(), channel) != channels.end())
     return;
-  channels.emplace_back(channel);
+  // Recorded only once the server accepted it (or, while disconnected, for the next
+  // connection): a refused channel kept here would fail every later reconnect.
   m_impl->run_channel_command("LISTEN " + quote_channel(channel));
+  channels.emplace_back(channel);
 }
 
 void listener::unlisten(std::string_view channel) {

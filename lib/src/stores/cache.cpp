@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/pqxx_compat.hpp"
+#include "core/ttl_limit.hpp"
 #include "migrate/migration_sql.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/migration.hpp"
@@ -146,6 +147,8 @@ void check_ttl(const cache_ttl& ttl) {
     throw usage_error("the cache ttl is negative (" + std::to_string(ttl->count()) + " ms)",
                       "give a ttl of zero or more, or never_expires");
   }
+  if (ttl)
+    detail::check_ttl_limit(*ttl, "the cache ttl");
 }
 
 std::optional<std::int64_t> ttl_param(const cache_ttl& ttl) {

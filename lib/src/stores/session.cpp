@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/pqxx_compat.hpp"
+#include "core/ttl_limit.hpp"
 #include "migrate/migration_sql.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
@@ -70,6 +71,7 @@ void check_ttl(milliseconds ttl, const char* what) {
   if (ttl.count() <= 0)
     throw usage_error(std::string{what} + " must be positive, not " + std::to_string(ttl.count()) +
                       " ms");
+  detail::check_ttl_limit(ttl, what);
 }
 
 // A bytea parameter; an empty view still points somewhere (libpqxx 6.4 copies with memcpy).
