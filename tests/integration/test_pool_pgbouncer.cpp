@@ -4,18 +4,12 @@
 
 #include <doctest/doctest.h>
 
-#include <netinet/in.h>
-#include <pwd.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <fstream>
 #include <thread>
 #include <vector>
 
 #include "harness.hpp"
+#include "pgbouncer.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
@@ -25,95 +19,10 @@
 
 using namespace std::chrono_literals;
 
-namespace {
-
-int free_loopback_port() {
-  int probe = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  ::getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(probe);
-  return ntohs(address.sin_port);
-}
-
-std::string port_of(const std::string& url) {
-  auto colon = url.rfind(':');
-  auto slash = url.find('/', colon);
-  return url.substr(colon + 1, slash - colon - 1);
-}
-
-// A PgBouncer in transaction mode in front of the sandbox, with at most 2 server connections,
-// so that consecutive transactions of one client run on different server sessions.
-class pgbouncer {
- public:
-  pgbouncer() {
-    m_dir = pgkit_test::temp_dir("pgkit-pgbouncer");
-    m_port = free_loopback_port();
-    std::ofstream{m_dir + "/users.txt"} << "\"postgres\" \"\"\n";
-    std::ofstream{m_dir + "/pgbouncer.ini"}
-        << "[databases]\n"
-        << "* = host=127.0.0.1 port=" << port_of(pgkit_test::sandbox_url()) << "\n"
-        << "[pgbouncer]\n"
-        << "listen_addr = 127.0.0.1\n"
-        << "listen_port = " << m_port << "\n"
-        << "unix_socket_dir =\n"
-        << "auth_type = trust\n"
-        << "auth_file = " << m_dir << "/users.txt\n"
-        << "pool_mode = transaction\n"
-        << "default_pool_size = 2\n"
-        << "max_client_conn = 50\n"
-        << "logfile = " << m_dir << "/pgbouncer.log\n"
-        << "pidfile = " << m_dir << "/pgbouncer.pid\n";
-    std::vector<std::string> argv{"pgbouncer", "-d"};
-    if (::geteuid() == 0) {
-      // PgBouncer refuses to run as root: it switches to the server's user, which must be
-      // able to write its log and pid file.
-      auto* user = ::getpwnam("postgres");
-      REQUIRE(user != nullptr);
-      for (const char* file : {"", "/users.txt", "/pgbouncer.ini"})
-        REQUIRE(::chown((m_dir + file).c_str(), user->pw_uid, user->pw_gid) == 0);
-      argv.insert(argv.end(), {"-u", "postgres"});
-    }
-    argv.push_back(m_dir + "/pgbouncer.ini");
-    auto started = pgkit_test::run_process(argv);
-    REQUIRE_MESSAGE(started.exit_code == 0, started.err);
-    for (int i = 0; i < 200 && m_pid <= 0; ++i) {
-      std::ifstream pidfile{m_dir + "/pgbouncer.pid"};
-      pidfile >> m_pid;
-      if (m_pid <= 0)
-        std::this_thread::sleep_for(50ms);
-    }
-    REQUIRE_MESSAGE(m_pid > 0, "pgbouncer wrote no pid file");
-  }
-  ~pgbouncer() {
-    if (m_pid <= 0)
-      return;
-    ::kill(m_pid, SIGTERM);
-    for (int i = 0; i < 200 && ::kill(m_pid, 0) == 0; ++i)
-      std::this_thread::sleep_for(50ms);
-  }
-  pgbouncer(const pgbouncer&) = delete;
-  pgbouncer& operator=(const pgbouncer&) = delete;
-
-  std::string url(const std::string& database) const {
-    return "postgresql://postgres@127.0.0.1:" + std::to_string(m_port) + "/" + database;
-  }
-
- private:
-  std::string m_dir;
-  int m_port = 0;
-  pid_t m_pid = 0;
-};
-
-}  // namespace
-
 TEST_CASE("pgkit::pool through PgBouncer in transaction mode") {
   pgkit_test::scratch_database db{"pgbouncer"};
   pgkit_test::query_value(db.url(), "CREATE TABLE item (id int PRIMARY KEY, label text)");
-  pgbouncer bouncer;
+  pgkit_test::pgbouncer bouncer{pgkit_test::port_of(pgkit_test::sandbox_url())};
 
   auto config = pgkit::config_from_url(bouncer.url(db.name()), "test");
   config.pool_size = 4;

@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 
+#include "child_process.hpp"
 #include "harness.hpp"
 #include "pgkit/connection.hpp"
 
@@ -74,5 +76,57 @@ TEST_CASE("scripts/pg-sandbox") {
     CHECK(pgkit_test::query_value(url, "SELECT to_regclass('kept') IS NOT NULL") == "t");
     CHECK(pgkit_test::run_process({script, "stop", dir}).exit_code == 0);
     CHECK_FALSE(std::filesystem::exists(dir));
+  }
+  SUBCASE("a start that failed leaves nothing, and stopping its state file is quiet") {
+    std::string state = pgkit_test::temp_dir("sandbox-state") + "/sandbox.env";
+    pgkit_test::process_options no_server;
+    no_server.env["PG_BINDIR"] = pgkit_test::temp_dir("no-postgres");
+    auto failed =
+        pgkit_test::run_process({script, "start", "--owner", owner, "--state", state}, no_server);
+    CHECK(failed.exit_code == 1);
+    CHECK(failed.err.find("PG_BINDIR=" + no_server.env["PG_BINDIR"] +
+                          " holds no initdb, pg_ctl and postgres") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(state));
+    // What the CTest fixture's cleanup runs after a failed start: no second, misleading error.
+    auto stopped = pgkit_test::run_process({script, "stop", state});
+    CHECK(stopped.exit_code == 0);
+    CHECK(stopped.err.empty());
+  }
+  SUBCASE("PG_BINDIR selects the server the sandbox runs") {
+    const char* bindir = std::getenv("PG_BINDIR");
+    auto started = pgkit_test::run_process({script, "start", "--owner", owner});
+    REQUIRE_MESSAGE(started.exit_code == 0, started.err);
+    std::string dir = trimmed(started.out);
+    std::string url = trimmed(pgkit_test::run_process({script, "url", dir}).out);
+    if (bindir != nullptr) {
+      // "postgres (PostgreSQL) 17.10" (Debian adds " (Debian 15.18-...)") runs a 17 server.
+      auto said = pgkit_test::run_process({std::string{bindir} + "/postgres", "--version"}).out;
+      auto number = said.substr(said.find("(PostgreSQL) ") + 13);
+      CHECK(number.substr(0, number.find('.')) ==
+            pgkit_test::query_value(url,
+                                    "SELECT current_setting('server_version_num')::int / 10000"));
+    }
+    CHECK(pgkit_test::run_process({script, "stop", dir}).exit_code == 0);
+  }
+  SUBCASE("a standby streams from its primary until it is promoted") {
+    pgkit_test::own_sandbox primary;
+    pgkit_test::query_value(primary.url(), "CREATE TABLE before_copy (x int)");
+    pgkit_test::query_value(primary.url(), "INSERT INTO before_copy VALUES (1)");
+    pgkit_test::own_sandbox standby{pgkit_test::own_sandbox::standby_of{primary}};
+    CHECK(standby.url() != primary.url());
+    CHECK(pgkit_test::query_value(standby.url(), "SELECT pg_is_in_recovery()") == "t");
+    pgkit_test::query_value(primary.url(), "INSERT INTO before_copy VALUES (2)");
+    CHECK(pgkit_test::eventually([&] {
+      return pgkit_test::query_value(standby.url(), "SELECT count(*) FROM before_copy") == "2";
+    }));
+    CHECK(pgkit_test::query_value(primary.url(), "SELECT state FROM pg_stat_replication") ==
+          "streaming");
+    CHECK_THROWS(pgkit_test::query_value(standby.url(), "INSERT INTO before_copy VALUES (3)"));
+
+    primary.stop();
+    standby.promote();
+    CHECK(pgkit_test::query_value(standby.url(), "SELECT pg_is_in_recovery()") == "f");
+    pgkit_test::query_value(standby.url(), "INSERT INTO before_copy VALUES (3)");
+    CHECK(pgkit_test::query_value(standby.url(), "SELECT count(*) FROM before_copy") == "3");
   }
 }

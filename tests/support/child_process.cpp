@@ -11,6 +11,11 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <tuple>
+#include <utility>
+
+#include "pgkit/connection.hpp"
+#include "pgkit/migration.hpp"
 
 namespace pgkit_test {
 namespace {
@@ -164,21 +169,38 @@ int child_process::wait(std::chrono::milliseconds timeout) {
   }
 }
 
+namespace {
+
+// Runs `pg-sandbox COMMAND ARGS...`, which prints the directory of the sandbox it started.
+// Returns that directory and the sandbox's URL.
+std::pair<std::string, std::string> start_sandbox(const std::vector<std::string>& command) {
+  auto script = source_dir() + "/scripts/pg-sandbox";
+  std::vector<std::string> argv{script};
+  argv.insert(argv.end(), command.begin(), command.end());
+  auto started = run_process(argv);
+  if (started.exit_code != 0)
+    throw std::runtime_error("pg-sandbox " + command.front() + " failed: " + started.err);
+  auto dir = trim_newline(started.out);
+  auto url = run_process({script, "url", dir});
+  if (url.exit_code != 0)
+    throw std::runtime_error("pg-sandbox url failed: " + url.err);
+  return {dir, trim_newline(url.out)};
+}
+
+}  // namespace
+
 own_sandbox::own_sandbox() {
   // The fixture's state file lives in the build directory, which scripts/test uses as the
   // owner tag when it cleans up after a killed run.
   const char* state = std::getenv("PGKIT_TEST_SANDBOX");
   std::string owner = state == nullptr ? std::string{"pgkit-test"}
                                        : std::filesystem::path{state}.parent_path().string();
-  auto script = source_dir() + "/scripts/pg-sandbox";
-  auto started = run_process({script, "start", "--owner", owner});
-  if (started.exit_code != 0)
-    throw std::runtime_error("pg-sandbox start failed: " + started.err);
-  m_dir = trim_newline(started.out);
-  auto url = run_process({script, "url", m_dir});
-  if (url.exit_code != 0)
-    throw std::runtime_error("pg-sandbox url failed: " + url.err);
-  m_url = trim_newline(url.out);
+  std::tie(m_dir, m_url) = start_sandbox({"start", "--owner", owner});
+}
+
+own_sandbox::own_sandbox(standby_of from) {
+  // The standby gets its primary's owner tag.
+  std::tie(m_dir, m_url) = start_sandbox({"standby", from.primary.m_dir});
 }
 
 own_sandbox::~own_sandbox() {
@@ -193,6 +215,28 @@ void own_sandbox::restart() {
   auto restarted = run_process({source_dir() + "/scripts/pg-sandbox", "restart", m_dir});
   if (restarted.exit_code != 0)
     throw std::runtime_error("pg-sandbox restart failed: " + restarted.err);
+}
+
+void own_sandbox::promote() {
+  auto promoted = run_process({source_dir() + "/scripts/pg-sandbox", "promote", m_dir});
+  if (promoted.exit_code != 0)
+    throw std::runtime_error("pg-sandbox promote failed: " + promoted.err);
+}
+
+std::string own_sandbox::address() const {
+  // A sandbox URL is postgresql://postgres@127.0.0.1:PORT/postgres.
+  auto at = m_url.find('@') + 1;
+  return m_url.substr(at, m_url.find('/', at) - at);
+}
+
+void own_sandbox::apply(const std::vector<std::string>& modules) const {
+  auto connection = pgkit::connect(m_url);
+  pgkit::apply_modules(*connection, modules);
+}
+
+std::string primary_of(const own_sandbox& first, const own_sandbox& second) {
+  return "postgresql://postgres@" + first.address() + "," + second.address() +
+         "/postgres?target_session_attrs=read-write";
 }
 
 void own_sandbox::stop() {

@@ -64,7 +64,14 @@ class child_process {
 /// the build directory, so scripts/test removes it if the test is killed. Stopped on destruction.
 class own_sandbox {
  public:
+  /// Names the running sandbox that a new one is to be a streaming standby of.
+  struct standby_of {
+    const own_sandbox& primary;
+  };
+
   own_sandbox();
+  /// Starts a streaming standby of `from.primary` (`pg-sandbox standby`), on its own port.
+  explicit own_sandbox(standby_of from);
   ~own_sandbox();
   own_sandbox(const own_sandbox&) = delete;
   own_sandbox& operator=(const own_sandbox&) = delete;
@@ -75,10 +82,22 @@ class own_sandbox {
   void restart();
   /// Stops the server and deletes its directory; the destructor then has nothing to do.
   void stop();
+  /// Promotes a standby to a primary and waits until it accepts writes.
+  void promote();
+  /// Returns the sandbox's directory.
+  const std::string& dir() const { return m_dir; }
+  /// Returns "127.0.0.1:PORT", the server's address in URLs and messages.
+  std::string address() const;
+  /// Applies pgkit's built-in `modules` (and core) in schema pgkit, as `pgkit apply` does.
+  void apply(const std::vector<std::string>& modules) const;
 
  private:
   std::string m_dir;
   std::string m_url;
 };
+
+/// Returns a multi-host URL naming `first` then `second`, with target_session_attrs=read-write:
+/// libpq connects to whichever of them is the primary.
+std::string primary_of(const own_sandbox& first, const own_sandbox& second);
 
 }  // namespace pgkit_test

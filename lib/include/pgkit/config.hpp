@@ -78,6 +78,9 @@ struct connection_config {
   std::string schema;
   /// The pooler in front of the server.
   pooler_mode pooler = pooler_mode::none;
+  /// The name of another connection in the same database.toml that serves this one's
+  /// stale-tolerant reads (a streaming standby); empty: none. docs/scaling.md has the rules.
+  std::string replica;
 
   /// Returns the conninfo string libpq is given: every part and the connect timeout merged into
   /// `key=value` pairs. Contains the password; show only describe(). Throws config_error when

@@ -48,6 +48,10 @@ struct session_options {
   std::chrono::milliseconds default_period = std::chrono::hours{24 * 7};
   /// touch() writes only when it moves the expiry by at least this much (one minute).
   std::chrono::milliseconds touch_interval = std::chrono::minutes{1};
+  /// A pool on a streaming replica of the database, read first by get(); a miss or a failure
+  /// there is read again from the primary (the store's pool). Null: get() reads the primary.
+  /// A replica lags: docs/scaling.md states what such a read may return.
+  std::shared_ptr<pool> replica;
 };
 
 /// Which tables a purge cleans (`pgkit session-purge --only`).
@@ -174,6 +178,7 @@ class session_store {
   struct statements;
 
   std::shared_ptr<pool> m_pool;
+  std::shared_ptr<pool> m_replica;
   std::string m_schema;
   std::chrono::milliseconds m_touch_interval;
   std::atomic<std::int64_t> m_default_period_ms;

@@ -457,6 +457,7 @@ const key_spec k_connection_keys[] = {
     {"application_name", value_type::string},
     {"schema", value_type::string},
     {"pooler", value_type::string},
+    {"replica", value_type::string},
     {"pool_size", value_type::integer},
     {"min_idle", value_type::integer},
     {"acquire_timeout_ms", value_type::integer},
@@ -630,6 +631,10 @@ class connection_reader {
           throw config_error(where(node) + key_path(key) + " must be \"none\" or " +
                              "\"pgbouncer-transaction\", not \"" + pooler + "\"");
         }
+      } else if (key == "replica") {
+        config.replica = read_string(key, node);
+        if (config.replica == m_name)
+          throw config_error(where(node) + key_path(key) + " must name another connection");
       } else if (key == "pool_size") {
         config.pool_size = static_cast<std::size_t>(read_integer(key, node, 1, 10000));
         pool_size_node = &node;
@@ -878,6 +883,14 @@ config_file parse_config(std::string_view toml_text, const std::string& path,
                            "write it as a [connections." + name + "] table");
       }
       file.m_connections.emplace(name, connection_reader{path, name, env}.read(*table));
+    }
+  }
+  for (const auto& [name, config] : file.m_connections) {
+    if (!config.replica.empty() && file.m_connections.count(config.replica) == 0) {
+      throw config_error(path + ": [connections." + name + "] replica = \"" + config.replica +
+                             "\" names no connection in this file",
+                         "add a [connections." + config.replica + "] table for the replica " +
+                             "(known: " + join(file.names()) + ")");
     }
   }
   return file;

@@ -40,10 +40,31 @@ bool interrupted(const migration_options& options) {
               "run pgkit status to see what is applied, and apply again when ready");
 }
 
+// A standby takes no writes: say so, naming it, before any lock is taken or waited for.
+void refuse_standby(pqxx::connection& connection) {
+  bool in_recovery = false;
+  try {
+    pqxx::nontransaction tx{connection};
+    in_recovery = tx.exec("SELECT pg_is_in_recovery()")[0][0].as<bool>();
+  } catch (...) {
+    detail::rethrow_as_pgkit("asking whether the server is a standby");
+  }
+  if (!in_recovery)
+    return;
+  std::string server = connection.hostname() == nullptr ? "" : connection.hostname();
+  if (connection.port() != nullptr)
+    server += std::string{server.empty() ? "port " : ":"} + connection.port();
+  throw error(error_kind::sql,
+              "the server at " + server +
+                  " is a standby (read-only, in recovery): migrations run on the primary",
+              "point the command at the primary; with a multi-host URL add "
+              "target_session_attrs=read-write",
+              "25006");
+}
+
 // What apply and rollback check before they take the migration lock: the one place for
-// refusals that make the lock, or the run, meaningless (a transaction-mode pooler here; a
-// standby belongs here too, asked through `connection`).
-void check_before_lock(pqxx::connection& /*connection*/, const migration_options& options) {
+// refusals that make the lock, or the run, meaningless (a transaction-mode pooler, a standby).
+void check_before_lock(pqxx::connection& connection, const migration_options& options) {
   if (options.pooler == pooler_mode::pgbouncer_transaction) {
     throw config_error(
         "migrations cannot run through a transaction-mode pooler (pooler = \"" +
@@ -52,6 +73,7 @@ void check_before_lock(pqxx::connection& /*connection*/, const migration_options
         "run migrations over a direct connection to PostgreSQL (or a session-mode pooler), "
         "for example a second connection in database.toml or --addr");
   }
+  refuse_standby(connection);
 }
 
 detail::run_timeouts timeouts_of(const migration_options& options) {

@@ -101,11 +101,29 @@ error not_applied(const std::string& schema, const std::string& sqlstate) {
                fix, sqlstate);
 }
 
+// A standby refuses the cache: it cannot read an UNLOGGED table during recovery (0A000) and
+// takes no writes (25006).
+bool refused_by_standby(const std::string& sqlstate) {
+  return sqlstate == "0A000" || sqlstate == "25006";
+}
+
+error on_standby(const std::string& schema, const std::string& sqlstate) {
+  return error(error_kind::sql,
+               "the cache table " + schema +
+                   ".cache cannot be used on a standby: it is UNLOGGED, so its rows exist only "
+                   "on the primary",
+               "give the cache a pool on the primary (with a multi-host URL, "
+               "target_session_attrs=read-write); replicas serve session reads only",
+               sqlstate);
+}
+
 // Rethrows `e` (call only inside its catch block); a missing table or schema becomes the "not
-// applied" error with the command that fixes it.
+// applied" error with the command that fixes it, a standby's refusal says why.
 [[noreturn]] void rethrow_store_error(const error& e, const std::string& schema) {
   if (e.sqlstate() == "42P01" || e.sqlstate() == "3F000")
     throw not_applied(schema, e.sqlstate());
+  if (refused_by_standby(e.sqlstate()))
+    throw on_standby(schema, e.sqlstate());
   throw;
 }
 

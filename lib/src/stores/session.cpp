@@ -107,6 +107,7 @@ struct session_store::statements {
 
 session_store::session_store(std::shared_ptr<pool> pool, session_options options)
     : m_pool{std::move(pool)},
+      m_replica{std::move(options.replica)},
       m_touch_interval{options.touch_interval},
       m_default_period_ms{options.default_period.count()} {
   if (!m_pool)
@@ -132,17 +133,22 @@ std::string session_store::generate(std::string_view data, std::optional<millise
   return key;
 }
 
-std::optional<session_value> session_store::get(std::string_view key) {
-  if (!is_well_formed_session_key(key))
-    return std::nullopt;
-  auto digest = detail::session_key_digest(key);
-  auto lease = m_pool->acquire();
-  auto rows = run_session(lease, m_sql->get, {binary_param(digest)}, "reading a session", m_schema);
+namespace {
+
+// What a read does with an expired session it finds: a replica cannot delete it.
+enum class expired_session { remove, keep };
+
+std::optional<session_value> read_session(pool& from, const statement& get,
+                                          const statement& remove_expired,
+                                          const std::string& digest, expired_session expired,
+                                          const std::string& schema) {
+  auto lease = from.acquire();
+  auto rows = run_session(lease, get, {binary_param(digest)}, "reading a session", schema);
   if (rows.rows() == 0)
     return std::nullopt;
   if (!rows.boolean(0, 1)) {
-    run_session(lease, m_sql->remove_expired, {binary_param(digest)}, "reading a session",
-                m_schema);
+    if (expired == expired_session::remove)
+      run_session(lease, remove_expired, {binary_param(digest)}, "reading a session", schema);
     return std::nullopt;
   }
   session_value value;
@@ -150,6 +156,26 @@ std::optional<session_value> session_store::get(std::string_view key) {
   value.remaining = milliseconds{rows.int8(0, 2)};
   value.version = rows.int8(0, 3);
   return value;
+}
+
+}  // namespace
+
+std::optional<session_value> session_store::get(std::string_view key) {
+  if (!is_well_formed_session_key(key))
+    return std::nullopt;
+  auto digest = detail::session_key_digest(key);
+  if (m_replica) {
+    // The replica may not have replayed a session created a moment ago, or may be down: the
+    // primary answers then. What the replica has is returned as it is (see docs/scaling.md).
+    try {
+      if (auto found = read_session(*m_replica, m_sql->get, m_sql->remove_expired, digest,
+                                    expired_session::keep, m_schema))
+        return found;
+    } catch (const error&) {
+    }
+  }
+  return read_session(*m_pool, m_sql->get, m_sql->remove_expired, digest, expired_session::remove,
+                      m_schema);
 }
 
 set_result session_store::set(std::string_view key, std::string_view data,
