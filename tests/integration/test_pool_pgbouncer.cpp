@@ -64,7 +64,7 @@ TEST_CASE("pgkit::pool through PgBouncer in transaction mode") {
 TEST_CASE("the query toolkit through PgBouncer in transaction mode") {
   pgkit_test::scratch_database db{"pgbouncer_query"};
   pgkit_test::query_value(db.url(), "CREATE TABLE item (id int PRIMARY KEY, label text)");
-  pgbouncer bouncer;
+  pgkit_test::pgbouncer bouncer{pgkit_test::port_of(pgkit_test::sandbox_url())};
   auto conn = pgkit::connect(bouncer.url(db.name()));
   // Unnamed statements only: each may run on another server connection.
   for (int i = 0; i < 20; ++i) {

@@ -10,6 +10,7 @@
 
 #include "child_process.hpp"
 #include "harness.hpp"
+#include "pgkit/auth.hpp"
 #include "pgkit/cache.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
@@ -28,7 +29,7 @@ std::string sessions_on(const own_sandbox& server) {
 
 TEST_CASE("read replicas") {
   own_sandbox primary;
-  primary.apply({"cache", "session"});
+  primary.apply({"cache", "session", "auth"});
   own_sandbox standby{own_sandbox::standby_of{primary}};
   auto primary_pool = std::make_shared<pgkit::pool>(pgkit::config_from_url(primary.url()));
   auto replica_pool = std::make_shared<pgkit::pool>(pgkit::config_from_url(standby.url()));
@@ -66,6 +67,39 @@ TEST_CASE("read replicas") {
     auto found = sessions.get(key);
     REQUIRE(found);
     CHECK(found->data == "kept");
+  }
+  SUBCASE("auth get_session reads the replica, and the primary for what it has not replayed") {
+    pgkit::auth_options auth_options;
+    auth_options.replica = replica_pool;
+    pgkit::auth_store auth{primary_pool, auth_options};
+    pgkit::new_user who;
+    who.email = "replica@example.com";
+    auto user = auth.create_user(who);
+    auto token = auth.create_session(user.id);
+    auto on_standby = [&] {
+      return query_value(standby.url(), "SELECT count(*) FROM pgkit.auth_session");
+    };
+    REQUIRE(pgkit_test::eventually([&] { return on_standby() == "1"; }));
+    auto reads_before = replica_pool->stats().acquired;
+    auto found = auth.get_session(token);
+    REQUIRE(found);
+    CHECK(found->user_id == user.id);
+    CHECK(replica_pool->stats().acquired == reads_before + 1);
+
+    query_value(standby.url(), "SELECT pg_wal_replay_pause()");
+    auto fresh = auth.create_session(user.id);
+    CHECK(on_standby() == "1");
+    auto fresh_found = auth.get_session(fresh);  // a miss on the replica, found on the primary
+    REQUIRE(fresh_found);
+    CHECK(fresh_found->user_id == user.id);
+    // The staleness docs/scaling.md describes: a sign-out the replica has not replayed yet.
+    CHECK(auth.delete_session(token));
+    CHECK(auth.get_session(token));
+    query_value(standby.url(), "SELECT pg_wal_replay_resume()");
+    CHECK(pgkit_test::eventually([&] { return !auth.get_session(token); }));
+
+    standby.stop();  // a replica that is down: the primary answers
+    CHECK(auth.get_session(fresh));
   }
   SUBCASE("the cache on a standby fails with a pgkit error that says why") {
     pgkit::cache on_standby{replica_pool};

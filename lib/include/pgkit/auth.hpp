@@ -79,6 +79,10 @@ struct auth_options {
   std::chrono::seconds token_ttl{std::chrono::hours{1}};  ///< default one-time token lifetime
   /// argon2id cost; 0: libsodium's INTERACTIVE limits (2 passes, 64 MiB).
   unsigned long long password_ops_limit = 0, password_mem_limit = 0;
+  /// A pool on a streaming replica of the database, read first by get_session(); a miss or a
+  /// failure there reads the primary. A replica lags: docs/scaling.md states what such a read
+  /// may return. Empty: every read goes to the primary.
+  std::shared_ptr<pool> replica;
 };
 
 /// Users, their sessions and one-time tokens on the `auth` module's tables. Every value is

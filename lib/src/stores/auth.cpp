@@ -551,16 +551,33 @@ std::optional<auth_session> auth_store::get_session(std::string_view token) {
   if (!is_well_formed_session_key(token))
     return std::nullopt;
   auto digest = detail::session_key_digest(token);
-  auto lease = s.connections->acquire();
-  auto rows = s.run(lease, s.get_session, {binary_param(digest)}, "reading a session");
-  if (rows.rows() == 0)
-    return std::nullopt;
-  auto row = row_of(rows, 0);
-  if (row.get(sql::k_session_columns) != std::string_view{"t"}) {
-    s.run(lease, s.remove_expired_session, {binary_param(digest)}, "deleting an expired session");
-    return std::nullopt;
+  // An expired session read on a replica is a miss there (a replica cannot delete it); the
+  // primary then reads it again and deletes it.
+  auto read = [&](pool& from, bool on_primary) -> std::optional<auth_session> {
+    auto lease = from.acquire();
+    auto rows = s.run(lease, s.get_session, {binary_param(digest)}, "reading a session");
+    if (rows.rows() == 0)
+      return std::nullopt;
+    auto row = row_of(rows, 0);
+    if (row.get(sql::k_session_columns) != std::string_view{"t"}) {
+      if (on_primary) {
+        s.run(lease, s.remove_expired_session, {binary_param(digest)},
+              "deleting an expired session");
+      }
+      return std::nullopt;
+    }
+    return decode_session(row);
+  };
+  if (s.options.replica) {
+    // The replica may not have replayed a session created a moment ago, or may be down: the
+    // primary answers then (see docs/scaling.md).
+    try {
+      if (auto found = read(*s.options.replica, false))
+        return found;
+    } catch (const error&) {
+    }
   }
-  return decode_session(row);
+  return read(*s.connections, true);
 }
 
 bool auth_store::delete_session(std::string_view token) {
