@@ -77,8 +77,12 @@ class silent_server {
   silent_server& operator=(const silent_server&) = delete;
 
   int fd() const { return m_fd; }
+  // No GSSAPI or TLS negotiation: a connect the test abandons (pool destruction) may still be
+  // running when the test process exits, and libkrb5 aborts when its state is torn down under
+  // a thread that is using it (seen intermittently on the PostgreSQL 15 and 16 suites).
   std::string url() const {
-    return "postgresql://app@127.0.0.1:" + std::to_string(m_port) + "/app";
+    return "postgresql://app@127.0.0.1:" + std::to_string(m_port) +
+           "/app?sslmode=disable&gssencmode=disable";
   }
 
  private:
