@@ -1,7 +1,8 @@
 // bench/query: the query toolkit against what a user would write without it.
 //  - stream_query over N rows (10 million by default) against a hand-written libpq loop in the
-//    same mode (single-row, or chunked with libpq 17+), and pgkit's resident memory growth after
-//    the first tenth of the rows;
+//    same mode (single-row, or chunked when the libpq loaded at run time is 17 or newer: run it
+//    with LD_LIBRARY_PATH at a libpq 17 to measure that path), and pgkit's resident memory growth
+//    after the first tenth of the rows;
 //  - copy_in of M rows (1 million by default; an int, a text, a timestamptz) against
 //    `psql -c "\copy ..."` of the same data as CSV and against multi-row INSERTs of 1000 rows.
 // Each figure is the best of the rounds, the variants interleaved; ratios are pgkit / baseline.
@@ -23,6 +24,7 @@
 
 #include <pgkit/pgkit.hpp>
 
+#include "query/statement.hpp"
 #include "support.hpp"
 
 namespace {
@@ -58,11 +60,10 @@ double libpq_stream(PGconn* conn, long rows) {
   std::string sql = stream_sql(rows);
   if (PQsendQueryParams(conn, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 0)
     throw std::runtime_error(PQerrorMessage(conn));
-#ifdef LIBPQ_HAS_CHUNK_MODE
-  PQsetChunkedRowsMode(conn, 256);
-#else
-  PQsetSingleRowMode(conn);
-#endif
+  if (auto chunked = pgkit::detail::chunked_rows_function())
+    chunked(conn, 256);
+  else
+    PQsetSingleRowMode(conn);
   std::uint64_t bytes = 0;
   long seen = 0;
   while (PGresult* result = PQgetResult(conn)) {
@@ -198,11 +199,7 @@ int main(int argc, char** argv) {
     PGconn* raw = PQconnectdb(server.url().c_str());
     if (PQstatus(raw) != CONNECTION_OK)
       throw std::runtime_error(PQerrorMessage(raw));
-#ifdef LIBPQ_HAS_CHUNK_MODE
-    const char* mode = "chunked rows";
-#else
-    const char* mode = "single-row mode";
-#endif
+    const std::string mode{pgkit::detail::row_mode()};
     std::printf("%-44s %12s %12s %8s\n", "rows/s (best of 2)", "pgkit", "baseline", "ratio");
 
     double best_libpq = 0, best_pgkit = 0;
@@ -239,6 +236,8 @@ int main(int argc, char** argv) {
               best_psql);
     print_row("copy_in " + std::to_string(copy_rows) + " rows vs 1000-row INSERTs", best_copy,
               inserts);
+    // The ceiling for any client: the server's own COPY ingestion (psql) against the INSERTs.
+    print_row("  psql \\copy vs 1000-row INSERTs (the server's limit)", best_psql, inserts);
     reset_table(*conn);
     pgkit::execute_no_data(*conn, "DROP TABLE bench_copy");
     std::filesystem::remove_all(dir);

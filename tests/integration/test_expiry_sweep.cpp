@@ -144,3 +144,67 @@ TEST_CASE("pgkit::purge_expired_sessions max_duration is a deadline") {
     CHECK(done.complete);
   }
 }
+
+TEST_CASE("cache gc and session purge share one vocabulary") {
+  pgkit_test::scratch_database db{"sweep_vocabulary"};
+  auto connection = pgkit::connect(db.url());
+  pgkit::apply_modules(*connection, {"cache", "session"});
+  pgkit::execute_no_data(*connection,
+                         "INSERT INTO pgkit.cache (resource_type, key, value, expires_at) "
+                         "SELECT 'old', 'k' || g, 'v', now() - interval '1 hour' "
+                         "FROM generate_series(1, 300) AS g");
+  pgkit::execute_no_data(*connection,
+                         "INSERT INTO pgkit.cache (resource_type, key, value) "
+                         "SELECT 'live', 'k' || g, 'v' FROM generate_series(1, 5) AS g");
+  pgkit::execute_no_data(*connection,
+                         "INSERT INTO pgkit.session (key_hash, data, expires_at) "
+                         "SELECT sha256(g::text::bytea), '', now() - interval '1 hour' "
+                         "FROM generate_series(1, 100) AS g");
+  pgkit::cache_options cache_settings;
+  cache_settings.gc_lock_timeout = 60s;
+  pgkit::cache store{std::make_shared<pgkit::pool>(pgkit::config_from_url(db.url(), "test")),
+                     cache_settings};
+
+  SUBCASE("dry_run counts and deletes nothing; deleted, batches, elapsed and complete") {
+    pgkit::cache_gc_options gc_options;
+    gc_options.dry_run = true;
+    auto counted = store.gc(gc_options);
+    CHECK(counted.deleted == 300);
+    CHECK(counted.complete);
+    CHECK(counted.finished);
+    CHECK(first_value(*connection, "SELECT count(*) FROM pgkit.cache") == "305");
+
+    pgkit::purge_options purge_options;
+    purge_options.dry_run = true;
+    auto would = pgkit::purge_expired_sessions(*connection, "pgkit", purge_options);
+    CHECK(would.deleted == 100);
+    CHECK(would.rows("session") == 100);
+    CHECK(would.complete);
+    CHECK(first_value(*connection, "SELECT count(*) FROM pgkit.session") == "100");
+
+    gc_options.dry_run = false;
+    gc_options.batch_size = 100;
+    auto swept = store.gc(gc_options);
+    CHECK(swept.deleted == 300);
+    CHECK(swept.batches >= 3);
+    CHECK(swept.complete);
+    CHECK(swept.elapsed.count() > 0);
+    auto purged = pgkit::purge_expired_sessions(*connection, "pgkit");
+    CHECK(purged.deleted == 100);
+    CHECK(first_value(*connection, "SELECT count(*) FROM pgkit.cache") == "5");
+  }
+
+  SUBCASE("gc's lock_timeout overrides the store's gc_lock_timeout") {
+    auto holder = pgkit::connect(db.url());
+    pqxx::work lock{*holder};
+    pgkit::execute_no_data(lock, "LOCK TABLE pgkit.cache IN ACCESS EXCLUSIVE MODE");
+    pgkit::cache_gc_options gc_options;
+    gc_options.lock_timeout = 100ms;
+    // Without the override the batch would wait (60 s) until this time limit cancels it.
+    gc_options.max_duration = 20s;
+    auto failure = error_of([&] { store.gc(gc_options); });
+    CHECK(failure.first.kind() == pgkit::error_kind::lock_timeout);
+    lock.abort();
+    CHECK(store.gc().deleted == 300);
+  }
+}

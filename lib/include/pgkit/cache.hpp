@@ -102,14 +102,21 @@ struct cache_gc_options {
   std::optional<std::string> resource_type;
   /// Called after each batch with the rows deleted in it and in all so far; must not throw.
   std::function<void(std::size_t batch_deleted, std::size_t total_deleted)> progress;
+  /// How long one batch may wait for a table lock; std::nullopt: cache_options::gc_lock_timeout.
+  std::optional<std::chrono::milliseconds> lock_timeout;
+  /// Count the expired entries (in `deleted`) and delete nothing.
+  bool dry_run = false;
 };
 
 /// What gc() did.
+/// gc and session purge (pgkit/session.hpp) speak one vocabulary: options batch_size,
+/// max_duration, lock_timeout and dry_run; results deleted, batches, elapsed and complete.
 struct cache_gc_result {
-  std::size_t deleted = 0;              ///< expired rows this run deleted
+  std::size_t deleted = 0;              ///< expired rows this run deleted (counted in a dry run)
   std::size_t batches = 0;              ///< batches (transactions) it ran
   std::chrono::nanoseconds elapsed{0};  ///< wall time of the whole run
-  bool finished = true;                 ///< false when max_duration stopped it early
+  bool finished = true;                 ///< the same as `complete` (its earlier name)
+  bool complete = true;                 ///< false when max_duration stopped it early
 };
 
 /// A cache store over a pool. Thread-safe; each call borrows a connection for itself.

@@ -77,6 +77,9 @@ struct purge_options {
   std::chrono::milliseconds lock_timeout{2000};
   purge_scope scope = purge_scope::all;       ///< which tables
   purge_mode mode = purge_mode::delete_rows;  ///< delete, or count only
+  /// Count only, as mode = purge_mode::count_only (either one turns counting on); the name
+  /// cache_gc_options uses too.
+  bool dry_run = false;
 };
 
 /// What a purge did, per table.
@@ -88,6 +91,7 @@ struct purge_result {
   };
   std::vector<table_count> tables;           ///< the tables cleaned, in the order above
   std::vector<std::string> skipped_modules;  ///< modules in scope but not applied ("auth")
+  std::uint64_t deleted = 0;                 ///< rows deleted (or counted) over all tables
   std::chrono::microseconds elapsed{0};      ///< how long the purge took
   std::size_t batches = 0;                   ///< delete transactions committed
   /// False when max_duration stopped the purge while expired rows were left.

@@ -1,5 +1,6 @@
 #include "pgkit/query.hpp"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -20,7 +21,7 @@ namespace {
 
 // Rows per result in chunked mode (libpq 17 and newer): few enough that memory stays flat,
 // enough that a result's allocation is spread over many rows.
-[[maybe_unused]] constexpr int k_chunk_rows = 256;
+constexpr int k_chunk_rows = 256;
 
 std::vector<column_info> columns_of(const PGresult* result) {
   std::vector<column_info> columns;
@@ -39,21 +40,40 @@ bool in_transaction_block(PGconn* conn) {
 
 // Puts the statement just sent into a mode where results come a row (or a chunk) at a time.
 void stream_rows(PGconn* conn) {
-#ifdef LIBPQ_HAS_CHUNK_MODE
-  PQsetChunkedRowsMode(conn, k_chunk_rows);
-#else
-  PQsetSingleRowMode(conn);
-#endif
+  if (auto chunked = detail::chunked_rows_function())
+    chunked(conn, k_chunk_rows);
+  else
+    PQsetSingleRowMode(conn);
 }
 
 bool is_row_batch(ExecStatusType status) {
-#ifdef LIBPQ_HAS_CHUNK_MODE
-  if (status == PGRES_TUPLES_CHUNK)
-    return true;
-#endif
-  return status == PGRES_SINGLE_TUPLE || status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK ||
-         status == PGRES_EMPTY_QUERY;
+  return status == PGRES_SINGLE_TUPLE || static_cast<int>(status) == detail::k_tuples_chunk ||
+         status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK || status == PGRES_EMPTY_QUERY;
 }
+
+}  // namespace
+
+namespace detail {
+
+chunked_rows_setter chunked_rows_function() noexcept {
+#ifdef LIBPQ_HAS_CHUNK_MODE
+  return &PQsetChunkedRowsMode;
+#else
+  // Built against an older libpq, run with whichever libpq.so.5 the loader found: a libpq 17
+  // or newer has the function, and the statement layer uses it.
+  static const auto found =
+      reinterpret_cast<chunked_rows_setter>(::dlsym(RTLD_DEFAULT, "PQsetChunkedRowsMode"));
+  return found;
+#endif
+}
+
+std::string_view row_mode() noexcept {
+  return chunked_rows_function() != nullptr ? "chunked rows" : "single-row mode";
+}
+
+}  // namespace detail
+
+namespace {
 
 stream_result stream(PGconn* conn, std::string_view sql, const params& parameters,
                      const std::function<void(const std::vector<column_info>&)>& on_columns,

@@ -24,6 +24,17 @@ namespace pgkit::detail {
 
 using steady_clock = std::chrono::steady_clock;
 
+/// libpq's PQsetChunkedRowsMode (libpq 17 and newer).
+using chunked_rows_setter = int (*)(pg_conn*, int);
+/// PGRES_TUPLES_CHUNK's value in libpq 17's ExecStatusType; older headers do not name it.
+constexpr int k_tuples_chunk = 12;
+/// The libpq in this process's PQsetChunkedRowsMode: from the header at build time, else looked
+/// up in the libpq loaded at run time; nullptr when that libpq is older than 17 (stream_query
+/// then uses single-row mode).
+chunked_rows_setter chunked_rows_function() noexcept;
+/// "chunked rows" or "single-row mode": how stream_query receives rows in this process.
+std::string_view row_mode() noexcept;
+
 /// What may stop a statement: an interrupt and a deadline (both optional).
 struct stop_control {
   const interrupt* stop = nullptr;

@@ -554,7 +554,8 @@ cache_gc_result cache::gc(const cache_gc_options& options) {
   detail::sweep_options sweep_options;
   sweep_options.batch_size = options.batch_size;
   sweep_options.max_duration = options.max_duration;
-  sweep_options.lock_timeout = m_options.gc_lock_timeout;
+  sweep_options.lock_timeout = options.lock_timeout.value_or(m_options.gc_lock_timeout);
+  sweep_options.dry_run = options.dry_run;
   auto lease = m_pool->acquire();
   detail::expiry_sweep sweep{detail::libpq_handle(lease.connection()), detail::prepared_on(lease),
                              sweep_options, "expired entries", "gc"};
@@ -583,6 +584,7 @@ cache_gc_result cache::gc(const cache_gc_options& options) {
   result.deleted = static_cast<std::size_t>(swept.deleted);
   result.batches = swept.batches;
   result.elapsed = swept.elapsed;
+  result.complete = swept.complete;
   result.finished = swept.complete;
   return result;
 }

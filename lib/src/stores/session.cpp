@@ -78,6 +78,24 @@ bound_param ms_param(milliseconds duration) {
   return int_param(std::int64_t{duration.count()});
 }
 
+// set and compare_and_set: the one upsert, matching `expected_version` when given. Returns the
+// rows it changed, or std::nullopt for a key that cannot name a session.
+std::optional<std::size_t> write_session(pool& connections, const statement& upsert,
+                                         std::string_view key, std::string_view data,
+                                         milliseconds lifetime, milliseconds touch_interval,
+                                         std::optional<std::int64_t> expected_version,
+                                         const std::string& schema) {
+  check_ttl(lifetime, "a session's ttl");
+  if (!is_well_formed_session_key(key))
+    return std::nullopt;
+  auto digest = detail::session_key_digest(key);
+  auto rows = run_session(connections.acquire(), upsert,
+                          {binary_param(digest), binary_param(data), ms_param(lifetime),
+                           ms_param(touch_interval), int_param(expected_version)},
+                          "writing a session", schema);
+  return static_cast<std::size_t>(rows.rows());
+}
+
 }  // namespace
 
 bool is_well_formed_session_key(std::string_view key) noexcept {
@@ -180,34 +198,23 @@ std::optional<session_value> session_store::get(std::string_view key) {
 
 set_result session_store::set(std::string_view key, std::string_view data,
                               std::optional<milliseconds> ttl) {
-  auto lifetime = ttl.value_or(default_period());
-  check_ttl(lifetime, "a session's ttl");
-  if (!is_well_formed_session_key(key))
-    return set_result::missing;
-  auto digest = detail::session_key_digest(key);
-  auto rows = run_session(m_pool->acquire(), m_sql->set,
-                          {binary_param(digest), binary_param(data), ms_param(lifetime),
-                           ms_param(m_touch_interval), int_param(std::nullopt)},
-                          "writing a session", m_schema);
-  return rows.rows() == 0 ? set_result::missing : set_result::updated;
+  auto written = write_session(*m_pool, m_sql->set, key, data, ttl.value_or(default_period()),
+                               m_touch_interval, std::nullopt, m_schema);
+  return written.value_or(0) == 0 ? set_result::missing : set_result::updated;
 }
 
 set_result session_store::compare_and_set(std::string_view key, std::int64_t expected_version,
                                           std::string_view data, std::optional<milliseconds> ttl) {
-  auto lifetime = ttl.value_or(default_period());
-  check_ttl(lifetime, "a session's ttl");
-  if (!is_well_formed_session_key(key))
+  auto written = write_session(*m_pool, m_sql->set, key, data, ttl.value_or(default_period()),
+                               m_touch_interval, expected_version, m_schema);
+  if (!written)
     return set_result::missing;
-  auto digest = detail::session_key_digest(key);
-  auto rows = run_session(m_pool->acquire(), m_sql->set,
-                          {binary_param(digest), binary_param(data), ms_param(lifetime),
-                           ms_param(m_touch_interval), int_param(expected_version)},
-                          "writing a session", m_schema);
-  if (rows.rows() > 0)
+  if (*written > 0)
     return set_result::updated;
   // Nothing matched: the session is gone, or its version moved on.
-  auto live = run_session(m_pool->acquire(), m_sql->is_live, {binary_param(digest)},
-                          "writing a session", m_schema);
+  auto live =
+      run_session(m_pool->acquire(), m_sql->is_live,
+                  {binary_param(detail::session_key_digest(key))}, "writing a session", m_schema);
   return live.rows() == 0 ? set_result::missing : set_result::conflict;
 }
 

@@ -116,7 +116,7 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
   sweep_options.batch_size = options.batch_size;
   sweep_options.max_duration = options.max_duration;
   sweep_options.lock_timeout = options.lock_timeout;
-  sweep_options.dry_run = options.mode == purge_mode::count_only;
+  sweep_options.dry_run = options.dry_run || options.mode == purge_mode::count_only;
   // Unnamed statements: the connection is the caller's, with no record of what is prepared.
   detail::expiry_sweep sweep{conn, nullptr, sweep_options, "expired rows", "the purge"};
   for (const auto* target : targets)
@@ -127,6 +127,7 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
     result.tables[i].rows = sweep.sweep({&delete_batch, &count, {}, nullptr, {}});
   }
   auto swept = sweep.result();
+  result.deleted = swept.deleted;
   result.batches = swept.batches;
   result.complete = swept.complete;
   result.elapsed = swept.elapsed;
