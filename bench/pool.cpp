@@ -10,9 +10,11 @@
 // Environment: PGKIT_BENCH_WINDOWS (5), PGKIT_BENCH_WINDOW_MS (2000), PGKIT_BENCH_QUANTUM_US
 // (the pool's handoff_quantum, default the library's), PGKIT_BENCH_PEER=1 to run HikariCP's
 // peer program (bench/PoolPeer.java, `scripts/bench pool-peer`) interleaved with these windows,
-// PGKIT_BENCH_STRICT=1 to add 8, 16 and 64 threads over a pool with handoff_quantum 0.
+// PGKIT_BENCH_STRICT=1 to add 8, 16 and 64 threads over a pool with handoff_quantum 0,
+// PGKIT_BENCH_THREADS=N to run only N threads over the pool beside the own connections.
 
 #include <libpq-fe.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -83,7 +86,43 @@ struct contended_case {
   std::vector<std::int64_t> waits;  // every acquire's wait, ns, all windows
   std::uint64_t overtakes = 0;
   std::uint64_t handoffs = 0;
+  std::uint64_t statements = 0;        // all windows
+  std::uint64_t context_switches = 0;  // this process's, voluntary and not, all windows
+  double cpu_seconds = 0;              // this process's user + system time, all windows
+  double idle_share = 0;               // the machine's idle share of each window, summed
+  int windows = 0;
 };
+
+// The machine's idle and total CPU time so far (/proc/stat, clock ticks).
+std::pair<std::uint64_t, std::uint64_t> machine_ticks() {
+  std::ifstream stat{"/proc/stat"};
+  std::string cpu;
+  std::uint64_t value = 0, total = 0, idle = 0;
+  stat >> cpu;
+  for (int field = 0; field < 8 && stat >> value; ++field) {
+    total += value;
+    if (field == 3 || field == 4)  // idle, iowait
+      idle += value;
+  }
+  return {idle, total};
+}
+
+// This process's context switches so far (all threads).
+std::uint64_t context_switches() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::uint64_t>(usage.ru_nvcsw) + static_cast<std::uint64_t>(usage.ru_nivcsw);
+}
+
+// This process's CPU time so far (all threads), seconds.
+double cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& time) {
+    return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 // Runs one window of `which` and appends its rate and waits.
 void run_window(contended_case& which, std::vector<std::unique_ptr<pqxx::connection>>& own,
@@ -94,6 +133,9 @@ void run_window(contended_case& which, std::vector<std::unique_ptr<pqxx::connect
   std::vector<std::vector<std::int64_t>> waits(static_cast<std::size_t>(which.threads));
   std::vector<std::thread> workers;
   auto before = which.pool != nullptr ? which.pool->stats() : pgkit::pool_stats{};
+  auto switches_before = context_switches();
+  auto cpu_before = cpu_seconds();
+  auto ticks_before = machine_ticks();
   for (int t = 0; t < which.threads; ++t) {
     workers.emplace_back([&, t] {
       auto index = static_cast<std::size_t>(t);
@@ -135,6 +177,16 @@ void run_window(contended_case& which, std::vector<std::unique_ptr<pqxx::connect
   for (auto count : done)
     total += count;
   which.rates.push_back(static_cast<double>(total) / elapsed);
+  which.statements += static_cast<std::uint64_t>(total);
+  which.context_switches += context_switches() - switches_before;
+  which.cpu_seconds += cpu_seconds() - cpu_before;
+  auto ticks_after = machine_ticks();
+  auto total_ticks = ticks_after.second - ticks_before.second;
+  if (total_ticks > 0) {
+    which.idle_share += static_cast<double>(ticks_after.first - ticks_before.first) /
+                        static_cast<double>(total_ticks);
+  }
+  ++which.windows;
   for (auto& mine : waits)
     which.waits.insert(which.waits.end(), mine.begin(), mine.end());
   if (which.pool != nullptr) {
@@ -304,6 +356,14 @@ int main(int argc, char** argv) {
                                       {"8 over a pool of 4", 8, &pool},
                                       {"16 over a pool of 4", 16, &pool},
                                       {"64 over a pool of 4", 64, &pool}};
+    // PGKIT_BENCH_THREADS=N: only N threads over the pool (beside the own connections), for a
+    // profiler to look at one case.
+    if (auto only = env_number("PGKIT_BENCH_THREADS", 0); only > 0) {
+      cases.erase(
+          std::remove_if(cases.begin() + 1, cases.end(),
+                         [&](const contended_case& which) { return which.threads != only; }),
+          cases.end());
+    }
     // PGKIT_BENCH_STRICT=1: the same over a pool with handoff_quantum 0 (strict hand-over, every
     // connection given back goes to the head of the queue), as the pool was before the slice.
     std::optional<pgkit::pool> strict;
@@ -336,8 +396,9 @@ int main(int argc, char** argv) {
         "\ncontended: SELECT 1, pool of 4 (handoff_quantum %lld us), median of %ld windows of "
         "%.1f s, interleaved; ratio against 4 threads on their own connections\n",
         static_cast<long long>(quantum_us), windows, std::chrono::duration<double>(window).count());
-    std::printf("%-22s %10s %7s %10s %10s %10s %10s %10s\n", "pgkit", "stmt/s", "ratio", "wait p50",
-                "wait p99", "wait max", "overtakes", "hand-offs");
+    std::printf("%-22s %10s %7s %10s %10s %10s %10s %10s %8s %9s %6s\n", "pgkit", "stmt/s", "ratio",
+                "wait p50", "wait p99", "wait max", "overtakes", "hand-offs", "cs/stmt", "cpu/stmt",
+                "idle");
     for (auto& which : cases) {
       double rate = median(which.rates);
       std::string p50 = "-", p99 = "-", most = "-";
@@ -351,10 +412,15 @@ int main(int argc, char** argv) {
         p99 = duration_text(at(0.99));
         most = duration_text(which.waits.back());
       }
-      std::printf("%-22s %10.0f %7.2f %10s %10s %10s %10llu %10llu\n", which.name.c_str(), rate,
-                  rate / owned_rate, p50.c_str(), p99.c_str(), most.c_str(),
-                  static_cast<unsigned long long>(which.overtakes),
-                  static_cast<unsigned long long>(which.handoffs));
+      std::printf("%-22s %10.0f %7.2f %10s %10s %10s %10llu %10llu %8.2f %6.1f us %5.0f%%\n",
+                  which.name.c_str(), rate, rate / owned_rate, p50.c_str(), p99.c_str(),
+                  most.c_str(), static_cast<unsigned long long>(which.overtakes),
+                  static_cast<unsigned long long>(which.handoffs),
+                  static_cast<double>(which.context_switches) /
+                      static_cast<double>(std::max<std::uint64_t>(which.statements, 1)),
+                  which.cpu_seconds * 1e6 /
+                      static_cast<double>(std::max<std::uint64_t>(which.statements, 1)),
+                  100.0 * which.idle_share / std::max(which.windows, 1));
     }
     if (peer)
       std::printf("\n%s", peer.table().c_str());
