@@ -52,9 +52,11 @@ bool valid_percent_escapes(std::string_view text) {
   return true;
 }
 
-// The keywords libpq knows, plus `ssl`, which libpq accepts in URLs only (ssl=true).
+// The keywords libpq knows, plus `ssl`, which libpq accepts in URLs only (ssl=true). Never
+// destroyed: a pool's maintenance thread still connecting when the process exits (a pool
+// destroyed then detaches it) reads it after static destructors have run.
 const std::vector<std::string>& libpq_keywords() {
-  static const std::vector<std::string> keywords = [] {
+  static const auto* const keywords = new std::vector<std::string>([] {
     std::vector<std::string> names{"ssl"};
     // Parsing an empty string lists every keyword without reading the environment, which
     // PQconndefaults() would do for the default values.
@@ -64,8 +66,8 @@ const std::vector<std::string>& libpq_keywords() {
     for (auto* option = all.get(); option != nullptr && option->keyword != nullptr; ++option)
       names.emplace_back(option->keyword);
     return names;
-  }();
-  return keywords;
+  }());
+  return *keywords;
 }
 
 void check_keyword(const std::string& keyword, const std::string& what) {
