@@ -99,7 +99,7 @@ struct purge_result {
 
   /// Returns the rows deleted (or counted) in `table`, 0 when it was not cleaned.
   std::uint64_t rows(std::string_view table) const noexcept;
-  /// Returns the rows deleted (or counted) in all tables.
+  /// Returns `deleted` (its earlier name).
   std::uint64_t total() const noexcept;
 };
 

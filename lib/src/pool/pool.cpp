@@ -66,6 +66,15 @@ void wake(wake_list& served) {
   served.clear();
 }
 
+// wake() with `lock` (the pool's mutex) released for the time of it.
+void wake_unlocked(std::unique_lock<std::mutex>& lock, wake_list& served) {
+  if (served.empty())
+    return;
+  lock.unlock();
+  wake(served);
+  lock.lock();
+}
+
 struct pool_state {
   explicit pool_state(connection_config settings)
       : config(std::move(settings)),
@@ -259,11 +268,7 @@ struct pool_state {
         break;
       now = clock::now();
       end_reservations(now, served);
-      if (!served.empty()) {
-        lock.unlock();
-        wake(served);
-        lock.lock();
-      }
+      wake_unlocked(lock, served);
       if (now < next_round)
         continue;
       next_round = now + config.maintenance_interval;
@@ -315,9 +320,7 @@ struct pool_state {
         --total;
         ++counters.create_failed;
         offer_capacity(served);
-        lock.unlock();
-        wake(served);
-        lock.lock();
+        wake_unlocked(lock, served);
         // A server that is down is not hammered: back off up to 30 s between attempts.
         failure_pause =
             std::min<std::chrono::milliseconds>(failure_pause * 2, std::chrono::seconds{30});
@@ -335,9 +338,7 @@ struct pool_state {
         continue;
       }
       hand_over(std::move(opened), served);
-      lock.unlock();
-      wake(served);
-      lock.lock();
+      wake_unlocked(lock, served);
     }
   }
 };
@@ -478,11 +479,7 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
         state.maintenance_wake.notify_one();  // start handing over stalled reservations
       state.contended_until = started + state.config.maintenance_interval;
       auto deadline = detail::deadline_after(started, timeout);
-      if (!served.empty()) {
-        lock.unlock();
-        detail::wake(served);
-        lock.lock();
-      }
+      detail::wake_unlocked(lock, served);
       while (!self->handed && !self->may_open && !self->closed) {
         if (self->ready.wait_until(lock, deadline) == std::cv_status::timeout && !self->handed &&
             !self->may_open && !self->closed) {

@@ -1,7 +1,6 @@
 // Purging expired sessions, auth sessions and spent one-time tokens in short batches.
 
 #include <algorithm>
-#include <numeric>
 
 #include "core/pqxx_compat.hpp"
 #include "migrate/migration_sql.hpp"
@@ -76,20 +75,22 @@ std::uint64_t purge_result::rows(std::string_view table) const noexcept {
 }
 
 std::uint64_t purge_result::total() const noexcept {
-  return std::accumulate(
-      tables.begin(), tables.end(), std::uint64_t{0},
-      [](std::uint64_t sum, const table_count& entry) { return sum + entry.rows; });
+  return deleted;
 }
 
 purge_result purge_expired_sessions(pqxx::connection& connection, const std::string& schema,
                                     const purge_options& options) {
   validate_schema_name(schema);
-  if (options.batch_size == 0)
-    throw usage_error("the purge batch size must be at least 1");
-  if (options.max_duration && options.max_duration->count() <= 0)
-    throw usage_error("the purge's maximum duration must be positive");
-  const auto quoted_schema = detail::quote_identifier(schema);
   auto* conn = detail::libpq_handle(connection);
+  detail::sweep_options sweep_options;
+  sweep_options.batch_size = options.batch_size;
+  sweep_options.max_duration = options.max_duration;
+  sweep_options.lock_timeout = options.lock_timeout;
+  sweep_options.dry_run = options.dry_run || options.mode == purge_mode::count_only;
+  // Checks the options before anything is sent. Unnamed statements: the connection is the
+  // caller's, with no record of what is prepared.
+  detail::expiry_sweep sweep{conn, nullptr, sweep_options, "expired rows", "the purge"};
+  const auto quoted_schema = detail::quote_identifier(schema);
   purge_result result;
 
   // Which tables exist decides which modules are applied.
@@ -112,13 +113,6 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
                 no_module_hint(options.scope, schema));
   }
 
-  detail::sweep_options sweep_options;
-  sweep_options.batch_size = options.batch_size;
-  sweep_options.max_duration = options.max_duration;
-  sweep_options.lock_timeout = options.lock_timeout;
-  sweep_options.dry_run = options.dry_run || options.mode == purge_mode::count_only;
-  // Unnamed statements: the connection is the caller's, with no record of what is prepared.
-  detail::expiry_sweep sweep{conn, nullptr, sweep_options, "expired rows", "the purge"};
   for (const auto* target : targets)
     result.tables.push_back({target->table, 0});
   for (std::size_t i = 0; i < targets.size() && sweep.result().complete; ++i) {
