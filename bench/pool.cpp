@@ -11,6 +11,7 @@
 // (the pool's handoff_quantum, default the library's), PGKIT_BENCH_PEER=1 to run HikariCP's
 // peer program (bench/PoolPeer.java, `scripts/bench pool-peer`) interleaved with these windows,
 // PGKIT_BENCH_STRICT=1 to add 8, 16 and 64 threads over a pool with handoff_quantum 0,
+// PGKIT_BENCH_COMPARE_US=N to add them over a pool with handoff_quantum N,
 // PGKIT_BENCH_THREADS=N to run only N threads over the pool beside the own connections.
 
 #include <libpq-fe.h>
@@ -86,6 +87,7 @@ struct contended_case {
   std::vector<std::int64_t> waits;  // every acquire's wait, ns, all windows
   std::uint64_t overtakes = 0;
   std::uint64_t handoffs = 0;
+  std::uint64_t paired = 0;            // hand-offs to a thread that had the connection last
   std::uint64_t statements = 0;        // all windows
   std::uint64_t context_switches = 0;  // this process's, voluntary and not, all windows
   double cpu_seconds = 0;              // this process's user + system time, all windows
@@ -193,6 +195,7 @@ void run_window(contended_case& which, std::vector<std::unique_ptr<pqxx::connect
     auto after = which.pool->stats();
     which.overtakes += after.overtakes - before.overtakes;
     which.handoffs += after.handoffs - before.handoffs;
+    which.paired += after.paired_handoffs - before.paired_handoffs;
   }
 }
 
@@ -366,14 +369,19 @@ int main(int argc, char** argv) {
     }
     // PGKIT_BENCH_STRICT=1: the same over a pool with handoff_quantum 0 (strict hand-over, every
     // connection given back goes to the head of the queue), as the pool was before the slice.
-    std::optional<pgkit::pool> strict;
-    if (bench::env("PGKIT_BENCH_STRICT") == "1") {
-      auto strict_config = config;
-      strict_config.handoff_quantum = std::chrono::microseconds{0};
-      strict.emplace(strict_config);
-      strict->warm_up();
+    // PGKIT_BENCH_COMPARE_US=N: the same over a pool with handoff_quantum N, to compare two
+    // slices in one run.
+    std::optional<pgkit::pool> other;
+    auto compare_us =
+        bench::env("PGKIT_BENCH_STRICT") == "1" ? 0L : env_number("PGKIT_BENCH_COMPARE_US", -1);
+    if (compare_us >= 0) {
+      auto other_config = config;
+      other_config.handoff_quantum = std::chrono::microseconds{compare_us};
+      other.emplace(other_config);
+      other->warm_up();
+      auto suffix = compare_us == 0 ? std::string{"strict"} : std::to_string(compare_us) + " us";
       for (int threads : {8, 16, 64})
-        cases.emplace_back(std::to_string(threads) + " over 4, strict", threads, &*strict);
+        cases.emplace_back(std::to_string(threads) + " over 4, " + suffix, threads, &*other);
     }
     std::vector<std::unique_ptr<pqxx::connection>> own;
     for (int i = 0; i < 4; ++i)
@@ -396,9 +404,9 @@ int main(int argc, char** argv) {
         "\ncontended: SELECT 1, pool of 4 (handoff_quantum %lld us), median of %ld windows of "
         "%.1f s, interleaved; ratio against 4 threads on their own connections\n",
         static_cast<long long>(quantum_us), windows, std::chrono::duration<double>(window).count());
-    std::printf("%-22s %10s %7s %10s %10s %10s %10s %10s %8s %9s %6s\n", "pgkit", "stmt/s", "ratio",
-                "wait p50", "wait p99", "wait max", "overtakes", "hand-offs", "cs/stmt", "cpu/stmt",
-                "idle");
+    std::printf("%-22s %10s %7s %10s %10s %10s %10s %10s %7s %8s %9s %6s\n", "pgkit", "stmt/s",
+                "ratio", "wait p50", "wait p99", "wait max", "overtakes", "hand-offs", "paired",
+                "cs/stmt", "cpu/stmt", "idle");
     for (auto& which : cases) {
       double rate = median(which.rates);
       std::string p50 = "-", p99 = "-", most = "-";
@@ -412,15 +420,18 @@ int main(int argc, char** argv) {
         p99 = duration_text(at(0.99));
         most = duration_text(which.waits.back());
       }
-      std::printf("%-22s %10.0f %7.2f %10s %10s %10s %10llu %10llu %8.2f %6.1f us %5.0f%%\n",
-                  which.name.c_str(), rate, rate / owned_rate, p50.c_str(), p99.c_str(),
-                  most.c_str(), static_cast<unsigned long long>(which.overtakes),
-                  static_cast<unsigned long long>(which.handoffs),
-                  static_cast<double>(which.context_switches) /
-                      static_cast<double>(std::max<std::uint64_t>(which.statements, 1)),
-                  which.cpu_seconds * 1e6 /
-                      static_cast<double>(std::max<std::uint64_t>(which.statements, 1)),
-                  100.0 * which.idle_share / std::max(which.windows, 1));
+      std::printf(
+          "%-22s %10.0f %7.2f %10s %10s %10s %10llu %10llu %6.0f%% %8.2f %6.1f us %5.0f%%\n",
+          which.name.c_str(), rate, rate / owned_rate, p50.c_str(), p99.c_str(), most.c_str(),
+          static_cast<unsigned long long>(which.overtakes),
+          static_cast<unsigned long long>(which.handoffs),
+          100.0 * static_cast<double>(which.paired) /
+              static_cast<double>(std::max<std::uint64_t>(which.handoffs, 1)),
+          static_cast<double>(which.context_switches) /
+              static_cast<double>(std::max<std::uint64_t>(which.statements, 1)),
+          which.cpu_seconds * 1e6 /
+              static_cast<double>(std::max<std::uint64_t>(which.statements, 1)),
+          100.0 * which.idle_share / std::max(which.windows, 1));
     }
     if (peer)
       std::printf("\n%s", peer.table().c_str());

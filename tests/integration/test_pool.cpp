@@ -295,6 +295,106 @@ TEST_CASE("pgkit::pool") {
     CHECK(stats.timed_out == 1);
   }
 
+  SUBCASE("a connection changing hands goes to a queued thread that gave it back last") {
+    auto config = config_for(db.url(), 2);
+    config.acquire_timeout = 60s;
+    pgkit::pool pool{config};
+    // Threads p and q each use one of the two connections, then queue again when told to.
+    struct worker {
+      std::promise<int> used;  // the backend it had first
+      std::promise<void> queue;
+      std::atomic<int> got{0};  // the backend it got when queued
+      std::promise<void> finish;
+      std::thread thread;
+    };
+    barrier both_hold{2};
+    worker p, q;
+    for (auto* w : {&p, &q}) {
+      w->thread = std::thread{[&pool, &both_hold, w] {
+        {
+          auto lease = pool.acquire();
+          w->used.set_value(backend_pid(lease));
+          both_hold.arrive_and_wait();  // held together: p and q use different connections
+        }
+        w->queue.get_future().wait();
+        auto lease = pool.acquire();
+        w->got = backend_pid(lease);
+        w->finish.get_future().wait();
+      }};
+    }
+    int p_pid = p.used.get_future().get();
+    int q_pid = q.used.get_future().get();
+    REQUIRE(p_pid != q_pid);
+    REQUIRE(pgkit_test::eventually([&] { return pool.stats().idle == 2; }));
+    auto first = pool.acquire();
+    auto second = pool.acquire();
+    auto& p_connection = backend_pid(first) == p_pid ? first : second;
+    auto& q_connection = backend_pid(first) == p_pid ? second : first;
+    q.queue.set_value();  // q first in line, p second
+    REQUIRE(pgkit_test::eventually([&] { return pool.stats().waiting == 1; }));
+    p.queue.set_value();
+    REQUIRE(pgkit_test::eventually([&] { return pool.stats().waiting == 2; }));
+
+    p_connection.release();  // p's connection goes to p, past q at the head of the queue
+    CHECK(pgkit_test::eventually([&] { return p.got.load() == p_pid; }));
+    CHECK(q.got.load() == 0);
+    q_connection.release();
+    CHECK(pgkit_test::eventually([&] { return q.got.load() == q_pid; }));
+    p.finish.set_value();
+    q.finish.set_value();
+    p.thread.join();
+    q.thread.join();
+    auto stats = pool.stats();
+    CHECK(stats.handoffs == 2);
+    CHECK(stats.paired_handoffs == 2);
+  }
+
+  SUBCASE("a queued caller is passed at most pool_size times") {
+    auto config = config_for(db.url(), 2);
+    config.acquire_timeout = 60s;
+    pgkit::pool pool{config};
+    auto a = pool.acquire();
+    auto b = pool.acquire();
+    int a_pid = backend_pid(a);
+    a.release();
+    // Three threads use connection a in turn (the only idle one) and keep running; a fourth,
+    // the head of the queue below, has never used the pool.
+    std::mutex order_mutex;
+    std::vector<std::string> order;
+    std::vector<std::promise<void>> queue(4);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+      std::promise<void> used;
+      auto used_future = used.get_future();
+      threads.emplace_back([&, i, used = std::move(used)]() mutable {
+        std::string name = i == 0 ? "head" : "p" + std::to_string(i);
+        if (i > 0) {
+          auto lease = pool.acquire();
+          CHECK(backend_pid(lease) == a_pid);
+        }
+        used.set_value();
+        queue[static_cast<std::size_t>(i)].get_future().wait();
+        auto lease = pool.acquire();
+        std::lock_guard lock{order_mutex};
+        order.push_back(name);
+      });
+      used_future.wait();
+    }
+    a = pool.acquire();
+    REQUIRE(backend_pid(a) == a_pid);
+    for (std::size_t i = 0; i < 4; ++i) {
+      queue[i].set_value();  // head first, then p1, p2, p3
+      REQUIRE(pgkit_test::eventually([&] { return pool.stats().waiting == i + 1; }));
+    }
+    a.release();
+    for (auto& thread : threads)
+      thread.join();
+    // p1 and p2 pass the head because they had connection a; then the head has been passed
+    // pool_size (2) times and is served before p3.
+    CHECK(order == std::vector<std::string>{"p1", "p2", "head", "p3"});
+    CHECK(pool.stats().paired_handoffs == 3);
+  }
+
   SUBCASE("a connection that died while idle is replaced before hand-out") {
     auto config = config_for(db.url());
     config.validate_after_idle = 0ms;

@@ -155,7 +155,8 @@ TEST_CASE("pgkit::pool does not starve anyone") {
   CHECK(stats.handoffs > 0);
   MESSAGE("fewest statements by one thread "
           << fewest << " in " << seconds << " s; " << stats.acquired << " in all, "
-          << stats.overtakes << " overtakes, " << stats.handoffs << " hand-offs, longest wait "
+          << stats.overtakes << " overtakes, " << stats.handoffs << " hand-offs ("
+          << stats.paired_handoffs << " paired), longest wait "
           << std::chrono::duration_cast<std::chrono::milliseconds>(stats.longest_wait).count()
           << " ms");
 }

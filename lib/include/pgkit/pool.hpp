@@ -67,6 +67,9 @@ struct pool_stats {
   /// Acquires that took back the caller's own connection, given back within its hand-off slice,
   /// while other callers were queued.
   std::uint64_t overtakes = 0;
+  /// Hand-offs that went to a queued caller whose thread had given back that same connection
+  /// last (a thread meeting its server process again; see docs/pool.md).
+  std::uint64_t paired_handoffs = 0;
   std::chrono::nanoseconds wait_time{0};     ///< total time spent queued
   std::chrono::nanoseconds longest_wait{0};  ///< the longest single time spent queued
   std::uint64_t timed_out = 0;               ///< acquires that gave up after their timeout
