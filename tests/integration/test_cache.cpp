@@ -423,6 +423,17 @@ TEST_CASE("pgkit::cache errors a caller can make") {
   SUBCASE("gc with a batch size of 0") {
     auto e = error_of([&] { store.gc(0, std::nullopt); });
     CHECK(usage(e));
+    // Refused before it waits for a connection: with all of them leased it is still a usage
+    // error, not a timeout after acquire_timeout.
+    std::vector<pgkit::lease> held;
+    for (int i = 0; i < 4; ++i)
+      held.push_back(f.connections->acquire());
+    pgkit::cache_gc_options options;
+    options.batch_size = 0;
+    CHECK(usage(error_of([&] { store.gc(options); })));
+    options.batch_size = 10;
+    options.max_duration = 0ms;
+    CHECK(usage(error_of([&] { store.gc(options); })));
   }
   SUBCASE("a schema name that is not an identifier") {
     pgkit::cache_options options;

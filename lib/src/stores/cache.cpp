@@ -556,6 +556,7 @@ cache_gc_result cache::gc(const cache_gc_options& options) {
   sweep_options.max_duration = options.max_duration;
   sweep_options.lock_timeout = options.lock_timeout.value_or(m_options.gc_lock_timeout);
   sweep_options.dry_run = options.dry_run;
+  detail::expiry_sweep::check(sweep_options);  // before waiting for a connection
   auto lease = m_pool->acquire();
   detail::expiry_sweep sweep{detail::libpq_handle(lease.connection()), detail::prepared_on(lease),
                              sweep_options, "expired entries", "gc"};

@@ -36,12 +36,16 @@ expiry_sweep::expiry_sweep(pg_conn* conn, prepared_statements* prepared,
       m_started(steady_clock::now()),
       m_lock_timeout(make_statement("sweep", k_set_lock_timeout, "")),
       m_lock_alone(make_statement("sweep", k_lock_alone, "")) {
+  check(options);
+  if (options.max_duration)
+    m_control.timeout = *options.max_duration;
+}
+
+void expiry_sweep::check(const sweep_options& options) {
   if (options.batch_size == 0)
     throw usage_error("the batch size is 0", "give a batch size of at least 1");
   if (options.max_duration && options.max_duration->count() <= 0)
     throw usage_error("the time limit is not positive", "give a time limit above zero");
-  if (options.max_duration)
-    m_control.timeout = *options.max_duration;
 }
 
 std::uint64_t expiry_sweep::sweep(

@@ -50,10 +50,15 @@ struct sweep_target {
 /// A sweep over one or more tables on one connection, sharing one deadline.
 class expiry_sweep {
  public:
-  /// Throws usage_error for a batch size of 0 or a non-positive max_duration. `what` names
-  /// the rows for messages ("expired entries"), `rerun` what to run again in hints ("gc").
+  /// Throws usage_error for a batch size of 0 or a non-positive max_duration (check()).
+  /// `what` names the rows for messages ("expired entries"), `rerun` what to run again in
+  /// hints ("gc").
   expiry_sweep(pg_conn* conn, prepared_statements* prepared, const sweep_options& options,
                std::string what, std::string rerun);
+
+  /// The constructor's checks of `options`, for a caller that has no connection yet: throws
+  /// usage_error for a batch size of 0 or a non-positive max_duration.
+  static void check(const sweep_options& options);
 
   /// Sweeps `target` until a batch comes back short or time is up; returns the rows it
   /// deleted (counted) there. `on_batch` gets each batch's count and the run's total.
