@@ -404,11 +404,21 @@ int main(int argc, char** argv) {
         "\ncontended: SELECT 1, pool of 4 (handoff_quantum %lld us), median of %ld windows of "
         "%.1f s, interleaved; ratio against 4 threads on their own connections\n",
         static_cast<long long>(quantum_us), windows, std::chrono::duration<double>(window).count());
-    std::printf("%-22s %10s %7s %10s %10s %10s %10s %10s %7s %8s %9s %6s\n", "pgkit", "stmt/s",
-                "ratio", "wait p50", "wait p99", "wait max", "overtakes", "hand-offs", "paired",
-                "cs/stmt", "cpu/stmt", "idle");
+    std::printf("%-22s %10s %7s %10s %10s %10s %10s %10s %10s %7s %8s %9s %6s\n", "pgkit", "stmt/s",
+                "ratio", "per round", "wait p50", "wait p99", "wait max", "overtakes", "hand-offs",
+                "paired", "cs/stmt", "cpu/stmt", "idle");
     for (auto& which : cases) {
       double rate = median(which.rates);
+      // The spread of the ratio round by round (this case's window against the own-connection
+      // window of the same round): the noise that the median smooths over.
+      double lowest = 0, highest = 0;
+      for (std::size_t round = 0; round < which.rates.size(); ++round) {
+        double ratio = which.rates[round] / cases[0].rates[round];
+        lowest = round == 0 ? ratio : std::min(lowest, ratio);
+        highest = round == 0 ? ratio : std::max(highest, ratio);
+      }
+      char spread[32];
+      std::snprintf(spread, sizeof spread, "%.2f-%.2f", lowest, highest);
       std::string p50 = "-", p99 = "-", most = "-";
       if (!which.waits.empty()) {
         std::sort(which.waits.begin(), which.waits.end());
@@ -421,9 +431,9 @@ int main(int argc, char** argv) {
         most = duration_text(which.waits.back());
       }
       std::printf(
-          "%-22s %10.0f %7.2f %10s %10s %10s %10llu %10llu %6.0f%% %8.2f %6.1f us %5.0f%%\n",
-          which.name.c_str(), rate, rate / owned_rate, p50.c_str(), p99.c_str(), most.c_str(),
-          static_cast<unsigned long long>(which.overtakes),
+          "%-22s %10.0f %7.2f %10s %10s %10s %10s %10llu %10llu %6.0f%% %8.2f %6.1f us %5.0f%%\n",
+          which.name.c_str(), rate, rate / owned_rate, spread, p50.c_str(), p99.c_str(),
+          most.c_str(), static_cast<unsigned long long>(which.overtakes),
           static_cast<unsigned long long>(which.handoffs),
           100.0 * static_cast<double>(which.paired) /
               static_cast<double>(std::max<std::uint64_t>(which.handoffs, 1)),
