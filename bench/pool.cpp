@@ -92,7 +92,6 @@ struct contended_case {
   std::uint64_t context_switches = 0;  // this process's, voluntary and not, all windows
   double cpu_seconds = 0;              // this process's user + system time, all windows
   double idle_share = 0;               // the machine's idle share of each window, summed
-  int windows = 0;
 };
 
 // The machine's idle and total CPU time so far (/proc/stat, clock ticks).
@@ -109,21 +108,21 @@ std::pair<std::uint64_t, std::uint64_t> machine_ticks() {
   return {idle, total};
 }
 
-// This process's context switches so far (all threads).
-std::uint64_t context_switches() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  return static_cast<std::uint64_t>(usage.ru_nvcsw) + static_cast<std::uint64_t>(usage.ru_nivcsw);
-}
+// This process's context switches (voluntary and not) and CPU time in seconds (user + system)
+// so far, all threads.
+struct process_usage {
+  std::uint64_t context_switches = 0;
+  double cpu_seconds = 0;
+};
 
-// This process's CPU time so far (all threads), seconds.
-double cpu_seconds() {
+process_usage usage_so_far() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   auto seconds = [](const timeval& time) {
     return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6;
   };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  return {static_cast<std::uint64_t>(usage.ru_nvcsw) + static_cast<std::uint64_t>(usage.ru_nivcsw),
+          seconds(usage.ru_utime) + seconds(usage.ru_stime)};
 }
 
 // Runs one window of `which` and appends its rate and waits.
@@ -135,8 +134,7 @@ void run_window(contended_case& which, std::vector<std::unique_ptr<pqxx::connect
   std::vector<std::vector<std::int64_t>> waits(static_cast<std::size_t>(which.threads));
   std::vector<std::thread> workers;
   auto before = which.pool != nullptr ? which.pool->stats() : pgkit::pool_stats{};
-  auto switches_before = context_switches();
-  auto cpu_before = cpu_seconds();
+  auto usage_before = usage_so_far();
   auto ticks_before = machine_ticks();
   for (int t = 0; t < which.threads; ++t) {
     workers.emplace_back([&, t] {
@@ -180,15 +178,15 @@ void run_window(contended_case& which, std::vector<std::unique_ptr<pqxx::connect
     total += count;
   which.rates.push_back(static_cast<double>(total) / elapsed);
   which.statements += static_cast<std::uint64_t>(total);
-  which.context_switches += context_switches() - switches_before;
-  which.cpu_seconds += cpu_seconds() - cpu_before;
+  auto usage_after = usage_so_far();
+  which.context_switches += usage_after.context_switches - usage_before.context_switches;
+  which.cpu_seconds += usage_after.cpu_seconds - usage_before.cpu_seconds;
   auto ticks_after = machine_ticks();
   auto total_ticks = ticks_after.second - ticks_before.second;
   if (total_ticks > 0) {
     which.idle_share += static_cast<double>(ticks_after.first - ticks_before.first) /
                         static_cast<double>(total_ticks);
   }
-  ++which.windows;
   for (auto& mine : waits)
     which.waits.insert(which.waits.end(), mine.begin(), mine.end());
   if (which.pool != nullptr) {
@@ -441,7 +439,8 @@ int main(int argc, char** argv) {
               static_cast<double>(std::max<std::uint64_t>(which.statements, 1)),
           which.cpu_seconds * 1e6 /
               static_cast<double>(std::max<std::uint64_t>(which.statements, 1)),
-          100.0 * which.idle_share / std::max(which.windows, 1));
+          100.0 * which.idle_share /
+              static_cast<double>(std::max<std::size_t>(which.rates.size(), 1)));
     }
     if (peer)
       std::printf("\n%s", peer.table().c_str());

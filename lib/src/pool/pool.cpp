@@ -191,6 +191,7 @@ struct pool_state {
       for (auto it = waiters.begin(); it != waiters.end(); ++it) {
         if ((*it)->previous == connection.get()) {
           chosen = it;
+          ++counters.paired_handoffs;
           break;
         }
         if ((*it)->overtaken >= config.pool_size)
@@ -198,8 +199,6 @@ struct pool_state {
       }
       for (auto it = waiters.begin(); it != chosen; ++it)
         ++(*it)->overtaken;
-      if ((*chosen)->previous == connection.get())
-        ++counters.paired_handoffs;
     }
     auto first = std::move(*chosen);
     waiters.erase(chosen);
