@@ -24,8 +24,8 @@
 
 #include <pgkit/pgkit.hpp>
 
-#include "query/statement.hpp"
 #include "support.hpp"
+#include "wire/wire.hpp"
 
 namespace {
 

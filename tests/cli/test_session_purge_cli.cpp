@@ -174,14 +174,13 @@ TEST_CASE("pgkit session-purge") {
     CHECK(result.exit_code == 1);
     CHECK(result.out.empty());
     CHECK(result.err ==
-          "pgkit: error: neither the session nor the auth module is applied in schema \"pgkit\"\n"
-          "pgkit: hint: apply them first: pgkit apply --schema pgkit session auth (or the one "
-          "you use)\n");
+          "pgkit: error: neither the session nor the auth module is applied in schema pgkit\n"
+          "pgkit: hint: run pgkit apply session auth (or the one you use)\n");
     apply(db, {"session"});
     auto auth = run_pgkit({"session-purge", addr, "--only", "auth"});
     CHECK(auth.exit_code == 1);
-    CHECK(contains(auth.err, "pgkit: error: the auth module is not applied in schema \"pgkit\""));
-    CHECK(contains(auth.err, "pgkit: hint: apply it first: pgkit apply --schema pgkit auth"));
+    CHECK(contains(auth.err, "pgkit: error: the auth module is not applied in schema pgkit"));
+    CHECK(contains(auth.err, "pgkit: hint: run pgkit apply auth"));
   }
 
   SUBCASE("--schema selects the schema") {

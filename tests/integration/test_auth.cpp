@@ -22,11 +22,19 @@
 #include "pgkit/migration.hpp"
 #include "pgkit/query.hpp"
 #include "pgkit/session.hpp"
+#include "wire/wire.hpp"
 
 using namespace std::chrono_literals;
 using pgkit_test::query_value;
 
 namespace {
+
+// The count a one-value query returns, with `token` as $1.
+int count_of(pqxx::transaction_base& tx, const std::string& sql, const std::string& token) {
+  return std::stoi(pgkit::detail::wire::of(tx)
+                       .run(sql, {token}, pgkit::detail::result_format::text, "counting")
+                       .bytes(0, 0));
+}
 
 // Fast argon2id for the suite; one test uses libsodium's defaults.
 pgkit::auth_options fast(pgkit::auth_options options = {}) {
@@ -599,28 +607,26 @@ TEST_CASE("pgkit::auth_store sessions and one-time tokens") {
         auto table = column[0].as<std::string>();
         auto name = column[1].as<std::string>();
         bool bytea = column[2].as<std::string>() == "bytea";
-        auto hits = pgkit::detail::exec_params(
-            tx,
-            "SELECT count(*) FROM " + table + " WHERE " +
-                (bytea ? "position(convert_to($1, 'UTF8') IN " + name +
-                             ") > 0 OR position(decode(translate($1, '-_', '+/') || '=', "
-                             "'base64') IN " +
-                             name + ") > 0"
-                       : "position($1 IN " + name + "::text) > 0"),
-            token);
+        auto hits =
+            count_of(tx,
+                     "SELECT count(*) FROM " + table + " WHERE " +
+                         (bytea ? "position(convert_to($1, 'UTF8') IN " + name +
+                                      ") > 0 OR position(decode(translate($1, '-_', '+/') || '=', "
+                                      "'base64') IN " +
+                                      name + ") > 0"
+                                : "position($1 IN " + name + "::text) > 0"),
+                     token);
         INFO(table << "." << name);
-        CHECK(hits[0][0].as<int>() == 0);
+        CHECK(hits == 0);
       }
-      CHECK(pgkit::detail::exec_params(tx,
-                                       "SELECT count(*) FROM pgkit.auth_session WHERE token_hash = "
-                                       "sha256(convert_to($1, 'UTF8'))",
-                                       token)[0][0]
-                    .as<int>() +
-                pgkit::detail::exec_params(tx,
-                                           "SELECT count(*) FROM pgkit.auth_one_time_token WHERE "
-                                           "token_hash = sha256(convert_to($1, 'UTF8'))",
-                                           token)[0][0]
-                    .as<int>() ==
+      CHECK(count_of(tx,
+                     "SELECT count(*) FROM pgkit.auth_session WHERE token_hash = "
+                     "sha256(convert_to($1, 'UTF8'))",
+                     token) +
+                count_of(tx,
+                         "SELECT count(*) FROM pgkit.auth_one_time_token WHERE "
+                         "token_hash = sha256(convert_to($1, 'UTF8'))",
+                         token) ==
             1);
     }
   }
@@ -739,7 +745,7 @@ TEST_CASE("pgkit::auth_store check and the upgrade from the first auth migration
     pgkit::auth_store store{pool, fast()};
     auto missing = expect_error([&] { store.check(); });
     CHECK(missing.kind() == pgkit::error_kind::undefined_object);
-    CHECK(missing.hint() == "apply the auth module first: pgkit apply --schema pgkit auth");
+    CHECK(missing.hint() == "run pgkit apply auth");
     auto create = expect_error([&] { store.create_user({}); });
     CHECK(create.kind() == pgkit::error_kind::undefined_object);
     CHECK(create.hint() == missing.hint());

@@ -29,8 +29,9 @@ TEST_CASE("README example: pgkit::auth_store") {
     auto result = pgkit_test::run_process({PGKIT_EXAMPLE_AUTH}, options);
     CHECK(result.exit_code == 1);
     CHECK(result.err ==
-          "app: the auth module is not applied (or not up to date) in schema pgkit\n"
-          "app: hint: apply the auth module first: pgkit apply --schema pgkit auth\n");
+          "app: the auth module is not applied in schema pgkit (its tables are missing or out of "
+          "date)\n"
+          "app: hint: run pgkit apply auth\n");
   }
   SUBCASE("the README shows this very program") {
     CHECK(pgkit_test::readme_shows("tests/integration/example_auth.cpp"));

@@ -16,7 +16,7 @@
 #include "pgkit/cache.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/pool.hpp"
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 using namespace std::chrono_literals;
 using pgkit_test::query_value;

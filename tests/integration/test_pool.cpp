@@ -580,49 +580,43 @@ TEST_CASE("pgkit::pool destruction") {
   }
 }
 
-TEST_CASE("pgkit::detail::exec_statement") {
+TEST_CASE("pgkit::detail::run_statement") {
   pgkit_test::scratch_database db{"statements"};
-  const std::string sql = "SELECT $1::int + $2::int";
+  const pgkit::detail::statement add{"pgkit_add", "SELECT $1::int + $2::int"};
   auto prepared_here = [](pgkit::lease& lease) {
     return query(lease, "SELECT count(*) FROM pg_prepared_statements WHERE name = 'pgkit_add'");
+  };
+  auto sum = [&](pgkit::lease& lease, std::int64_t a, std::int64_t b) {
+    auto result = pgkit::detail::run_statement(
+        lease, add, {pgkit::detail::int_param(a), pgkit::detail::int_param(b)}, "adding", {},
+        pgkit::detail::result_format::text);
+    return std::stoi(result.bytes(0, 0));
   };
 
   SUBCASE("a statement is prepared once per connection and reused") {
     pgkit::pool pool{config_for(db.url(), 1)};
     auto lease = pool.acquire();
-    for (int i = 0; i < 3; ++i) {
-      pqxx::work tx{*lease};
-      auto result = pgkit::detail::exec_statement(lease, tx, "pgkit_add", sql, i, 10);
-      CHECK(result[0][0].as<int>() == i + 10);
-      tx.commit();
-    }
+    for (int i = 0; i < 3; ++i)
+      CHECK(sum(lease, i, 10) == i + 10);
     CHECK(prepared_here(lease) == "1");
     CHECK(pgkit::detail::prepared_count(lease) == 1);
-    pgkit::detail::param_list params{std::string{"1"}, std::string{"2"}};
-    pqxx::work tx{*lease};
-    CHECK(pgkit::detail::exec_statement_list(lease, tx, "pgkit_add", sql, params)[0][0].as<int>() ==
-          3);
   }
   SUBCASE("a replaced connection prepares its statements again") {
     pgkit::pool pool{config_for(db.url(), 1)};
     {
       auto lease = pool.acquire();
-      pqxx::work tx{*lease};
-      pgkit::detail::exec_statement(lease, tx, "pgkit_add", sql, 1, 1);
-      tx.commit();
+      sum(lease, 1, 1);
       query(lease, "BEGIN");  // given back inside a transaction: closed
     }
     auto lease = pool.acquire();
     CHECK(pgkit::detail::prepared_count(lease) == 0);
-    pqxx::work tx{*lease};
-    CHECK(pgkit::detail::exec_statement(lease, tx, "pgkit_add", sql, 2, 2)[0][0].as<int>() == 4);
+    CHECK(sum(lease, 2, 2) == 4);
   }
   SUBCASE("the same name with different SQL is refused") {
     pgkit::pool pool{config_for(db.url(), 1)};
     auto lease = pool.acquire();
-    pqxx::work tx{*lease};
-    pgkit::detail::exec_statement(lease, tx, "pgkit_add", sql, 1, 1);
-    CHECK_THROWS_AS(pgkit::detail::exec_statement(lease, tx, "pgkit_add", "SELECT 1"),
+    sum(lease, 1, 1);
+    CHECK_THROWS_AS(pgkit::detail::run_statement(lease, {"pgkit_add", "SELECT 1"}, {}, "a clash"),
                     pgkit::error);
   }
   SUBCASE("pooler = pgbouncer-transaction sends unnamed statements") {
@@ -630,11 +624,7 @@ TEST_CASE("pgkit::detail::exec_statement") {
     config.pooler = pgkit::pooler_mode::pgbouncer_transaction;
     pgkit::pool pool{config};
     auto lease = pool.acquire();
-    {
-      pqxx::work tx{*lease};
-      CHECK(pgkit::detail::exec_statement(lease, tx, "pgkit_add", sql, 5, 6)[0][0].as<int>() == 11);
-      tx.commit();
-    }
+    CHECK(sum(lease, 5, 6) == 11);
     CHECK(prepared_here(lease) == "0");
     CHECK(pgkit::detail::prepared_count(lease) == 0);
   }

@@ -38,12 +38,18 @@ TEST_CASE("pgkit::pool through PgBouncer in transaction mode") {
           auto lease = pool->acquire(30s);
           int id = t * 1000 + i;
           pgkit::run_transaction(lease, [&](pqxx::work& tx) {
-            pgkit::detail::exec_statement(lease, tx, "pgkit_item_put",
-                                          "INSERT INTO item VALUES ($1, $2)", id,
-                                          "item " + std::to_string(id));
-            auto label = pgkit::detail::exec_statement(lease, tx, "pgkit_item_get",
-                                                       "SELECT label FROM item WHERE id = $1", id);
-            if (label[0][0].as<std::string>() != "item " + std::to_string(id))
+            // The stores' path: named statements, sent unnamed in transaction mode.
+            const pgkit::detail::wire on{pgkit::detail::libpq_handle(tx),
+                                         pgkit::detail::prepared_on(lease),
+                                         pgkit::detail::wire::scope::transaction};
+            on.run({"pgkit_item_put", "INSERT INTO item VALUES ($1, $2)"},
+                   {pgkit::detail::int_param(id),
+                    pgkit::detail::text_param("item " + std::to_string(id))},
+                   pgkit::detail::result_format::text, "putting an item");
+            auto label = on.run({"pgkit_item_get", "SELECT label FROM item WHERE id = $1"},
+                                {pgkit::detail::int_param(id)}, pgkit::detail::result_format::text,
+                                "getting an item");
+            if (label.bytes(0, 0) != "item " + std::to_string(id))
               ++errors;
           });
         } catch (const std::exception& e) {

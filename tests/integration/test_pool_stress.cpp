@@ -63,10 +63,10 @@ TEST_CASE("pgkit::pool under contention") {
           auto lease = pool.acquire();
           longest_wait[static_cast<std::size_t>(t)] = std::max(
               longest_wait[static_cast<std::size_t>(t)], std::chrono::steady_clock::now() - before);
-          pqxx::nontransaction tx{*lease};
-          auto result =
-              pgkit::detail::exec_statement(lease, tx, "pgkit_stress", "SELECT $1::int", i);
-          sum += result[0][0].as<int>();
+          auto result = pgkit::detail::run_statement(lease, {"pgkit_stress", "SELECT $1::int"},
+                                                     {pgkit::detail::int_param(i)}, "stress", {},
+                                                     pgkit::detail::result_format::text);
+          sum += std::stoi(result.bytes(0, 0));
         } catch (const std::exception& e) {
           if (errors++ < 5)
             MESSAGE("statement " << i << " failed: " << e.what());

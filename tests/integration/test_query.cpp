@@ -19,7 +19,7 @@
 #include "pgkit/error.hpp"
 #include "pgkit/notify.hpp"
 #include "pgkit/query.hpp"
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;

@@ -409,7 +409,7 @@ TEST_CASE("pgkit::session_store") {
     } catch (const pgkit::error& e) {
       CHECK(e.kind() == pgkit::error_kind::undefined_object);
       CHECK(std::string{e.what()}.find("pgkit.session") != std::string::npos);
-      CHECK(e.hint() == "apply the session module first: pgkit apply --schema pgkit session");
+      CHECK(e.hint() == "run pgkit apply session");
     }
     options.schema = "bad-name";
     CHECK_THROWS_AS(pgkit::session_store(pool, options), pgkit::usage_error);

@@ -29,8 +29,7 @@ TEST_CASE("README example: pgkit::session_store") {
     auto result = pgkit_test::run_process({PGKIT_EXAMPLE_SESSION}, options);
     CHECK(result.exit_code == 1);
     CHECK(result.err.find("app: creating a session: ") == 0);
-    CHECK(result.err.find("app: hint: apply the session module first: pgkit apply --schema "
-                          "pgkit session\n") != std::string::npos);
+    CHECK(result.err.find("app: hint: run pgkit apply session\n") != std::string::npos);
   }
   SUBCASE("the README shows this very program") {
     CHECK(pgkit_test::readme_shows("tests/integration/example_session.cpp"));

@@ -176,8 +176,8 @@ TEST_CASE("pgkit::purge_expired_sessions") {
       FAIL("no error");
     } catch (const pgkit::error& e) {
       CHECK(e.kind() == pgkit::error_kind::undefined_object);
-      CHECK(std::string{e.what()} == "the auth module is not applied in schema \"pgkit\"");
-      CHECK(e.hint() == "apply it first: pgkit apply --schema pgkit auth");
+      CHECK(std::string{e.what()} == "the auth module is not applied in schema pgkit");
+      CHECK(e.hint() == "run pgkit apply auth");
     }
 
     purge_fixture nothing{"purge_nothing", {}};
@@ -187,9 +187,8 @@ TEST_CASE("pgkit::purge_expired_sessions") {
     } catch (const pgkit::error& e) {
       CHECK(e.kind() == pgkit::error_kind::undefined_object);
       CHECK(std::string{e.what()} ==
-            "neither the session nor the auth module is applied in schema \"pgkit\"");
-      CHECK(e.hint() ==
-            "apply them first: pgkit apply --schema pgkit session auth (or the one you use)");
+            "neither the session nor the auth module is applied in schema pgkit");
+      CHECK(e.hint() == "run pgkit apply session auth (or the one you use)");
     }
   }
 

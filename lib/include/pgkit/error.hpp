@@ -94,4 +94,12 @@ class check_failed : public error {
       : error(error_kind::check_failed, message, std::move(hint)) {}
 };
 
+/// Returns the pgkit::error for `failure`, for code that mixes its own libpqxx statements with
+/// pgkit's: a libpqxx exception gets the kind of its SQLSTATE (a pqxx::sql_error), or
+/// connection_lost (a broken connection, an in-doubt commit), or usage (pqxx::usage_error: a
+/// transaction already closed, a second one on a connection); a pgkit::error comes back as it
+/// is; anything else is kind internal with its message. run_transaction and with_savepoint
+/// apply it at their boundary.
+error translate(const std::exception& failure);
+
 }  // namespace pgkit

@@ -107,16 +107,29 @@ struct query_options {
 
 /// What stream_query delivered.
 struct stream_result {
-  std::uint64_t rows;  ///< rows given to the callback
-  bool stopped;        ///< true when the callback returned row_action::stop
+  std::uint64_t rows = 0;  ///< rows given to the callback
+  bool stopped = false;    ///< true when the callback returned row_action::stop
+  /// True when the server ran the statement to its end, so that all its effects stand: always
+  /// for a statement that was not stopped, and for a stopped one when it had finished before
+  /// the cancel arrived — a DELETE ... RETURNING or UPDATE ... RETURNING has run completely
+  /// before its first row is sent, so stopping it deletes or updates every row all the same
+  /// (roll back the surrounding transaction to undo it). False when the stop canceled it.
+  bool completed = false;
+  /// The server's command tag when completed ("SELECT 40", "DELETE 100000"), else empty.
+  std::string command_tag;
 };
 
 /// Runs `sql` with `parameters` (unnamed, so it works behind PgBouncer in transaction mode) and
 /// calls `on_columns` once with the result's columns (also for zero rows; empty for a statement
 /// that returns none), then `on_row` for each row, holding one row (or one chunk) in memory at
 /// a time. row_action::stop cancels the rest (inside a transaction block the rest is read and
-/// discarded instead, so that the transaction stays usable). Throws pgkit::error of the
-/// SQLSTATE's kind; an exception from a callback leaves the connection usable and passes on.
+/// discarded instead, so that the transaction stays usable; when that rest fails — a later
+/// row's error — the transaction is aborted and stream_query throws that error, so it cannot
+/// look committed). The timeout and interrupt hold for every wait, the discarded rest's
+/// included. Throws pgkit::error of the SQLSTATE's kind (usage for a text parameter holding a
+/// NUL byte, a busy connection, or a transaction that is no longer open; canceled when the
+/// interrupt was triggered before the call: nothing is sent); an exception from a callback
+/// leaves the connection usable and passes on.
 stream_result stream_query(pqxx::connection& conn, std::string_view sql, const params& parameters,
                            const std::function<void(const std::vector<column_info>&)>& on_columns,
                            const std::function<row_action(const row_view&)>& on_row,
@@ -147,17 +160,19 @@ class copy_in {
  public:
   /// Starts the COPY; `schema` empty means the search path decides. Throws pgkit::error
   /// (undefined_object for a missing table or column).
+  /// `options` hold from the start to finish(): every wait for the server honours them.
   copy_in(pqxx::connection& conn, std::string_view table, std::vector<std::string> columns,
-          std::string_view schema = {});
+          std::string_view schema = {}, const query_options& options = {});
   /// Same, inside the open transaction `tx`.
   copy_in(pqxx::transaction_base& tx, std::string_view table, std::vector<std::string> columns,
-          std::string_view schema = {});
+          std::string_view schema = {}, const query_options& options = {});
   ~copy_in();  ///< not finished: aborts the COPY, nothing is copied
   copy_in(const copy_in&) = delete;
   copy_in& operator=(const copy_in&) = delete;
 
   /// Queues one row; escapes tabs, newlines, carriage returns and backslashes, NULL as \N.
-  /// Throws usage_error when the number of values differs from the columns', or after finish().
+  /// Throws usage_error when the number of values differs from the columns', when a value
+  /// holds a NUL byte, or after finish().
   void write_row(const params& values);
   /// Ends the COPY and returns the rows the server copied. Throws pgkit::error of the
   /// SQLSTATE's kind (a unique violation arrives here as unique_violation).
@@ -171,10 +186,13 @@ class copy_in {
 /// Any COPY ... FROM STDIN statement, with the data passed through as given. Non-copyable.
 class copy_in_raw {
  public:
-  /// Runs `copy_statement`, which must be a COPY ... FROM STDIN.
-  copy_in_raw(pqxx::connection& conn, std::string_view copy_statement);
+  /// Runs `copy_statement`, which must be a COPY ... FROM STDIN; `options` hold from the start
+  /// to finish().
+  copy_in_raw(pqxx::connection& conn, std::string_view copy_statement,
+              const query_options& options = {});
   /// Same, inside the open transaction `tx`.
-  copy_in_raw(pqxx::transaction_base& tx, std::string_view copy_statement);
+  copy_in_raw(pqxx::transaction_base& tx, std::string_view copy_statement,
+              const query_options& options = {});
   ~copy_in_raw();  ///< not finished: aborts the COPY, nothing is copied
   copy_in_raw(const copy_in_raw&) = delete;
   copy_in_raw& operator=(const copy_in_raw&) = delete;
@@ -191,11 +209,14 @@ class copy_in_raw {
 /// Runs `copy_statement` (a COPY ... TO STDOUT), calls `on_data` with each chunk the server
 /// sends (one row per chunk in text and CSV format) and returns the rows copied. Throws
 /// pgkit::error; an exception from `on_data` passes on after the COPY is read to its end.
+/// `options` hold for the whole COPY.
 std::uint64_t copy_out(pqxx::connection& conn, std::string_view copy_statement,
-                       const std::function<void(std::string_view chunk)>& on_data);
+                       const std::function<void(std::string_view chunk)>& on_data,
+                       const query_options& options = {});
 /// Same, inside the open transaction `tx`.
 std::uint64_t copy_out(pqxx::transaction_base& tx, std::string_view copy_statement,
-                       const std::function<void(std::string_view chunk)>& on_data);
+                       const std::function<void(std::string_view chunk)>& on_data,
+                       const query_options& options = {});
 
 namespace detail {
 /// Sends SAVEPOINT; throws pgkit::error.
@@ -204,13 +225,17 @@ void begin_savepoint(pqxx::transaction_base& tx);
 void release_savepoint(pqxx::transaction_base& tx);
 /// Sends ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT; never throws.
 void rollback_savepoint(pqxx::transaction_base& tx) noexcept;
-/// Rethrows the exception being handled, a libpqxx exception turned into pgkit::error.
-[[noreturn]] void rethrow_in_savepoint();
+/// Rethrows the exception being handled, a libpqxx exception turned into pgkit::error (saying
+/// so when libpqxx rolled the whole transaction back).
+[[noreturn]] void rethrow_in_savepoint(pqxx::transaction_base& tx);
 }  // namespace detail
 
 /// Runs body(tx) inside a savepoint: released on return, rolled back to on exception, which
-/// passes on as a pgkit::error of its kind (exceptions that are not database errors pass on
-/// unchanged). Nests.
+/// passes on as a pgkit::error of its kind (pgkit::translate; exceptions that are not database
+/// errors pass on unchanged). Nests. A libpqxx statement (tx.exec) that fails inside makes
+/// libpqxx roll the whole transaction back, which no savepoint can prevent: the error then
+/// says so, and pgkit refuses further statements on `tx` (kind usage) instead of running them
+/// outside the transaction. Statements sent with pgkit's toolkit fail without ending it.
 template <typename Body>
 auto with_savepoint(pqxx::transaction_base& tx, Body&& body) -> decltype(body(tx)) {
   detail::begin_savepoint(tx);
@@ -225,7 +250,7 @@ auto with_savepoint(pqxx::transaction_base& tx, Body&& body) -> decltype(body(tx
     }
   } catch (...) {
     detail::rollback_savepoint(tx);
-    detail::rethrow_in_savepoint();
+    detail::rethrow_in_savepoint(tx);
   }
 }
 

@@ -29,6 +29,10 @@ struct retry_options {
 namespace detail {
 /// Sets the isolation level as the transaction's first statement.
 void set_isolation(pqxx::transaction_base& tx, isolation_level isolation);
+/// Commits `tx`. Throws (after rolling back) a pgkit::error of SQLSTATE 25P02 when an earlier
+/// statement's failure, which the body caught, aborted the transaction on the server: COMMIT
+/// would otherwise end it as a rollback that looks like a success.
+void commit(pqxx::work& tx);
 /// Call inside a catch block after attempt number `attempt` failed: returns (after a pause)
 /// when the failure is a serialization failure or deadlock and attempts remain; otherwise
 /// throws it as a pgkit::error (exceptions that are not libpqxx's or pgkit's pass unchanged).
@@ -38,7 +42,10 @@ void retry_or_rethrow(int attempt, const retry_options& options);
 /// Runs `body(tx)` in a transaction on the lease's connection and commits; on a serialization
 /// failure or deadlock, rolls back and runs it again (so `body` must not have effects outside
 /// the database that cannot be repeated). Returns what `body` returns. Throws pgkit::error for
-/// database failures, including the last transient one when attempts run out.
+/// database failures (libpqxx's exceptions translated by pgkit::translate), including the last
+/// transient one when attempts run out; when `body` caught a failure that aborted the
+/// transaction on the server, nothing is committed and a pgkit::error of SQLSTATE 25P02 says
+/// so.
 template <typename Body>
 auto run_transaction(lease& connection, Body&& body, const retry_options& options = {})
     -> std::invoke_result_t<Body&, pqxx::work&> {
@@ -49,11 +56,11 @@ auto run_transaction(lease& connection, Body&& body, const retry_options& option
       detail::set_isolation(tx, options.isolation);
       if constexpr (std::is_void_v<result_type>) {
         body(tx);
-        tx.commit();
+        detail::commit(tx);
         return;
       } else {
         result_type result = body(tx);
-        tx.commit();
+        detail::commit(tx);
         return result;
       }
     } catch (...) {

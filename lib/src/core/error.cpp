@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "core/notices.hpp"
+#include "core/sqlstate.hpp"
 #include "pgkit/redact.hpp"
 
 namespace pgkit {
@@ -48,32 +49,7 @@ std::string_view to_string(error_kind kind) noexcept {
 }
 
 error_kind kind_from_sqlstate(std::string_view sqlstate) noexcept {
-  if (sqlstate == "23505")
-    return error_kind::unique_violation;
-  if (sqlstate == "23503")
-    return error_kind::foreign_key_violation;
-  if (sqlstate == "23514")
-    return error_kind::check_violation;
-  if (sqlstate == "23502")
-    return error_kind::not_null_violation;
-  if (sqlstate == "40001")
-    return error_kind::serialization_failure;
-  if (sqlstate == "40P01")
-    return error_kind::deadlock;
-  if (sqlstate == "55P03")
-    return error_kind::lock_timeout;
-  if (sqlstate == "57014")
-    return error_kind::canceled;
-  // Class 08 (connection exception) and the admin-shutdown family of 57P0x.
-  if (sqlstate.substr(0, 2) == "08" || sqlstate == "57P01" || sqlstate == "57P02" ||
-      sqlstate == "57P03") {
-    return error_kind::connection_lost;
-  }
-  if (sqlstate == "42P01" || sqlstate == "42883" || sqlstate == "3F000" || sqlstate == "42704" ||
-      sqlstate == "42703") {
-    return error_kind::undefined_object;
-  }
-  return error_kind::sql;
+  return detail::kind_of_sqlstate(sqlstate);
 }
 
 error::error(error_kind kind, const std::string& message, std::string hint, std::string sqlstate)
@@ -83,19 +59,14 @@ error::error(error_kind kind, const std::string& message, std::string hint, std:
       m_sqlstate(std::move(sqlstate)) {}
 
 std::string detail::connection_lost_hint() {
-  return "the server closed this connection (a restart, a failover or pg_terminate_backend); "
-         "what was not committed is rolled back: run it again once the server accepts "
-         "connections";
+  return detail::hint_of_sqlstate(detail::sqlstate_of(detail::sql_condition::connection_failure));
 }
 
 namespace {
 
-// The hint of a server-reported error that ends the session (57P01 administrator command,
-// 57P02 crash shutdown, 57P03 cannot connect now, class 08) when the caller gave none.
+// The table's hint for a server-reported error when the caller gave none.
 std::string default_hint(std::string_view sqlstate, std::string hint) {
-  if (hint.empty() && kind_from_sqlstate(sqlstate) == error_kind::connection_lost)
-    return detail::connection_lost_hint();
-  return hint;
+  return hint.empty() ? detail::hint_of_sqlstate(sqlstate) : hint;
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "core/notices.hpp"
+#include "core/sqlstate.hpp"
+#include "core/text.hpp"
 #include "pgkit/error.hpp"
 
 namespace pgkit::detail {
@@ -43,15 +45,6 @@ PGconn* raw_handle(const connection_class& connection) noexcept {
   return connection.*member_of(raw_handle_tag{});
 }
 
-std::string with_context(std::string_view context, std::string_view message) {
-  std::string text{message};
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
-    text.pop_back();
-  if (context.empty())
-    return text;
-  return std::string{context} + ": " + text;
-}
-
 }  // namespace
 
 pg_conn* libpq_handle(const pqxx::connection& connection) noexcept {
@@ -60,33 +53,6 @@ pg_conn* libpq_handle(const pqxx::connection& connection) noexcept {
 
 pg_conn* libpq_handle(pqxx::transaction_base& tx) noexcept {
   return raw_handle(tx.conn());
-}
-
-session_state session_state_of(const pqxx::connection& connection) noexcept {
-  PGconn* handle = raw_handle(connection);
-  if (handle == nullptr || PQstatus(handle) != CONNECTION_OK)
-    return session_state::broken;
-  switch (PQtransactionStatus(handle)) {
-    case PQTRANS_IDLE:
-      return session_state::idle;
-    case PQTRANS_INTRANS:
-    case PQTRANS_INERROR:
-      return session_state::in_transaction;
-    case PQTRANS_ACTIVE:
-      return session_state::busy;
-    default:
-      return session_state::broken;
-  }
-}
-
-bool ping(pqxx::connection& connection) noexcept {
-  PGconn* handle = raw_handle(connection);
-  if (handle == nullptr || PQstatus(handle) != CONNECTION_OK)
-    return false;
-  PGresult* result = PQexec(handle, "");
-  bool answered = result != nullptr && PQresultStatus(result) == PGRES_EMPTY_QUERY;
-  PQclear(result);
-  return answered && PQstatus(handle) == CONNECTION_OK;
 }
 
 void disable_reactivation([[maybe_unused]] pqxx::connection& connection) noexcept {
@@ -98,40 +64,85 @@ void disable_reactivation([[maybe_unused]] pqxx::connection& connection) noexcep
 #endif
 }
 
+namespace {
+
+error translate_as(const std::exception& failure, std::string_view context) {
+  if (const auto* known = dynamic_cast<const pgkit::error*>(&failure))
+    return *known;
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&failure) != nullptr) {
+    return error(error_kind::connection_lost, with_context(context, failure.what()),
+                 "the connection broke during COMMIT; check whether the change was applied");
+  }
+  if (dynamic_cast<const pqxx::broken_connection*>(&failure) != nullptr)
+    return connection_lost_error(context, failure.what());
+  if (dynamic_cast<const pqxx::statement_completion_unknown*>(&failure) != nullptr) {
+    return error(error_kind::connection_lost, with_context(context, failure.what()),
+                 "the statement's outcome is unknown; check whether the change was applied");
+  }
+  if (const auto* rollback = dynamic_cast<const pqxx::transaction_rollback*>(&failure)) {
+    // 6.4 derives these from pqxx::failure without a SQLSTATE; 7.x from sql_error with one.
+#if PQXX_VERSION_MAJOR >= 7
+    return sql_error(with_context(context, failure.what()), rollback->sqlstate(),
+                     rollback->query());
+#else
+    auto condition = sql_condition::transaction_rollback;
+    if (dynamic_cast<const pqxx::serialization_failure*>(rollback) != nullptr)
+      condition = sql_condition::serialization_failure;
+    else if (dynamic_cast<const pqxx::deadlock_detected*>(rollback) != nullptr)
+      condition = sql_condition::deadlock_detected;
+    return sql_error(with_context(context, failure.what()), std::string{sqlstate_of(condition)});
+#endif
+  }
+  if (const auto* server = dynamic_cast<const pqxx::sql_error*>(&failure))
+    return sql_error(with_context(context, failure.what()), server->sqlstate(), server->query());
+  if (dynamic_cast<const pqxx::usage_error*>(&failure) != nullptr) {
+    return error(error_kind::usage, with_context(context, failure.what()),
+                 "libpqxx refused the call: a transaction already closed, or a second "
+                 "transaction open on the same connection");
+  }
+  return error(error_kind::internal, with_context(context, failure.what()));
+}
+
+bool is_pqxx_exception(const std::exception& failure) noexcept {
+  return dynamic_cast<const pqxx::failure*>(&failure) != nullptr ||
+         dynamic_cast<const pqxx::usage_error*>(&failure) != nullptr ||
+         dynamic_cast<const pqxx::in_doubt_error*>(&failure) != nullptr ||
+         dynamic_cast<const pqxx::internal_error*>(&failure) != nullptr ||
+         dynamic_cast<const pqxx::argument_error*>(&failure) != nullptr ||
+         dynamic_cast<const pqxx::conversion_error*>(&failure) != nullptr ||
+         dynamic_cast<const pqxx::range_error*>(&failure) != nullptr;
+}
+
+}  // namespace
+
 void rethrow_as_pgkit(std::string_view context) {
   try {
     throw;
   } catch (const pgkit::error&) {
     throw;
-  } catch (const pqxx::in_doubt_error& e) {
-    throw error(error_kind::connection_lost, with_context(context, e.what()),
-                "the connection broke during COMMIT; check whether the change was applied");
-  } catch (const pqxx::broken_connection& e) {
-    throw connection_lost_error(context, e.what());
-  } catch (const pqxx::statement_completion_unknown& e) {
-    throw error(error_kind::connection_lost, with_context(context, e.what()),
-                "the statement's outcome is unknown; check whether the change was applied");
-  } catch (const pqxx::transaction_rollback& e) {
-    // 6.4 derives these from pqxx::failure without a SQLSTATE; 7.x from sql_error with one.
-#if PQXX_VERSION_MAJOR >= 7
-    std::string sqlstate = e.sqlstate();
-    std::string query = e.query();
-#else
-    std::string query;
-    std::string sqlstate = "40000";
-    if (dynamic_cast<const pqxx::serialization_failure*>(&e) != nullptr)
-      sqlstate = "40001";
-    else if (dynamic_cast<const pqxx::deadlock_detected*>(&e) != nullptr)
-      sqlstate = "40P01";
-#endif
-    throw sql_error(with_context(context, e.what()), sqlstate, query);
-  } catch (const pqxx::sql_error& e) {
-    throw sql_error(with_context(context, e.what()), e.sqlstate(), e.query());
-  } catch (const pqxx::usage_error& e) {
-    throw error(error_kind::internal, with_context(context, e.what()));
   } catch (const std::exception& e) {
-    throw error(error_kind::internal, with_context(context, e.what()));
+    throw translate_as(e, context);
+  }
+}
+
+void rethrow_translated() {
+  try {
+    throw;
+  } catch (const pgkit::error&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (is_pqxx_exception(e))
+      throw translate_as(e, {});
+    throw;
   }
 }
 
 }  // namespace pgkit::detail
+
+namespace pgkit {
+
+error translate(const std::exception& failure) {
+  return detail::translate_as(failure, {});
+}
+
+}  // namespace pgkit

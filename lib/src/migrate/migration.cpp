@@ -593,12 +593,8 @@ void validate_schema_name(std::string_view schema) {
 }
 
 std::int64_t migration_lock_key(std::string_view schema) {
-  // FNV-1a over a fixed prefix and the schema name: stable across builds and platforms.
-  std::uint64_t hash = 14695981039346656037ULL;
-  for (char c : std::string{"pgkit.migrate:"} + std::string{schema}) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ULL;
-  }
+  // A fixed prefix keeps the key apart from other uses of the same hash.
+  const auto hash = detail::stable_hash("pgkit.migrate:" + std::string{schema});
   return static_cast<std::int64_t>(hash);
 }
 

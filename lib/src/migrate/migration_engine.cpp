@@ -8,16 +8,25 @@
 #include <thread>
 
 #include "core/pqxx_compat.hpp"
+#include "core/sqlstate.hpp"
 #include "migrate/migration_sql.hpp"
 #include "migrate/sql_lexer.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit {
 namespace {
 
 using std::chrono::milliseconds;
 using clock_type = std::chrono::steady_clock;
+using detail::wire;
+
+// The first field of the first row of `sql`'s result, as text.
+std::string first_value(const wire& on, const std::string& sql, std::string_view context) {
+  auto rows = on.run(sql, {}, detail::result_format::text, context);
+  return rows.rows() == 0 || rows.is_null(0, 0) ? std::string{} : rows.bytes(0, 0);
+}
 
 void report(const migration_options& options, const std::string& line) {
   if (options.progress)
@@ -42,15 +51,10 @@ bool interrupted(const migration_options& options) {
 
 // A standby takes no writes: say so, naming it, before any lock is taken or waited for.
 void refuse_standby(pqxx::connection& connection) {
-  bool in_recovery = false;
-  try {
-    pqxx::nontransaction tx{connection};
-    in_recovery = tx.exec("SELECT pg_is_in_recovery()")[0][0].as<bool>();
-  } catch (...) {
-    detail::rethrow_as_pgkit("asking whether the server is a standby");
-  }
-  if (!in_recovery)
+  if (first_value(wire::of(connection), "SELECT pg_is_in_recovery()",
+                  "asking whether the server is a standby") != "t") {
     return;
+  }
   std::string server = connection.hostname() == nullptr ? "" : connection.hostname();
   if (connection.port() != nullptr)
     server += std::string{server.empty() ? "port " : ":"} + connection.port();
@@ -59,7 +63,7 @@ void refuse_standby(pqxx::connection& connection) {
                   " is a standby (read-only, in recovery): migrations run on the primary",
               "point the command at the primary; with a multi-host URL add "
               "target_session_attrs=read-write",
-              "25006");
+              std::string{detail::sqlstate_of(detail::sql_condition::read_only_sql_transaction)});
 }
 
 // What apply and rollback check before they take the migration lock: the one place for
@@ -87,24 +91,22 @@ std::string describe(const migration& m) {
 // Every row of schema_migration, or none when the table does not exist yet.
 std::vector<applied_migration> read_applied(pqxx::connection& connection,
                                             const std::string& schema) {
-  try {
-    pqxx::nontransaction tx{connection};
-    auto table = detail::quote_identifier(schema) + ".schema_migration";
-    auto exists = tx.exec("SELECT to_regclass(" + detail::quote_literal(table) + ") IS NOT NULL");
-    if (!exists[0][0].as<bool>())
-      return {};
-    auto rows = tx.exec("SELECT module, version, name, checksum, applied_at::text FROM " + table +
-                        " ORDER BY module, version");
-    std::vector<applied_migration> applied;
-    for (const auto& row : rows) {
-      applied.push_back({row[0].as<std::string>(), row[1].as<std::string>(),
-                         row[2].as<std::string>(), row[3].as<std::string>(),
-                         row[4].as<std::string>()});
-    }
-    return applied;
-  } catch (...) {
-    detail::rethrow_as_pgkit("reading the migration state of schema " + schema);
+  const auto on = wire::of(connection);
+  const auto context = "reading the migration state of schema " + schema;
+  auto table = detail::quote_identifier(schema) + ".schema_migration";
+  if (first_value(on, "SELECT to_regclass(" + detail::quote_literal(table) + ") IS NOT NULL",
+                  context) != "t") {
+    return {};
   }
+  auto rows = on.run("SELECT module, version, name, checksum, applied_at::text FROM " + table +
+                         " ORDER BY module, version",
+                     {}, detail::result_format::text, context);
+  std::vector<applied_migration> applied;
+  for (int row = 0; row < rows.rows(); ++row) {
+    applied.push_back({rows.bytes(row, 0), rows.bytes(row, 1), rows.bytes(row, 2),
+                       rows.bytes(row, 3), rows.bytes(row, 4)});
+  }
+  return applied;
 }
 
 module_status status_of(const schema_module& module,
@@ -250,8 +252,9 @@ class migration_lock {
   }
   ~migration_lock() {
     try {
-      pqxx::nontransaction tx{m_connection};
-      tx.exec("SELECT pg_advisory_unlock(" + std::to_string(m_key) + ")");
+      first_value(wire::of(m_connection),
+                  "SELECT pg_advisory_unlock(" + std::to_string(m_key) + ")",
+                  "releasing the migration lock");
     } catch (...) {
       // A broken connection has released the lock already.
     }
@@ -267,26 +270,24 @@ class migration_lock {
     return std::to_string(count) + " ms";
   }
   bool try_lock() {
-    try {
-      pqxx::nontransaction tx{m_connection};
-      return tx.exec("SELECT pg_try_advisory_lock(" + std::to_string(m_key) + ")")[0][0].as<bool>();
-    } catch (...) {
-      detail::rethrow_as_pgkit("taking the migration lock");
-    }
+    return first_value(wire::of(m_connection),
+                       "SELECT pg_try_advisory_lock(" + std::to_string(m_key) + ")",
+                       "taking the migration lock") == "t";
   }
   std::optional<long> holder_pid() {
     try {
       auto bits = static_cast<std::uint64_t>(m_key);
-      pqxx::nontransaction tx{m_connection};
-      auto rows = tx.exec(
+      auto pid = first_value(
+          wire::of(m_connection),
           "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
           " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
           " AND classid = " +
-          std::to_string(bits >> 32) + " AND objid = " + std::to_string(bits & 0xffffffffULL) +
-          " AND pid <> pg_backend_pid() LIMIT 1");
-      if (rows.empty())
+              std::to_string(bits >> 32) + " AND objid = " + std::to_string(bits & 0xffffffffULL) +
+              " AND pid <> pg_backend_pid() LIMIT 1",
+          "looking for the migration lock's holder");
+      if (pid.empty())
         return std::nullopt;
-      return rows[0][0].as<long>();
+      return std::stol(pid);
     } catch (...) {
       return std::nullopt;
     }
@@ -300,22 +301,10 @@ class migration_lock {
   std::int64_t m_key;
 };
 
-void exec_all(pqxx::transaction_base& tx, const std::vector<std::string>& statements,
+void exec_all(const wire& on, const std::vector<std::string>& statements,
               const std::string& context) {
-  try {
-    for (const auto& statement : statements)
-      tx.exec(statement);
-  } catch (...) {
-    detail::rethrow_as_pgkit(context);
-  }
-}
-
-void commit(pqxx::work& tx, const std::string& context) {
-  try {
-    tx.commit();
-  } catch (...) {
-    detail::rethrow_as_pgkit(context);
-  }
+  for (const auto& statement : statements)
+    on.script(statement, context);
 }
 
 // The file line that the server's "LINE n:" refers to, when it says one.
@@ -330,36 +319,33 @@ std::string file_position(const std::string& message, const migration& m, std::s
 
 // Runs `sql` (one section, or one statement of it starting at file line `first_line`); on
 // failure throws an error naming module, version, file and position.
-void run_sql(pqxx::transaction_base& tx, const migration& m, const std::string& sql,
-             std::size_t first_line, const std::string& what) {
+void run_sql(const wire& on, const migration& m, const std::string& sql, std::size_t first_line,
+             const std::string& what) {
   try {
-    tx.exec(sql);
-  } catch (const pqxx::sql_error& e) {
-    detail::rethrow_as_pgkit(what + " " + describe(m) + " failed" +
-                             file_position(e.what(), m, first_line));
-  } catch (...) {
-    detail::rethrow_as_pgkit(what + " " + describe(m) + " failed");
+    on.script(sql, {});
+  } catch (const error& e) {
+    std::string position = e.sqlstate().empty() ? "" : file_position(e.what(), m, first_line);
+    throw error(e.kind(), what + " " + describe(m) + " failed" + position + ": " + e.what(),
+                e.hint(), e.sqlstate());
   }
 }
 
 // Runs one section inside a transaction: as one string, as dbmate does.
-std::chrono::microseconds run_section(pqxx::transaction_base& tx, const migration& m,
-                                      const std::string& sql, std::size_t first_line,
-                                      const std::string& what) {
+std::chrono::microseconds run_section(const wire& on, const migration& m, const std::string& sql,
+                                      std::size_t first_line, const std::string& what) {
   auto start = clock_type::now();
-  run_sql(tx, m, sql, first_line, what);
+  run_sql(on, m, sql, first_line, what);
   return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
 }
 
 // Runs a transaction:false section one top-level statement at a time, as psql runs the plain
 // script: each statement commits on its own, and the server runs several statements sent as
 // one string in one implicit transaction, which CREATE INDEX CONCURRENTLY refuses.
-std::chrono::microseconds run_statements(pqxx::transaction_base& tx, const migration& m,
-                                         const std::string& sql, std::size_t first_line,
-                                         const std::string& what) {
+std::chrono::microseconds run_statements(const wire& on, const migration& m, const std::string& sql,
+                                         std::size_t first_line, const std::string& what) {
   auto start = clock_type::now();
   for (const auto& statement : detail::split_statements(sql)) {
-    run_sql(tx, m, sql.substr(statement.begin, statement.end - statement.begin),
+    run_sql(on, m, sql.substr(statement.begin, statement.end - statement.begin),
             first_line + statement.line - 1, what);
   }
   return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - start);
@@ -371,33 +357,28 @@ std::chrono::microseconds run_outside_transaction(pqxx::connection& connection, 
                                                   const std::string& sql, std::size_t first_line,
                                                   const std::string& what,
                                                   const migration_options& options) {
-  pqxx::nontransaction tx{connection};
-  exec_all(tx, detail::session_setup_statements(options.schema, timeouts_of(options)),
+  const auto on = wire::of(connection);
+  exec_all(on, detail::session_setup_statements(options.schema, timeouts_of(options)),
            "preparing the session in schema " + options.schema);
   std::chrono::microseconds took{0};
   try {
-    took = run_statements(tx, m, sql, first_line, what);
+    took = run_statements(on, m, sql, first_line, what);
   } catch (...) {
     try {
-      for (const auto& statement : detail::session_reset_statements(timeouts_of(options)))
-        tx.exec(statement);
+      exec_all(on, detail::session_reset_statements(timeouts_of(options)), "resetting the session");
     } catch (...) {
       // The original failure is what matters.
     }
     throw;
   }
-  exec_all(tx, detail::session_reset_statements(timeouts_of(options)), "resetting the session");
+  exec_all(on, detail::session_reset_statements(timeouts_of(options)), "resetting the session");
   return took;
 }
 
 // The current transaction's id, to notice a migration that ended pgkit's transaction although
 // the lexer found no transaction control in it.
-std::string transaction_id(pqxx::transaction_base& tx) {
-  try {
-    return tx.exec("SELECT txid_current()::text")[0][0].as<std::string>();
-  } catch (...) {
-    detail::rethrow_as_pgkit("reading the transaction id");
-  }
+std::string transaction_id(const wire& on) {
+  return first_value(on, "SELECT txid_current()::text", "reading the transaction id");
 }
 
 std::string interval_literal(std::chrono::microseconds duration) {
@@ -411,9 +392,8 @@ std::string milliseconds_text(std::chrono::microseconds duration) {
 
 // Throws when the section that just ran ended the transaction `transaction` (the lexer refuses
 // transaction control, but a server-side trick could still end it).
-void check_same_transaction(pqxx::transaction_base& tx, const std::string& transaction,
-                            const migration& m) {
-  if (transaction_id(tx) == transaction)
+void check_same_transaction(const wire& on, const std::string& transaction, const migration& m) {
+  if (transaction_id(on) == transaction)
     return;
   throw error(error_kind::usage,
               "migration " + describe(m) +
@@ -427,7 +407,8 @@ void check_same_transaction(pqxx::transaction_base& tx, const std::string& trans
 void apply_batch(pqxx::connection& connection, const std::vector<const migration*>& batch,
                  const migration_options& options, std::vector<migration_step>& applied) {
   std::vector<migration_step> steps;
-  pqxx::work tx{connection};
+  const auto tx = wire::of(connection);
+  detail::block transaction_block{tx, "starting the migration transaction"};
   exec_all(tx, {detail::create_schema_statement(options.schema)},
            "preparing the migration transaction in schema " + options.schema);
   auto transaction = transaction_id(tx);
@@ -445,7 +426,7 @@ void apply_batch(pqxx::connection& connection, const std::vector<const migration
              "recording migration " + describe(*m));
     steps.push_back({m->module, m->version, m->name, took});
   }
-  commit(tx, "committing migrations");
+  transaction_block.commit("committing migrations");
   for (const auto& step : steps) {
     report(options, "applied " + step.module + " " + step.version + "_" + step.name + " in " +
                         milliseconds_text(step.duration));
@@ -460,10 +441,11 @@ void apply_alone(pqxx::connection& connection, const migration& m, const migrati
     throw_interrupted(applied.size());
   report(options, "applying " + m.module + " " + m.file_name + " (transaction:false)");
   auto took = run_outside_transaction(connection, m, m.up_sql, m.up_line, "migration", options);
-  pqxx::work tx{connection};
+  const auto tx = wire::of(connection);
+  detail::block transaction_block{tx, "recording migration " + describe(m)};
   exec_all(tx, {detail::record_up_sql(m, options.schema, interval_literal(took))},
            "recording migration " + describe(m));
-  commit(tx, "recording migration " + describe(m));
+  transaction_block.commit("recording migration " + describe(m));
   report(options, "applied " + m.module + " " + m.file_name + " in " + milliseconds_text(took));
   applied.push_back({m.module, m.version, m.name, took});
 }
@@ -628,15 +610,17 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
       report(options, "rolling back " + m.module + " " + m.file_name + " (transaction:false)");
       auto took = run_outside_transaction(connection, m, m.down_sql, m.down_line,
                                           "rolling back migration", options);
-      pqxx::work tx{connection};
+      const auto tx = wire::of(connection);
+      detail::block transaction_block{tx, "recording the rollback of " + describe(m)};
       exec_all(tx, {detail::record_down_sql(m, options.schema)},
                "recording the rollback of " + describe(m));
-      commit(tx, "recording the rollback of " + describe(m));
+      transaction_block.commit("recording the rollback of " + describe(m));
       done.push_back({m.module, m.version, m.name, took});
       ++i;
       continue;
     }
-    pqxx::work tx{connection};
+    const auto tx = wire::of(connection);
+    detail::block transaction_block{tx, "starting the rollback transaction"};
     exec_all(tx, {detail::create_schema_statement(options.schema)},
              "preparing the rollback transaction in schema " + options.schema);
     auto transaction = transaction_id(tx);
@@ -655,7 +639,7 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
       check_same_transaction(tx, transaction, step);
       done.push_back({step.module, step.version, step.name, took});
     }
-    commit(tx, "committing the rollback");
+    transaction_block.commit("committing the rollback");
   }
   for (const auto& step : done)
     report(options, "rolled back " + step.module + " " + step.version + "_" + step.name);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/text.hpp"
 #include "pgkit/migration.hpp"
 
 namespace pgkit::detail {
@@ -16,28 +17,6 @@ struct run_timeouts {
   std::chrono::milliseconds lock_timeout{10000};
   std::optional<std::chrono::milliseconds> statement_timeout;
 };
-
-/// Returns `"name"` (the name must have passed validate_schema_name or be otherwise safe).
-inline std::string quote_identifier(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    out += c;
-    if (c == '"')
-      out += '"';
-  }
-  return out + "\"";
-}
-
-/// Returns `'text'` as a standard-conforming SQL string literal.
-inline std::string quote_literal(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    out += c;
-    if (c == '\'')
-      out += '\'';
-  }
-  return out + "'";
-}
 
 /// Returns `<set> search_path TO "schema", public`, with `set` "SET" or "SET LOCAL".
 inline std::string search_path_statement(const std::string& schema, const std::string& set) {

@@ -24,7 +24,7 @@
 #include "pgkit/error.hpp"
 #include "pgkit/notify.hpp"
 #include "pgkit/redact.hpp"
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit {
 namespace {
@@ -306,7 +306,7 @@ struct listener::impl {
   // --- commands on an open connection ---
 
   bool send_command(const std::string& sql, command kind) {
-    if (PQsendQuery(connection, sql.c_str()) == 0) {
+    if (!detail::wire{connection}.send_nowait(sql)) {
       lost(connection_error(connection));
       return false;
     }

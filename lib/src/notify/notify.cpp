@@ -6,7 +6,7 @@
 #include "core/utf8.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit {
 namespace {
@@ -59,14 +59,13 @@ std::string quote_channel(std::string_view channel) {
 
 namespace {
 
-void send_notification(pg_conn* conn, std::string_view channel, std::string_view payload,
+void send_notification(const detail::wire& on, std::string_view channel, std::string_view payload,
                        const query_options& options) {
   check_channel_name(channel);
   check_payload(payload);
-  detail::run_sql(conn, "SELECT pg_notify($1, $2)", {std::string{channel}, std::string{payload}},
-                  detail::result_format::text,
-                  "sending a notification on channel " + shown(channel),
-                  detail::stop_control::from(options));
+  on.run("SELECT pg_notify($1, $2)", {std::string{channel}, std::string{payload}},
+         detail::result_format::text, "sending a notification on channel " + shown(channel),
+         detail::stop_control::from(options));
 }
 
 }  // namespace
@@ -77,7 +76,7 @@ void notify(pqxx::transaction_base& tx, std::string_view channel, std::string_vi
 
 void notify(pqxx::transaction_base& tx, std::string_view channel, std::string_view payload,
             const query_options& options) {
-  send_notification(detail::handle_of(tx), channel, payload, options);
+  send_notification(detail::wire::of(tx), channel, payload, options);
 }
 
 void notify(pqxx::connection& connection, std::string_view channel, std::string_view payload) {
@@ -86,7 +85,7 @@ void notify(pqxx::connection& connection, std::string_view channel, std::string_
 
 void notify(pqxx::connection& connection, std::string_view channel, std::string_view payload,
             const query_options& options) {
-  send_notification(detail::libpq_handle(connection), channel, payload, options);
+  send_notification(detail::wire::of(connection), channel, payload, options);
 }
 
 void notify(pool& pool, std::string_view channel, std::string_view payload) {

@@ -14,6 +14,7 @@
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
 #include "pool/pooled_connection.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit {
 namespace detail {
@@ -230,13 +231,14 @@ struct pool_state {
     t_last_given_back = connection.get();
     auto now = clock::now();
     auto reason = close_reason::none;
-    switch (session_state_of(*connection->connection)) {
+    switch (session_state_of(libpq_handle(*connection->connection))) {
       case session_state::idle:
         break;
       case session_state::broken:
         reason = close_reason::broken;
         break;
       case session_state::in_transaction:
+      case session_state::failed:
       case session_state::busy:
         reason = close_reason::in_transaction;
         break;
@@ -547,7 +549,8 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
       if (now >= connection->expires) {
         reason = detail::close_reason::lifetime;
       } else if (now - connection->last_used >= state.config.validate_after_idle &&
-                 !detail::ping(*connection->connection)) {
+                 !detail::wire{detail::libpq_handle(*connection->connection)}.ping(
+                     detail::deadline_after(started, timeout))) {
         reason = detail::close_reason::failed_validation;
       }
       if (reason == detail::close_reason::none)

@@ -4,7 +4,9 @@
 #include <thread>
 
 #include "core/pqxx_compat.hpp"
+#include "core/sqlstate.hpp"
 #include "pgkit/error.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit::detail {
 namespace {
@@ -29,25 +31,32 @@ void set_isolation(pqxx::transaction_base& tx, isolation_level isolation) {
     case isolation_level::read_committed:
       return;
     case isolation_level::repeatable_read:
-      tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+      wire::of(tx).script("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                          "setting the isolation level");
       return;
     case isolation_level::serializable:
-      tx.exec("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+      wire::of(tx).script("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                          "setting the isolation level");
       return;
   }
 }
 
+void commit(pqxx::work& tx) {
+  if (wire::of(tx).state() == session_state::failed) {
+    tx.abort();
+    throw sql_error(
+        "committing the transaction: an earlier statement failed and aborted it "
+        "(the transaction's body caught that error), so nothing was committed",
+        std::string{sqlstate_of(sql_condition::in_failed_sql_transaction)});
+  }
+  tx.commit();
+}
+
 void retry_or_rethrow(int attempt, const retry_options& options) {
   try {
-    try {
-      throw;
-    } catch (const pgkit::error&) {
-      throw;
-    } catch (const pqxx::failure&) {
-      // Server errors, lost connections and in-doubt commits become pgkit errors; anything
-      // else (the application's own exceptions) passes through unchanged.
-      rethrow_as_pgkit();
-    }
+    // Server errors, lost connections and in-doubt commits become pgkit errors; anything else
+    // (the application's own exceptions) passes through unchanged.
+    rethrow_translated();
   } catch (const pgkit::error& e) {
     if (!e.is_transient())
       throw;

@@ -1,83 +1,34 @@
-// COPY in and out on libpq's handle, in text format.
-
-#include <libpq-fe.h>
+// COPY in and out, in text format, through the wire layer.
 
 #include <exception>
 
-#include "migrate/migration_sql.hpp"
+#include "core/text.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/query.hpp"
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit {
 namespace detail {
-namespace {
-
-// Data is sent in pieces of about this size: fewer calls into libpq than one per row, and the
-// memory held stays small.
-constexpr std::size_t k_copy_buffer = 64 * 1024;
-
-// How long an abandoned COPY may take to end before its connection is closed.
-constexpr std::chrono::milliseconds k_abort_grace{2000};
-
-// Sends `sql` and returns its first result, which must be `expected` (a COPY state).
-void start_copy(PGconn* conn, std::string_view sql, ExecStatusType expected,
-                std::string_view context) {
-  std::string text{sql};
-  if (PQsendQuery(conn, text.c_str()) == 0)
-    throw_failure(conn, nullptr, context, text);
-  PGresult* first = PQgetResult(conn);
-  auto status = first == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(first);
-  if (status == expected) {
-    PQclear(first);
-    return;
-  }
-  if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
-    PQclear(first);
-    if (status == PGRES_COPY_IN)
-      PQputCopyEnd(conn, "not the COPY direction pgkit expected");
-    drain(conn, k_abort_grace);
-    throw usage_error(std::string{context} + ": the statement is a COPY in the other direction",
-                      expected == PGRES_COPY_IN ? "give a COPY ... FROM STDIN statement"
-                                                : "give a COPY ... TO STDOUT statement");
-  }
-  if (status == PGRES_FATAL_ERROR || first == nullptr) {
-    drain(conn, k_abort_grace);
-    throw_failure(conn, first, context, text);
-  }
-  PQclear(first);
-  drain(conn, k_abort_grace);
-  throw usage_error(std::string{context} + ": the statement is not a COPY: " + text.substr(0, 200),
-                    expected == PGRES_COPY_IN ? "give a COPY ... FROM STDIN statement"
-                                              : "give a COPY ... TO STDOUT statement");
-}
-
-// Reads the results that end a COPY and returns the rows it copied.
-std::uint64_t end_copy(PGconn* conn, std::string_view context, std::string_view sql) {
-  PGresult* done = PQgetResult(conn);
-  PGresult* extra = nullptr;
-  while ((extra = PQgetResult(conn)) != nullptr)
-    PQclear(extra);
-  return checked(conn, done, context, sql, {}, false).affected_rows();
-}
-
-}  // namespace
 
 /// A COPY FROM STDIN in progress on one connection.
 class copy_stream {
  public:
-  copy_stream(PGconn* conn, std::string statement)
-      : m_conn(conn), m_statement(std::move(statement)) {
-    start_copy(m_conn, m_statement, PGRES_COPY_IN, k_context);
+  copy_stream(const wire& on, std::string statement, const query_options& options)
+      : m_wire(on), m_statement(std::move(statement)), m_control(stop_control::from(options)) {
+    m_wire.start_copy(m_statement, copy_direction::in, k_context, m_control);
     m_buffer.reserve(k_copy_buffer + 1024);
   }
 
   ~copy_stream() {
-    if (m_finished || PQstatus(m_conn) != CONNECTION_OK)
+    if (m_finished || m_wire.state() == session_state::broken)
       return;
     // Not finished: the server throws the rows away and ends the COPY with an error.
-    PQputCopyEnd(m_conn, "pgkit: the COPY was abandoned before finish()");
-    drain(m_conn, k_abort_grace);
+    try {
+      m_wire.end_copy_in("pgkit: the COPY was abandoned before finish()", k_context, m_control,
+                         m_statement);
+    } catch (...) {
+      // The expected outcome: the server reports the abandoned COPY as an error.
+    }
   }
 
   std::string& buffer() {
@@ -94,33 +45,35 @@ class copy_stream {
   std::uint64_t finish() {
     if (m_finished)
       throw usage_error("the COPY is already finished; start a new one");
-    m_finished = true;
     flush();
-    if (PQputCopyEnd(m_conn, nullptr) != 1)
-      fail();
-    return end_copy(m_conn, k_context, m_statement);
+    m_finished = true;
+    return m_wire.end_copy_in(nullptr, k_context, m_control, m_statement);
   }
 
  private:
   static constexpr std::string_view k_context = "copying into the database";
+  // Data is sent in pieces of about this size: fewer calls into libpq than one per row, and the
+  // memory held stays small.
+  static constexpr std::size_t k_copy_buffer = 64 * 1024;
 
   void flush() {
     if (m_buffer.empty())
       return;
-    if (PQputCopyData(m_conn, m_buffer.data(), static_cast<int>(m_buffer.size())) != 1)
-      fail();
+    try {
+      m_wire.put_copy(m_buffer, k_context, m_control, m_statement);
+    } catch (...) {
+      // The COPY is over (canceled, or the server refused the data): nothing more is sent.
+      m_finished = true;
+      if (m_wire.state() == session_state::busy)
+        m_wire.drain(m_control, k_context, true);
+      throw;
+    }
     m_buffer.clear();
   }
 
-  // The COPY failed while sending: the server's error is in the results.
-  [[noreturn]] void fail() {
-    m_finished = true;
-    end_copy(m_conn, k_context, m_statement);
-    throw_failure(m_conn, nullptr, k_context, m_statement);
-  }
-
-  PGconn* m_conn;
+  wire m_wire;
   std::string m_statement;
+  stop_control m_control;
   std::string m_buffer;
   bool m_finished = false;
 };
@@ -135,8 +88,8 @@ std::string copy_statement(std::string_view table, const std::vector<std::string
     throw usage_error("copy_in needs at least one column");
   std::string sql = "COPY ";
   if (!schema.empty())
-    sql += quote_identifier(std::string{schema}) + ".";
-  sql += quote_identifier(std::string{table}) + " (";
+    sql += quote_identifier(schema) + ".";
+  sql += quote_identifier(table) + " (";
   for (std::size_t i = 0; i < columns.size(); ++i) {
     if (i > 0)
       sql += ", ";
@@ -147,6 +100,7 @@ std::string copy_statement(std::string_view table, const std::vector<std::string
 
 // Appends `value` in COPY's text format.
 void append_escaped(std::string& out, std::string_view value) {
+  check_no_nul(value, "a COPY value");
   std::size_t plain_from = 0;
   for (std::size_t i = 0; i < value.size(); ++i) {
     const char c = value[i];
@@ -174,44 +128,20 @@ void append_escaped(std::string& out, std::string_view value) {
   out.append(value.data() + plain_from, value.size() - plain_from);
 }
 
-std::uint64_t read_copy(PGconn* conn, std::string_view sql,
-                        const std::function<void(std::string_view chunk)>& on_data) {
-  constexpr std::string_view context = "copying out of the database";
-  start_copy(conn, sql, PGRES_COPY_OUT, context);
-  std::exception_ptr callback_error;
-  for (;;) {
-    char* chunk = nullptr;
-    int length = PQgetCopyData(conn, &chunk, 0);
-    if (length < 0)
-      break;
-    if (!callback_error) {
-      try {
-        on_data(std::string_view{chunk, static_cast<std::size_t>(length)});
-      } catch (...) {
-        callback_error = std::current_exception();
-      }
-    }
-    PQfreemem(chunk);
-  }
-  auto rows = end_copy(conn, context, sql);
-  if (callback_error)
-    std::rethrow_exception(callback_error);
-  return rows;
-}
-
 }  // namespace
 }  // namespace detail
 
 copy_in::copy_in(pqxx::connection& conn, std::string_view table, std::vector<std::string> columns,
-                 std::string_view schema)
+                 std::string_view schema, const query_options& options)
     : m_stream(std::make_unique<detail::copy_stream>(
-          detail::libpq_handle(conn), detail::copy_statement(table, columns, schema))),
+          detail::wire::of(conn), detail::copy_statement(table, columns, schema), options)),
       m_columns(columns.size()) {}
 
 copy_in::copy_in(pqxx::transaction_base& tx, std::string_view table,
-                 std::vector<std::string> columns, std::string_view schema)
+                 std::vector<std::string> columns, std::string_view schema,
+                 const query_options& options)
     : m_stream(std::make_unique<detail::copy_stream>(
-          detail::handle_of(tx), detail::copy_statement(table, columns, schema))),
+          detail::wire::of(tx), detail::copy_statement(table, columns, schema), options)),
       m_columns(columns.size()) {}
 
 copy_in::~copy_in() = default;
@@ -222,13 +152,19 @@ void copy_in::write_row(const params& values) {
                       std::to_string(m_columns) + " columns");
   }
   auto& out = m_stream->buffer();
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0)
-      out += '\t';
-    if (values[i])
-      detail::append_escaped(out, *values[i]);
-    else
-      out += "\\N";
+  const auto row_start = out.size();
+  try {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (i > 0)
+        out += '\t';
+      if (values[i])
+        detail::append_escaped(out, *values[i]);
+      else
+        out += "\\N";
+    }
+  } catch (...) {
+    out.resize(row_start);  // a refused row leaves nothing half-written behind
+    throw;
   }
   out += '\n';
   m_stream->flush_if_full();
@@ -238,13 +174,15 @@ std::uint64_t copy_in::finish() {
   return m_stream->finish();
 }
 
-copy_in_raw::copy_in_raw(pqxx::connection& conn, std::string_view copy_statement)
-    : m_stream(std::make_unique<detail::copy_stream>(detail::libpq_handle(conn),
-                                                     std::string{copy_statement})) {}
+copy_in_raw::copy_in_raw(pqxx::connection& conn, std::string_view copy_statement,
+                         const query_options& options)
+    : m_stream(std::make_unique<detail::copy_stream>(detail::wire::of(conn),
+                                                     std::string{copy_statement}, options)) {}
 
-copy_in_raw::copy_in_raw(pqxx::transaction_base& tx, std::string_view copy_statement)
-    : m_stream(std::make_unique<detail::copy_stream>(detail::handle_of(tx),
-                                                     std::string{copy_statement})) {}
+copy_in_raw::copy_in_raw(pqxx::transaction_base& tx, std::string_view copy_statement,
+                         const query_options& options)
+    : m_stream(std::make_unique<detail::copy_stream>(detail::wire::of(tx),
+                                                     std::string{copy_statement}, options)) {}
 
 copy_in_raw::~copy_in_raw() = default;
 
@@ -257,14 +195,30 @@ std::uint64_t copy_in_raw::finish() {
   return m_stream->finish();
 }
 
+namespace {
+
+constexpr std::string_view k_copy_out_context = "copying out of the database";
+
+std::uint64_t read_copy(const detail::wire& on, std::string_view sql,
+                        const std::function<void(std::string_view chunk)>& on_data,
+                        const query_options& options) {
+  const auto control = detail::stop_control::from(options);
+  on.start_copy(sql, detail::copy_direction::out, k_copy_out_context, control);
+  return on.read_copy(on_data, k_copy_out_context, control, sql);
+}
+
+}  // namespace
+
 std::uint64_t copy_out(pqxx::connection& conn, std::string_view copy_statement,
-                       const std::function<void(std::string_view chunk)>& on_data) {
-  return detail::read_copy(detail::libpq_handle(conn), copy_statement, on_data);
+                       const std::function<void(std::string_view chunk)>& on_data,
+                       const query_options& options) {
+  return read_copy(detail::wire::of(conn), copy_statement, on_data, options);
 }
 
 std::uint64_t copy_out(pqxx::transaction_base& tx, std::string_view copy_statement,
-                       const std::function<void(std::string_view chunk)>& on_data) {
-  return detail::read_copy(detail::handle_of(tx), copy_statement, on_data);
+                       const std::function<void(std::string_view chunk)>& on_data,
+                       const query_options& options) {
+  return read_copy(detail::wire::of(tx), copy_statement, on_data, options);
 }
 
 }  // namespace pgkit

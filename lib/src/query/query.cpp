@@ -1,6 +1,5 @@
 #include "pgkit/query.hpp"
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -11,17 +10,14 @@
 #include <mutex>
 #include <thread>
 
+#include "core/pqxx_compat.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit {
 namespace {
-
-// Rows per result in chunked mode (libpq 17 and newer): few enough that memory stays flat,
-// enough that a result's allocation is spread over many rows.
-constexpr int k_chunk_rows = 256;
 
 std::vector<column_info> columns_of(const PGresult* result) {
   std::vector<column_info> columns;
@@ -34,125 +30,42 @@ std::vector<column_info> columns_of(const PGresult* result) {
   return columns;
 }
 
-bool in_transaction_block(PGconn* conn) {
-  return PQtransactionStatus(conn) != PQTRANS_IDLE;
-}
-
-// Puts the statement just sent into a mode where results come a row (or a chunk) at a time.
-void stream_rows(PGconn* conn) {
-  if (auto chunked = detail::chunked_rows_function())
-    chunked(conn, k_chunk_rows);
-  else
-    PQsetSingleRowMode(conn);
-}
-
-bool is_row_batch(ExecStatusType status) {
-  return status == PGRES_SINGLE_TUPLE || static_cast<int>(status) == detail::k_tuples_chunk ||
-         status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK || status == PGRES_EMPTY_QUERY;
-}
-
-}  // namespace
-
-namespace detail {
-
-chunked_rows_setter chunked_rows_function() noexcept {
-#ifdef LIBPQ_HAS_CHUNK_MODE
-  return &PQsetChunkedRowsMode;
-#else
-  // Built against an older libpq, run with whichever libpq.so.5 the loader found: a libpq 17
-  // or newer has the function, and the statement layer uses it.
-  static const auto found =
-      reinterpret_cast<chunked_rows_setter>(::dlsym(RTLD_DEFAULT, "PQsetChunkedRowsMode"));
-  return found;
-#endif
-}
-
-std::string_view row_mode() noexcept {
-  return chunked_rows_function() != nullptr ? "chunked rows" : "single-row mode";
-}
-
-}  // namespace detail
-
-namespace {
-
-stream_result stream(PGconn* conn, std::string_view sql, const params& parameters,
+stream_result stream(const detail::wire& on, std::string_view sql, const params& parameters,
                      const std::function<void(const std::vector<column_info>&)>& on_columns,
                      const std::function<row_action(const row_view&)>& on_row,
                      const query_options& options) {
-  constexpr std::string_view context = "streaming a query";
-  const auto control = detail::stop_control::from(options);
-  const bool in_block = in_transaction_block(conn);
-  std::string text{sql};
-  std::vector<const char*> values(parameters.size());
-  for (std::size_t i = 0; i < parameters.size(); ++i)
-    values[i] = parameters[i] ? parameters[i]->c_str() : nullptr;
-  if (PQsendQueryParams(conn, text.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                        nullptr, nullptr, 0) == 0) {
-    detail::throw_failure(conn, nullptr, context, text);
-  }
-  stream_rows(conn);
-
-  stream_result outcome{0, false};
+  stream_result outcome;
+  outcome.rows = 0;
+  outcome.stopped = false;
   bool columns_sent = false;
-  detail::result_wait wait{conn, control, context};
-  std::exception_ptr callback_error;
-  for (;;) {
-    wait.ready();
-    PGresult* next = PQgetResult(conn);
-    if (next == nullptr)
-      break;
-    std::unique_ptr<pg_result, detail::result_deleter> owned{next};
-    if (wait.canceled()) {
-      // Stopped by the interrupt or the deadline: no more rows for the caller.
-      owned.reset();
-      detail::drain(conn, control.cancel_grace);
-      throw error(error_kind::canceled,
-                  std::string{context} + ": the statement was canceled: " + control.reason() +
-                      " (after " + std::to_string(outcome.rows) + " rows)",
-                  {}, "57014");
-    }
-    if (!is_row_batch(PQresultStatus(next))) {
-      detail::drain(conn, control.cancel_grace);
-      detail::checked(conn, owned.release(), context, text, control, wait.canceled());
-    }
-    try {
-      if (!columns_sent) {
-        columns_sent = true;
-        if (on_columns)
-          on_columns(columns_of(next));
-      }
-      const int rows = PQntuples(next);
-      for (int row = 0; row < rows && !outcome.stopped; ++row) {
-        ++outcome.rows;
-        if (on_row && on_row(row_view{next, row}) == row_action::stop)
-          outcome.stopped = true;
-      }
-    } catch (...) {
-      callback_error = std::current_exception();
-    }
-    if (outcome.stopped || callback_error) {
-      // Outside a transaction block a cancel ends the statement early; inside one it would
-      // abort the transaction, so the rest is read and thrown away instead.
-      if (!in_block) {
-        detail::send_cancel(conn, options.cancel_grace);
-        detail::drain(conn, options.cancel_grace);
-      } else {
-        owned.reset();
-        while (PGresult* rest = PQgetResult(conn))
-          PQclear(rest);
-      }
-      break;
-    }
-  }
-  if (callback_error)
-    std::rethrow_exception(callback_error);
+  auto end = on.stream(
+      sql, parameters,
+      [&](const pg_result* batch) {
+        if (!columns_sent) {
+          columns_sent = true;
+          if (on_columns)
+            on_columns(columns_of(batch));
+        }
+        const int rows = PQntuples(batch);
+        for (int row = 0; row < rows; ++row) {
+          ++outcome.rows;
+          if (on_row && on_row(row_view{batch, row}) == row_action::stop) {
+            outcome.stopped = true;
+            return false;
+          }
+        }
+        return true;
+      },
+      "streaming a query", detail::stop_control::from(options));
+  outcome.completed = !end.command_tag.empty();
+  outcome.command_tag = std::move(end.command_tag);
   return outcome;
 }
 
-std::uint64_t run_no_data(PGconn* conn, std::string_view sql, const params& parameters,
+std::uint64_t run_no_data(const detail::wire& on, std::string_view sql, const params& parameters,
                           const query_options& options) {
-  auto done = detail::run_sql(conn, sql, parameters, detail::result_format::text,
-                              "running a statement", detail::stop_control::from(options));
+  auto done = on.run(sql, parameters, detail::result_format::text, "running a statement",
+                     detail::stop_control::from(options));
   if (PQresultStatus(done.get()) == PGRES_TUPLES_OK && done.rows() > 0) {
     throw usage_error("the statement returned " + std::to_string(done.rows()) +
                           " rows where none were expected: " + std::string{sql.substr(0, 200)},
@@ -218,7 +131,7 @@ stream_result stream_query(pqxx::connection& conn, std::string_view sql, const p
                            const std::function<void(const std::vector<column_info>&)>& on_columns,
                            const std::function<row_action(const row_view&)>& on_row,
                            const query_options& options) {
-  return stream(detail::libpq_handle(conn), sql, parameters, on_columns, on_row, options);
+  return stream(detail::wire::of(conn), sql, parameters, on_columns, on_row, options);
 }
 
 stream_result stream_query(pqxx::transaction_base& tx, std::string_view sql,
@@ -226,17 +139,17 @@ stream_result stream_query(pqxx::transaction_base& tx, std::string_view sql,
                            const std::function<void(const std::vector<column_info>&)>& on_columns,
                            const std::function<row_action(const row_view&)>& on_row,
                            const query_options& options) {
-  return stream(detail::handle_of(tx), sql, parameters, on_columns, on_row, options);
+  return stream(detail::wire::of(tx), sql, parameters, on_columns, on_row, options);
 }
 
 std::uint64_t execute_no_data(pqxx::connection& conn, std::string_view sql,
                               const params& parameters, const query_options& options) {
-  return run_no_data(detail::libpq_handle(conn), sql, parameters, options);
+  return run_no_data(detail::wire::of(conn), sql, parameters, options);
 }
 
 std::uint64_t execute_no_data(pqxx::transaction_base& tx, std::string_view sql,
                               const params& parameters, const query_options& options) {
-  return run_no_data(detail::handle_of(tx), sql, parameters, options);
+  return run_no_data(detail::wire::of(tx), sql, parameters, options);
 }
 
 namespace detail {
@@ -244,31 +157,42 @@ namespace detail {
 // Savepoints reuse one name: PostgreSQL's RELEASE and ROLLBACK TO act on the newest savepoint of
 // that name, which is the innermost with_savepoint.
 void begin_savepoint(pqxx::transaction_base& tx) {
-  run_sql(handle_of(tx), "SAVEPOINT pgkit_savepoint", {}, result_format::text,
-          "starting a savepoint");
+  wire::of(tx).script("SAVEPOINT pgkit_savepoint", "starting a savepoint");
 }
 
 void release_savepoint(pqxx::transaction_base& tx) {
-  run_sql(handle_of(tx), "RELEASE SAVEPOINT pgkit_savepoint", {}, result_format::text,
-          "releasing a savepoint");
+  wire::of(tx).script("RELEASE SAVEPOINT pgkit_savepoint", "releasing a savepoint");
 }
 
 void rollback_savepoint(pqxx::transaction_base& tx) noexcept {
-  PGconn* conn = handle_of(tx);
-  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK)
-    return;
-  PQclear(PQexec(conn, "ROLLBACK TO SAVEPOINT pgkit_savepoint; RELEASE SAVEPOINT pgkit_savepoint"));
+  auto on = wire::of(tx);
+  if (on.state() != session_state::in_transaction && on.state() != session_state::failed)
+    return;  // libpqxx ended the transaction: rethrow_in_savepoint says so
+  try {
+    on.script("ROLLBACK TO SAVEPOINT pgkit_savepoint; RELEASE SAVEPOINT pgkit_savepoint",
+              "rolling back to a savepoint");
+  } catch (...) {
+    // The original failure is what the caller learns about.
+  }
 }
 
-void rethrow_in_savepoint() {
+void rethrow_in_savepoint(pqxx::transaction_base& tx) {
   try {
-    throw;
-  } catch (const error&) {
-    throw;
-  } catch (const pqxx::failure&) {
-    rethrow_as_pgkit("inside a savepoint");
-  } catch (const pqxx::usage_error&) {
-    rethrow_as_pgkit("inside a savepoint");
+    rethrow_translated();
+  } catch (const error& e) {
+    if (wire::of(tx).state() != session_state::idle ||
+        dynamic_cast<pqxx::dbtransaction*>(&tx) == nullptr) {
+      throw;
+    }
+    // libpqxx rolls a transaction back when one of its own statements fails: the savepoint
+    // cannot save it, and nothing of it may look committed.
+    throw error(e.kind(),
+                "inside a savepoint: " + std::string{e.what()} +
+                    " (libpqxx rolled the whole transaction back on this failure, so the "
+                    "savepoint could not keep the rest; nothing of the transaction will commit)",
+                "run the whole transaction again; inside with_savepoint, send statements with "
+                "pgkit's toolkit (execute_no_data, stream_query), which fail without ending it",
+                e.sqlstate());
   }
 }
 

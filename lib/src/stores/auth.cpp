@@ -8,7 +8,8 @@
 #include <utility>
 
 #include "core/pqxx_compat.hpp"
-#include "migrate/migration_sql.hpp"
+#include "core/sqlstate.hpp"
+#include "core/text.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/session.hpp"
@@ -130,13 +131,11 @@ void check_not_empty(const std::optional<std::string>& value, const char* what) 
     throw usage_error(std::string{what} + " must not be empty; leave it unset instead");
 }
 
-std::string apply_hint(const std::string& schema) {
-  return "apply the auth module first: pgkit apply --schema " + schema + " auth";
-}
-
+// Found before anything was sent: the kind a missing user would get from the server, but no
+// SQLSTATE, which only the server reports.
 error no_live_user(const char* context) {
   return error(error_kind::foreign_key_violation,
-               std::string{context} + ": there is no live user with this id", {}, "23503");
+               std::string{context} + ": there is no live user with this id");
 }
 
 // Call only in the handler of `e`. Rethrows `e` as the store reports it: a missing table or column
@@ -144,20 +143,20 @@ error no_live_user(const char* context) {
 // it), input the server refused is a usage error.
 [[noreturn]] void rethrow_auth_error(const error& e, const std::string& context,
                                      const std::string& schema) {
-  if (e.kind() == error_kind::undefined_object && e.hint().empty())
-    throw sql_error(e.what(), e.sqlstate(), {}, apply_hint(schema));
   if (e.kind() == error_kind::unique_violation) {
     std::string_view message = e.what();
     if (message.find("auth_user_live_email_key") != std::string_view::npos) {
-      throw sql_error(context + ": a live user already has this email", "23505", {},
+      throw sql_error(context + ": a live user already has this email", e.sqlstate(), {},
                       "emails are unique among live users, ignoring case");
     }
     if (message.find("auth_user_live_phone_number_key") != std::string_view::npos)
-      throw sql_error(context + ": a live user already has this phone number", "23505");
+      throw sql_error(context + ": a live user already has this phone number", e.sqlstate());
   }
-  if (e.sqlstate() == "22P02" || e.sqlstate() == "23514")
+  if (detail::is(e.sqlstate(), detail::sql_condition::invalid_text_representation) ||
+      detail::is(e.sqlstate(), detail::sql_condition::check_violation)) {
     throw usage_error(e.what());
-  throw;  // called inside the handler of `e`
+  }
+  detail::rethrow_store_error(e, "auth", schema);
 }
 
 }  // namespace
@@ -175,8 +174,8 @@ struct auth_store::state {
   detail::result run(const lease& borrowed, const statement& stmt,
                      const std::vector<bound_param>& parameters, const std::string& context) const {
     try {
-      return detail::run(detail::libpq_handle(borrowed.connection()), detail::prepared_on(borrowed),
-                         stmt, parameters, detail::result_format::text, context);
+      return detail::run_statement(borrowed, stmt, parameters, context, {},
+                                   detail::result_format::text);
     } catch (const error& e) {
       rethrow_auth_error(e, context, schema);
     }
@@ -306,11 +305,8 @@ void auth_store::check() {
   auto rows = s.run(s.check, {text_param(detail::quote_identifier(s.schema) + ".auth_session")},
                     "checking the auth tables");
   // The module's second step added token_hash: without it the store cannot work.
-  if (row_of(rows, 0).get(0) != std::string_view{"1"}) {
-    throw error(error_kind::undefined_object,
-                "the auth module is not applied (or not up to date) in schema " + s.schema,
-                apply_hint(s.schema), "42P01");
-  }
+  if (row_of(rows, 0).get(0) != std::string_view{"1"})
+    throw detail::module_not_applied("auth", s.schema, "its tables are missing or out of date");
 }
 
 user auth_store::create_user(const new_user& u) {

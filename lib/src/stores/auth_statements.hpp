@@ -5,7 +5,7 @@
 // them give those names to their tables or CTEs. update_user and list_users are built per
 // combination of the fields they are given (auth.cpp).
 
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 // clang-format off
 #define PGKIT_AUTH_EPOCH_US(column) "(extract(epoch FROM " column ") * 1000000)::bigint"

@@ -5,8 +5,9 @@
 #include <map>
 
 #include "core/pqxx_compat.hpp"
+#include "core/sqlstate.hpp"
+#include "core/text.hpp"
 #include "core/ttl_limit.hpp"
-#include "migrate/migration_sql.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/migration.hpp"
 #include "stores/cache_statements.hpp"
@@ -91,40 +92,29 @@ using detail::int_param;
 using detail::statement;
 using detail::text_param;
 
-error not_applied(const std::string& schema, const std::string& sqlstate) {
-  std::string fix = "run pgkit apply cache";
-  if (schema != "pgkit")
-    fix += " --schema " + schema;
-  return error(error_kind::undefined_object,
-               "the cache module is not applied in schema " + schema + " (there is no table " +
-                   schema + ".cache)",
-               fix, sqlstate);
+std::string missing_table(const std::string& schema) {
+  return "there is no table " + schema + ".cache";
 }
 
-// A standby refuses the cache: it cannot read an UNLOGGED table during recovery (0A000) and
-// takes no writes (25006).
-bool refused_by_standby(const std::string& sqlstate) {
-  return sqlstate == "0A000" || sqlstate == "25006";
-}
-
-error on_standby(const std::string& schema, const std::string& sqlstate) {
-  return error(error_kind::sql,
-               "the cache table " + schema +
-                   ".cache cannot be used on a standby: it is UNLOGGED, so its rows exist only "
-                   "on the primary",
-               "give the cache a pool on the primary (with a multi-host URL, "
-               "target_session_attrs=read-write); replicas serve session reads only",
-               sqlstate);
+error not_applied(const std::string& schema) {
+  return detail::module_not_applied("cache", schema, missing_table(schema));
 }
 
 // Rethrows `e` (call only inside its catch block); a missing table or schema becomes the "not
-// applied" error with the command that fixes it, a standby's refusal says why.
+// applied" error with the command that fixes it, and a standby's refusal (it cannot read an
+// UNLOGGED table during recovery, and takes no writes) says why.
 [[noreturn]] void rethrow_store_error(const error& e, const std::string& schema) {
-  if (e.sqlstate() == "42P01" || e.sqlstate() == "3F000")
-    throw not_applied(schema, e.sqlstate());
-  if (refused_by_standby(e.sqlstate()))
-    throw on_standby(schema, e.sqlstate());
-  throw;
+  if (detail::is(e.sqlstate(), detail::sql_condition::feature_not_supported) ||
+      detail::is(e.sqlstate(), detail::sql_condition::read_only_sql_transaction)) {
+    throw error(error_kind::sql,
+                "the cache table " + schema +
+                    ".cache cannot be used on a standby: it is UNLOGGED, so its rows exist only "
+                    "on the primary",
+                "give the cache a pool on the primary (with a multi-host URL, "
+                "target_session_attrs=read-write); replicas serve session reads only",
+                e.sqlstate());
+  }
+  detail::rethrow_store_error(e, "cache", schema, missing_table(schema));
 }
 
 // Runs one statement of the store on the lease's connection.
@@ -245,21 +235,19 @@ void cache::start_near() {
   {
     // The tier is only coherent when the cache module's trigger announces every write.
     auto lease = m_pool->acquire();
-    auto found = detail::run_sql(
-        detail::libpq_handle(lease.connection()),
+    auto found = detail::wire_of(lease).run(
         "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT FROM pg_trigger "
         "WHERE tgrelid = to_regclass($1) AND tgname = 'cache_announce_delete'), "
         "current_setting('client_encoding')",
         {m_statements->table}, detail::result_format::text, "checking the cache table");
     if (found.view(0, 0) != "t")
-      throw not_applied(m_schema, "42P01");
+      throw not_applied(m_schema);
     if (found.view(0, 1) != "t") {
       throw error(error_kind::undefined_object,
                   "the cache module in schema " + m_schema +
                       " has no invalidation trigger, which the near tier needs (it was applied "
                       "by an older pgkit)",
-                  m_schema == "pgkit" ? std::string{"run pgkit apply cache"}
-                                      : "run pgkit apply cache --schema " + m_schema);
+                  detail::apply_hint("cache", m_schema));
     }
     // The trigger announces digests of the keys' UTF-8 bytes, which are the application's own
     // bytes only when the connection speaks UTF-8.
@@ -290,11 +278,11 @@ cache::~cache() = default;
 void cache::check() {
   auto lease = m_pool->acquire();
   // Unnamed: a check runs once, and a prepared name would be one more per connection.
-  auto found = detail::run_sql(detail::libpq_handle(lease.connection()),
-                               "SELECT to_regclass($1) IS NOT NULL", {m_statements->table},
-                               detail::result_format::text, "checking the cache table");
+  auto found =
+      detail::wire_of(lease).run("SELECT to_regclass($1) IS NOT NULL", {m_statements->table},
+                                 detail::result_format::text, "checking the cache table");
   if (found.view(0, 0) != "t")
-    throw not_applied(m_schema, "42P01");
+    throw not_applied(m_schema);
 }
 
 namespace {
@@ -558,8 +546,7 @@ cache_gc_result cache::gc(const cache_gc_options& options) {
   sweep_options.dry_run = options.dry_run;
   detail::expiry_sweep::check(sweep_options);  // before waiting for a connection
   auto lease = m_pool->acquire();
-  detail::expiry_sweep sweep{detail::libpq_handle(lease.connection()), detail::prepared_on(lease),
-                             sweep_options, "expired entries", "gc"};
+  detail::expiry_sweep sweep{detail::wire_of(lease), sweep_options, "expired entries", "gc"};
   detail::sweep_target target{&m_statements->gc_batch,
                               &m_statements->count_expired,
                               {},

@@ -2,7 +2,7 @@
 // The cache store's statements; `{S}` stands for the quoted schema. An expired entry reads as
 // NULL (value is NOT NULL in the table), so a read needs no second column.
 
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit::detail::cache_sql {
 

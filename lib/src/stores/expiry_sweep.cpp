@@ -1,7 +1,5 @@
 #include "stores/expiry_sweep.hpp"
 
-#include <libpq-fe.h>
-
 #include <algorithm>
 
 #include "pgkit/error.hpp"
@@ -26,10 +24,9 @@ constexpr std::chrono::milliseconds k_alone_lock_timeout{50};
 
 }  // namespace
 
-expiry_sweep::expiry_sweep(pg_conn* conn, prepared_statements* prepared,
-                           const sweep_options& options, std::string what, std::string rerun)
-    : m_conn(conn),
-      m_prepared(prepared),
+expiry_sweep::expiry_sweep(const wire& on, const sweep_options& options, std::string what,
+                           std::string rerun)
+    : m_wire(on),
       m_options(options),
       m_what(std::move(what)),
       m_rerun(std::move(rerun)),
@@ -52,8 +49,9 @@ std::uint64_t expiry_sweep::sweep(
     const sweep_target& target, const std::function<void(std::uint64_t, std::uint64_t)>& on_batch) {
   const std::string context = "deleting " + m_what;
   if (m_options.dry_run) {
-    auto counted = run(m_conn, m_prepared, *target.count, target.extra, result_format::binary,
-                       "counting " + m_what, m_control)
+    auto counted = m_wire
+                       .run(*target.count, target.extra, result_format::binary,
+                            "counting " + m_what, m_control)
                        .int8(0, 0);
     m_result.deleted += static_cast<std::uint64_t>(counted);
     return static_cast<std::uint64_t>(counted);
@@ -80,31 +78,7 @@ std::uint64_t expiry_sweep::sweep(
     }
     std::uint64_t deleted = 0;
     try {
-      run_sql(m_conn, "BEGIN", {}, result_format::text, context, m_control);
-      bool done = false;
-      if (target.delete_batch_alone != nullptr && run(m_conn, m_prepared, m_lock_alone, lock_alone,
-                                                      result_format::binary, context, m_control)
-                                                      .boolean(0, 1)) {
-        try {
-          deleted = run(m_conn, m_prepared, *target.delete_batch_alone, parameters,
-                        result_format::binary, context, m_control)
-                        .affected_rows();
-          done = true;
-        } catch (const error& e) {
-          if (e.kind() != error_kind::lock_timeout)
-            throw;
-          run_sql(m_conn, "ROLLBACK", {}, result_format::text, context, m_control);
-          run_sql(m_conn, "BEGIN", {}, result_format::text, context, m_control);
-        }
-      }
-      if (!done) {
-        run(m_conn, m_prepared, m_lock_timeout, lock_timeout, result_format::binary, context,
-            m_control);
-        deleted = run(m_conn, m_prepared, *target.delete_batch, parameters, result_format::binary,
-                      context, m_control)
-                      .affected_rows();
-      }
-      run_sql(m_conn, "COMMIT", {}, result_format::text, context, m_control);
+      deleted = sweep_batch(target, parameters, lock_timeout, lock_alone, context);
     } catch (const error&) {
       fail(context);
     }
@@ -121,10 +95,39 @@ std::uint64_t expiry_sweep::sweep(
   return deleted_here;
 }
 
+std::uint64_t expiry_sweep::sweep_batch(const sweep_target& target,
+                                        const std::vector<bound_param>& parameters,
+                                        const std::vector<bound_param>& lock_timeout,
+                                        const std::vector<bound_param>& lock_alone,
+                                        const std::string& context) {
+  // A failed batch is rolled back when `batch` goes; the ones before it stay committed.
+  std::optional<block> batch{std::in_place, m_wire, context, m_control};
+  if (target.delete_batch_alone != nullptr &&
+      m_wire.run(m_lock_alone, lock_alone, result_format::binary, context, m_control)
+          .boolean(0, 1)) {
+    try {
+      auto deleted = m_wire
+                         .run(*target.delete_batch_alone, parameters, result_format::binary,
+                              context, m_control)
+                         .affected_rows();
+      batch->commit(context, m_control);
+      return deleted;
+    } catch (const error& e) {
+      if (e.kind() != error_kind::lock_timeout)
+        throw;
+      batch.reset();
+      batch.emplace(m_wire, context, m_control);
+    }
+  }
+  m_wire.run(m_lock_timeout, lock_timeout, result_format::binary, context, m_control);
+  auto deleted =
+      m_wire.run(*target.delete_batch, parameters, result_format::binary, context, m_control)
+          .affected_rows();
+  batch->commit(context, m_control);
+  return deleted;
+}
+
 void expiry_sweep::fail(const std::string& context) {
-  // The failed batch is rolled back; the ones before it stay committed.
-  if (PQstatus(m_conn) == CONNECTION_OK && PQtransactionStatus(m_conn) != PQTRANS_IDLE)
-    PQclear(PQexec(m_conn, "ROLLBACK"));
   const std::string so_far = "after deleting " + std::to_string(m_result.deleted) + " " + m_what +
                              " in " + std::to_string(m_result.batches) + " batches";
   try {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit::detail {
 
@@ -53,8 +53,7 @@ class expiry_sweep {
   /// Throws usage_error for a batch size of 0 or a non-positive max_duration (check()).
   /// `what` names the rows for messages ("expired entries"), `rerun` what to run again in
   /// hints ("gc").
-  expiry_sweep(pg_conn* conn, prepared_statements* prepared, const sweep_options& options,
-               std::string what, std::string rerun);
+  expiry_sweep(const wire& on, const sweep_options& options, std::string what, std::string rerun);
 
   /// The constructor's checks of `options`, for a caller that has no connection yet: throws
   /// usage_error for a batch size of 0 or a non-positive max_duration.
@@ -69,10 +68,13 @@ class expiry_sweep {
   sweep_result result() const;
 
  private:
+  // One batch in its own transaction; returns the rows it deleted.
+  std::uint64_t sweep_batch(const sweep_target& target, const std::vector<bound_param>& parameters,
+                            const std::vector<bound_param>& lock_timeout,
+                            const std::vector<bound_param>& lock_alone, const std::string& context);
   [[noreturn]] void fail(const std::string& context);
 
-  pg_conn* m_conn;
-  prepared_statements* m_prepared;
+  wire m_wire;
   sweep_options m_options;
   std::string m_what;
   std::string m_rerun;

@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "core/pqxx_compat.hpp"
+#include "core/text.hpp"
 #include "core/ttl_limit.hpp"
-#include "migrate/migration_sql.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "stores/session_key.hpp"
@@ -65,12 +65,7 @@ detail::result run_session(const lease& borrowed, const statement& stmt,
   try {
     return detail::run_statement(borrowed, stmt, parameters, context);
   } catch (const error& e) {
-    if (e.kind() == error_kind::undefined_object && e.hint().empty()) {
-      throw sql_error(
-          e.what(), e.sqlstate(), {},
-          "apply the session module first: pgkit apply --schema " + schema + " session");
-    }
-    throw;
+    detail::rethrow_store_error(e, "session", schema);
   }
 }
 

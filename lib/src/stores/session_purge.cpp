@@ -3,12 +3,13 @@
 #include <algorithm>
 
 #include "core/pqxx_compat.hpp"
-#include "migrate/migration_sql.hpp"
+#include "core/text.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/session.hpp"
 #include "stores/expiry_sweep.hpp"
 #include "stores/session_statements.hpp"
+#include "stores/statements.hpp"
 
 namespace pgkit {
 namespace {
@@ -42,26 +43,19 @@ bool in_scope(const purge_target& target, purge_scope scope) {
   return false;
 }
 
-std::string no_module_message(purge_scope scope, const std::string& schema) {
-  auto where = " in schema " + detail::quote_identifier(schema);
+// The error when no module of `scope` is applied: one module's is the stores' one wording.
+error no_module(purge_scope scope, const std::string& schema) {
   switch (scope) {
     case purge_scope::session:
-      return "the session module is not applied" + where;
+      return detail::module_not_applied("session", schema);
     case purge_scope::auth:
-      return "the auth module is not applied" + where;
+      return detail::module_not_applied("auth", schema);
     case purge_scope::all:
       break;
   }
-  return "neither the session nor the auth module is applied" + where;
-}
-
-std::string no_module_hint(purge_scope scope, const std::string& schema) {
-  std::string modules = scope == purge_scope::session ? "session"
-                        : scope == purge_scope::auth  ? "auth"
-                                                      : "session auth";
-  return "apply " + std::string{scope == purge_scope::all ? "them" : "it"} +
-         " first: pgkit apply --schema " + schema + " " + modules +
-         (scope == purge_scope::all ? " (or the one you use)" : "");
+  return error(error_kind::undefined_object,
+               "neither the session nor the auth module is applied in schema " + schema,
+               detail::apply_hint("session auth", schema) + " (or the one you use)");
 }
 
 }  // namespace
@@ -81,7 +75,7 @@ std::uint64_t purge_result::total() const noexcept {
 purge_result purge_expired_sessions(pqxx::connection& connection, const std::string& schema,
                                     const purge_options& options) {
   validate_schema_name(schema);
-  auto* conn = detail::libpq_handle(connection);
+  const auto on = detail::wire::of(connection);
   detail::sweep_options sweep_options;
   sweep_options.batch_size = options.batch_size;
   sweep_options.max_duration = options.max_duration;
@@ -89,7 +83,7 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
   sweep_options.dry_run = options.dry_run || options.mode == purge_mode::count_only;
   // Checks the options before anything is sent. Unnamed statements: the connection is the
   // caller's, with no record of what is prepared.
-  detail::expiry_sweep sweep{conn, nullptr, sweep_options, "expired rows", "the purge"};
+  detail::expiry_sweep sweep{on, sweep_options, "expired rows", "the purge"};
   const auto quoted_schema = detail::quote_identifier(schema);
   purge_result result;
 
@@ -98,9 +92,8 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
   for (const auto& target : k_targets) {
     if (!in_scope(target, options.scope))
       continue;
-    auto found = detail::run_sql(conn, "SELECT to_regclass($1) IS NOT NULL",
-                                 {quoted_schema + "." + target.table}, detail::result_format::text,
-                                 "looking for the session and auth tables");
+    auto found = on.run("SELECT to_regclass($1) IS NOT NULL", {quoted_schema + "." + target.table},
+                        detail::result_format::text, "looking for the session and auth tables");
     if (found.view(0, 0) == "t") {
       targets.push_back(&target);
     } else if (std::find(result.skipped_modules.begin(), result.skipped_modules.end(),
@@ -109,8 +102,7 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
     }
   }
   if (targets.empty()) {
-    throw error(error_kind::undefined_object, no_module_message(options.scope, schema),
-                no_module_hint(options.scope, schema));
+    throw no_module(options.scope, schema);
   }
 
   for (const auto* target : targets)

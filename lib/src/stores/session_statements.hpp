@@ -2,7 +2,7 @@
 // The session store's statements and the purge's; `{S}` stands for the quoted schema. Times
 // are bigint milliseconds ($3 of generate is the ttl).
 
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit::detail::session_sql {
 

@@ -1,5 +1,5 @@
 #pragma once
-// The stores' side of the one statement layer (query/statement.hpp): running a store's
+// The stores' side of the wire layer (wire/wire.hpp): running a store's
 // statement on a lease. On a direct connection a statement is prepared once per connection
 // under its name and reused; with pooler = "pgbouncer-transaction" it is sent unnamed every
 // time, because PgBouncer in transaction mode may run each transaction on a different server
@@ -13,11 +13,12 @@
 #include <vector>
 
 #include "core/pqxx_compat.hpp"
+#include "core/sqlstate.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
 #include "pool/pooled_connection.hpp"
-#include "query/statement.hpp"
+#include "wire/wire.hpp"
 
 namespace pgkit::detail {
 
@@ -34,43 +35,61 @@ inline prepared_statements* prepared_on(const lease& borrowed) noexcept {
   return &lease_access::slot(borrowed).prepared;
 }
 
-/// Runs `stmt` on the lease's connection (results in binary format). Outside a transaction
-/// block it commits by itself. Throws pgkit::error; `context` says what the store was doing.
+/// The wire of the lease's connection, with the statements prepared on it.
+inline wire wire_of(const lease& borrowed) noexcept {
+  return wire{libpq_handle(borrowed.connection()), prepared_on(borrowed)};
+}
+
+/// Runs `stmt` on the lease's connection (results in `format`). Outside a transaction block it
+/// commits by itself. Throws pgkit::error; `context` says what the store was doing.
 inline result run_statement(const lease& borrowed, const statement& stmt,
                             const std::vector<bound_param>& parameters, std::string_view context,
-                            const stop_control& control = {}) {
-  return run(libpq_handle(borrowed.connection()), prepared_on(borrowed), stmt, parameters,
-             result_format::binary, context, control);
+                            const stop_control& control = {},
+                            result_format format = result_format::binary) {
+  return wire_of(borrowed).run(stmt, parameters, format, context, control);
 }
 
-/// Runs statement `name` (SQL `sql`) with libpqxx in `tx`, which must be a transaction on the
-/// lease's connection: prepared once per connection, or unnamed behind PgBouncer. Throws what
-/// libpqxx throws (call it inside a try block whose catch uses rethrow_as_pgkit).
-template <typename... Args>
-pqxx::result exec_statement(const lease& borrowed, pqxx::transaction_base& tx,
-                            const std::string& name, const std::string& sql, Args&&... args) {
-  auto* prepared = prepared_on(borrowed);
-  if (prepared == nullptr)
-    return exec_params(tx, sql, std::forward<Args>(args)...);
-  if (needs_prepare(*prepared, {name, sql})) {
-    prepare(borrowed.connection(), name, sql);
-    prepared->emplace(name, sql);
-  }
-  return exec_prepared(tx, name, std::forward<Args>(args)...);
+/// The command that applies `module` in `schema` ("run pgkit apply cache --schema app").
+inline std::string apply_hint(std::string_view module, const std::string& schema) {
+  std::string fix = "run pgkit apply " + std::string{module};
+  if (schema != "pgkit")
+    fix += " --schema " + schema;
+  return fix;
 }
 
-/// Same, with parameters only known at run time (std::nullopt is NULL).
-inline pqxx::result exec_statement_list(const lease& borrowed, pqxx::transaction_base& tx,
-                                        const std::string& name, const std::string& sql,
-                                        const param_list& params) {
-  auto* prepared = prepared_on(borrowed);
-  if (prepared == nullptr)
-    return exec_param_list(tx, sql, params);
-  if (needs_prepare(*prepared, {name, sql})) {
-    prepare(borrowed.connection(), name, sql);
-    prepared->emplace(name, sql);
+/// The error of a store whose module is not applied in `schema`: kind undefined_object, with
+/// what was missing (`found`, optional) and the command that applies it. One wording for every
+/// store.
+inline error module_not_applied(std::string_view module, const std::string& schema,
+                                std::string_view found = {}) {
+  std::string message = "the " + std::string{module} + " module is not applied in schema " + schema;
+  if (!found.empty())
+    message += " (" + std::string{found} + ")";
+  return error(error_kind::undefined_object, message, apply_hint(module, schema),
+               std::string{sqlstate_of(sql_condition::undefined_table)});
+}
+
+/// Rethrows `e` (call only inside its handler) as a store reports it: a missing table, schema,
+/// column or function of the store's own SQL becomes module_not_applied, saying what was missing:
+/// `found`, else the server's words after what the store was doing.
+[[noreturn]] inline void rethrow_store_error(const error& e, std::string_view module,
+                                             const std::string& schema,
+                                             std::string_view found = {}) {
+  if (e.kind() != error_kind::undefined_object || !e.hint().empty())
+    throw;
+  std::string_view said = e.what();
+  said = said.substr(0, said.find('\n'));
+  std::string_view context;
+  constexpr std::string_view marker = ": ERROR:  ";
+  if (auto at = said.find(marker); at != std::string_view::npos) {
+    context = said.substr(0, at);
+    said.remove_prefix(at + marker.size());
   }
-  return exec_prepared_list(tx, name, params);
+  if (!found.empty() || context.empty())
+    throw module_not_applied(module, schema, found.empty() ? said : found);
+  auto missing = module_not_applied(module, schema, said);
+  throw error(missing.kind(), std::string{context} + ": " + missing.what(), missing.hint(),
+              missing.sqlstate());
 }
 
 /// Returns how many statements are prepared on the lease's connection (for tests).
