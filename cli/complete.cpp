@@ -1,12 +1,12 @@
 // `pgkit __complete WHAT`: words for the shell completions that change with the build or the
 // configuration (module names, connection names), so the completion scripts never copy lists.
 
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
+#include "config/config_file.hpp"
 #include "output.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
@@ -23,14 +23,8 @@ struct complete_options {
 // The connection names of the configuration file that --config names, else of the first
 // default file that exists; none when there is no file.
 std::vector<std::string> connection_names(const global_options& globals) {
-  auto env = process_environment();
-  if (!globals.config_file.empty())
-    return load_config(globals.config_file, env).names();
-  for (const auto& candidate : default_config_files()) {
-    std::error_code ignored;
-    if (std::filesystem::exists(candidate, ignored))
-      return load_config(candidate, env).names();
-  }
+  if (auto file = detail::find_config_file(globals.config_file))
+    return load_config(*file, process_environment()).names();
   return {};
 }
 

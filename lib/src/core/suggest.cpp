@@ -57,4 +57,14 @@ std::optional<std::string> nearest_word(std::string_view word,
   return best;
 }
 
+std::string join_words(const std::vector<std::string>& words, std::string_view separator) {
+  std::string text;
+  for (const auto& word : words) {
+    if (&word != &words.front())
+      text += separator;
+    text += word;
+  }
+  return text;
+}
+
 }  // namespace pgkit

@@ -1,5 +1,6 @@
 #pragma once
-/// "Did you mean ...?": the nearest known word to a mistyped one, for error hints.
+/// "Did you mean ...?": the nearest known word to a mistyped one, and lists of known words, for
+/// error hints.
 
 #include <optional>
 #include <string>
@@ -14,5 +15,8 @@ namespace pgkit {
 /// (candidates of a too different length are skipped, rows stop past the limit).
 std::optional<std::string> nearest_word(std::string_view word,
                                         const std::vector<std::string>& candidates);
+
+/// Returns `words` separated by `separator` ("main, replica"); "" for none.
+std::string join_words(const std::vector<std::string>& words, std::string_view separator = ", ");
 
 }  // namespace pgkit

@@ -10,7 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include "config/config_file.hpp"
 #include "core/pqxx_compat.hpp"
+#include "core/suggest.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
 #include "pool/pooled_connection.hpp"
@@ -671,17 +673,11 @@ std::shared_ptr<pool> start(const connection_config& config) {
 }
 
 std::shared_ptr<pool> start(const std::string& name) {
-  auto env = process_environment();
-  for (const auto& candidate : default_config_files()) {
-    std::error_code ignored;
-    if (std::filesystem::exists(candidate, ignored))
-      return start(load_config(candidate, env).connection(name));
-  }
-  std::string looked;
-  for (const auto& candidate : default_config_files())
-    looked += (looked.empty() ? "" : " and ") + candidate;
+  if (auto file = detail::find_config_file({}))
+    return start(load_config(*file, process_environment()).connection(name));
   throw config_error("pgkit::start(\"" + name + "\") found no configuration file (looked for " +
-                         looked + " in " + std::filesystem::current_path().string() + ")",
+                         join_words(default_config_files(), " and ") + " in " +
+                         std::filesystem::current_path().string() + ")",
                      "create database.toml with a [connections." + name +
                          "] table, or build a connection_config and call pgkit::start(config)");
 }
