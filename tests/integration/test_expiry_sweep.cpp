@@ -174,9 +174,9 @@ TEST_CASE("the cache and session sweeps share one vocabulary") {
     CHECK(counted.complete);
     CHECK(first_value(*connection, "SELECT count(*) FROM pgkit.cache") == "305");
 
-    pgkit::sweep_options purge_options;
-    purge_options.dry_run = true;
-    auto would = pgkit::sweep_expired_sessions(*connection, "pgkit", purge_options);
+    pgkit::sweep_options counting;
+    counting.dry_run = true;
+    auto would = pgkit::sweep_expired_sessions(*connection, "pgkit", counting);
     CHECK(would.deleted == 100);
     CHECK(would.rows("session") == 100);
     CHECK(would.complete);

@@ -395,7 +395,17 @@ TEST_CASE("pgkit::session_store") {
     } catch (const pgkit::error& e) {
       CHECK(e.kind() == pgkit::error_kind::undefined_object);
       CHECK(std::string{e.what()}.find("web.session") != std::string::npos);
-      CHECK(e.hint() == "apply the session module first: pgkit apply --schema web session");
+      CHECK(e.hint() == "run pgkit apply session --schema web");
+    }
+    pgkit::session_store in_pgkit{pool};
+    try {
+      in_pgkit.check();
+      FAIL("no error");
+    } catch (const pgkit::error& e) {
+      CHECK(e.kind() == pgkit::error_kind::undefined_object);
+      CHECK(std::string{e.what()} ==
+            "the session module is not applied in schema pgkit (there is no table pgkit.session)");
+      CHECK(e.hint() == "run pgkit apply session");
     }
     pqxx::connection connection{db.url()};
     pgkit::apply_modules(connection, {"session"}, "web");

@@ -11,6 +11,7 @@
 #include "pgkit/migration.hpp"
 #include "stores/cache_statements.hpp"
 #include "stores/expiry_sweep.hpp"
+#include "stores/module_check.hpp"
 #include "stores/near_cache.hpp"
 #include "stores/statements.hpp"
 #include "stores/text_array.hpp"
@@ -95,13 +96,7 @@ using detail::statement;
 using detail::text_param;
 
 error not_applied(const std::string& schema, const std::string& sqlstate) {
-  std::string fix = "run pgkit apply cache";
-  if (schema != "pgkit")
-    fix += " --schema " + schema;
-  return error(error_kind::undefined_object,
-               "the cache module is not applied in schema " + schema + " (there is no table " +
-                   schema + ".cache)",
-               fix, sqlstate);
+  return detail::module_not_applied("cache", schema, "cache", sqlstate);
 }
 
 // A standby refuses the cache: it cannot read an UNLOGGED table during recovery (0A000) and
@@ -291,13 +286,7 @@ near_stats cache_store::near_statistics() const {
 cache_store::~cache_store() = default;
 
 void cache_store::check() {
-  auto lease = m_pool->acquire();
-  // Unnamed: a check runs once, and a prepared name would be one more per connection.
-  auto found = detail::run_sql(detail::libpq_handle(lease.connection()),
-                               "SELECT to_regclass($1) IS NOT NULL", {m_statements->table},
-                               detail::result_format::text, "checking the cache table");
-  if (found.view(0, 0) != "t")
-    throw not_applied(m_schema, "42P01");
+  detail::check_module_table(m_pool->acquire(), "cache", m_schema, "cache");
 }
 
 namespace {

@@ -9,6 +9,7 @@
 #include "migrate/migration_sql.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
+#include "stores/module_check.hpp"
 #include "stores/session_key.hpp"
 #include "stores/session_statements.hpp"
 #include "stores/statements.hpp"
@@ -252,19 +253,7 @@ void session_store::set_default_period(ttl period) {
 }
 
 void session_store::check() {
-  auto lease = m_pool->acquire();
-  // Unnamed: a check runs once, and a prepared name would be one more per connection.
-  auto found = detail::run_sql(detail::libpq_handle(lease.connection()),
-                               "SELECT to_regclass($1) IS NOT NULL",
-                               {detail::quote_identifier(m_schema) + ".session"},
-                               detail::result_format::text, "checking the session table");
-  if (found.view(0, 0) != "t") {
-    throw error(error_kind::undefined_object,
-                "the session module is not applied in schema " + m_schema + " (there is no table " +
-                    m_schema + ".session)",
-                "apply the session module first: pgkit apply --schema " + m_schema + " session",
-                "42P01");
-  }
+  detail::check_module_table(m_pool->acquire(), "session", m_schema, "session");
 }
 
 sweep_result session_store::sweep(const sweep_options& options) {
