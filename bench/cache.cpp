@@ -381,7 +381,7 @@ int near_reader(const std::string& url, const std::string& schema, const std::st
   auto* board = map_board(path);
   auto config = pgkit::config_from_url(url, "bench");
   config.pool_size = 1;
-  pgkit::cache store{std::make_shared<pgkit::pool>(config), near_options_for(schema, 100)};
+  pgkit::cache_store store{std::make_shared<pgkit::pool>(config), near_options_for(schema, 100)};
   std::uint64_t served = 0;
   while (!board->stop.load()) {
     auto value = store.get("latency", "k");
@@ -398,8 +398,8 @@ int near_reader(const std::string& url, const std::string& schema, const std::st
   return 0;
 }
 
-void invalidation_latency(const std::string& url, const std::string& schema, pgkit::cache& writer,
-                          std::size_t writes) {
+void invalidation_latency(const std::string& url, const std::string& schema,
+                          pgkit::cache_store& writer, std::size_t writes) {
   writes = std::min(writes, k_max_writes);
   char path[] = "/tmp/pgkit-bench-near-XXXXXX";
   int fd = ::mkstemp(path);
@@ -543,7 +543,7 @@ int main(int argc, char** argv) {
     pgkit::cache_options options;
     options.schema = schema.name();
     {
-      pgkit::cache filler{filler_pool, options};
+      pgkit::cache_store filler{filler_pool, options};
       std::vector<std::pair<std::string, std::string>> entries;
       for (int i = 0; i < k_keys; ++i)
         entries.emplace_back(key_of(static_cast<std::uint64_t>(i)),
@@ -587,7 +587,7 @@ int main(int argc, char** argv) {
       auto pool_config = config;
       pool_config.pool_size = static_cast<std::size_t>(threads);
       auto connections = std::make_shared<pgkit::pool>(pool_config);
-      pgkit::cache store{connections, options};
+      pgkit::cache_store store{connections, options};
 
       auto libpq_worker = [&](int t, const char* name, const std::string& sql,
                               std::function<void(libpq_connection&, random_keys&)> body) {
@@ -651,7 +651,7 @@ int main(int argc, char** argv) {
       // The same reads answered by the near tier, filled by one read of every key first; its
       // baselines are the get hit row's, measured just before in this run.
       {
-        pgkit::cache near_store{connections, near_options_for(schema.name(), 2 * k_keys)};
+        pgkit::cache_store near_store{connections, near_options_for(schema.name(), 2 * k_keys)};
         for (int i = 0; i < k_keys; ++i)
           near_store.get(k_type, key_of(static_cast<std::uint64_t>(i)));
         row_result near = hit;
@@ -775,7 +775,7 @@ int main(int argc, char** argv) {
       auto writes = bench::env("PGKIT_BENCH_WRITES").empty()
                         ? std::size_t{10000}
                         : std::stoul(bench::env("PGKIT_BENCH_WRITES"));
-      pgkit::cache writer{std::make_shared<pgkit::pool>(config), options};
+      pgkit::cache_store writer{std::make_shared<pgkit::pool>(config), options};
       invalidation_latency(server.url(), schema.name(), writer, writes);
     }
 
@@ -808,8 +808,8 @@ int main(int argc, char** argv) {
       for (int threads : {1, 4}) {
         auto pool_config = config;
         pool_config.pool_size = static_cast<std::size_t>(threads);
-        pgkit::cache near_store{std::make_shared<pgkit::pool>(pool_config),
-                                near_options_for(schema.name(), k_zipf_near)};
+        pgkit::cache_store near_store{std::make_shared<pgkit::pool>(pool_config),
+                                      near_options_for(schema.name(), k_zipf_near)};
         auto near_side = [&](int t) {
           auto keys = std::make_shared<zipf_keys>(cdf, static_cast<std::uint64_t>(t + 1));
           return std::function<void()>{[&near_store, keys, zipf_key] {
@@ -873,12 +873,12 @@ int main(int argc, char** argv) {
         return names;
       };
       auto rss_pool = std::make_shared<pgkit::pool>(config);
-      pgkit::cache plain{rss_pool, options};
+      pgkit::cache_store plain{rss_pool, options};
       plain.get_many("rss", batch_of(0));  // the connection's buffers, before the baseline
       auto near_settings = near_options_for(schema.name(), keys);
       near_settings.near->max_bytes = pgkit::near_options{}.max_bytes;
       auto baseline = resident_bytes();
-      pgkit::cache near_store{rss_pool, near_settings};
+      pgkit::cache_store near_store{rss_pool, near_settings};
       for (std::size_t first = 0; first + k_batch <= keys; first += k_batch)
         near_store.get_many("rss", batch_of(first));
       auto stats = near_store.near_statistics();
@@ -896,7 +896,7 @@ int main(int argc, char** argv) {
     if (section("trigger")) {
       auto pool_config = config;
       pool_config.pool_size = 1;
-      pgkit::cache writer{std::make_shared<pgkit::pool>(pool_config), options};
+      pgkit::cache_store writer{std::make_shared<pgkit::pool>(pool_config), options};
       auto set_side = [&](int t) {
         auto keys = std::make_shared<random_keys>(static_cast<std::uint64_t>(t + 1));
         return std::function<void()>{[&writer, keys] {

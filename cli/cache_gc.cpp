@@ -38,7 +38,7 @@ std::string checked_resource_type(const std::string& type) {
 int run_cache_gc(const cache_gc_options& options, context& ctx) {
   cache_options store_options;
   store_options.schema = ctx.schema();
-  cache store{ctx.connect_pool(), store_options};
+  cache_store store{ctx.connect_pool(), store_options};
   const auto& out = ctx.out();
 
   nlohmann::ordered_json report{
@@ -55,23 +55,24 @@ int run_cache_gc(const cache_gc_options& options, context& ctx) {
     report["seconds"] = duration_seconds(std::chrono::steady_clock::now() - started);
     summary = "would delete " + entries(expired) + " (dry run)";
   } else {
-    pgkit::cache_gc_options gc_options;
-    gc_options.batch_size = options.batch_size;
-    gc_options.resource_type = options.resource_type;
-    gc_options.max_duration = options.max_duration;
+    sweep_options settings;
+    settings.batch_size = options.batch_size;
+    settings.resource_type = options.resource_type;
+    settings.max_duration = options.max_duration;
     if (out.verbose()) {
-      gc_options.progress = [&out](std::size_t batch, std::size_t total) {
+      settings.progress = [&out](std::size_t batch, std::size_t total) {
         out.detail("batch deleted " + std::to_string(batch) + " (" + std::to_string(total) +
                    " in all)");
       };
     }
-    auto result = store.gc(gc_options);
-    report["deleted"] = result.deleted;
+    auto result = store.sweep(settings);
+    auto deleted = static_cast<std::size_t>(result.deleted);
+    report["deleted"] = deleted;
     report["batches"] = result.batches;
     report["seconds"] = duration_seconds(result.elapsed);
-    report["finished"] = result.finished;
-    summary = "deleted " + entries(result.deleted) + " in " + duration_text(result.elapsed);
-    if (!result.finished)
+    report["finished"] = result.complete;
+    summary = "deleted " + entries(deleted) + " in " + duration_text(result.elapsed);
+    if (!result.complete)
       summary += " (stopped by --max-seconds; expired entries may remain)";
   }
   if (out.json())

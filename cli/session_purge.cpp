@@ -21,7 +21,7 @@ struct session_purge_options {
   bool dry_run = false;
 };
 
-std::string summary(const purge_result& result, const session_purge_options& options) {
+std::string summary(const sweep_result& result, const session_purge_options& options) {
   std::string line = options.dry_run ? "would delete " : "deleted ";
   for (std::size_t i = 0; i < result.tables.size(); ++i) {
     const auto& entry = result.tables[i];
@@ -36,7 +36,7 @@ std::string summary(const purge_result& result, const session_purge_options& opt
   return line;
 }
 
-nlohmann::ordered_json document(const purge_result& result, const session_purge_options& options) {
+nlohmann::ordered_json document(const sweep_result& result, const session_purge_options& options) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   for (const auto& entry : result.tables)
     out[entry.table] = entry.rows;
@@ -49,17 +49,17 @@ nlohmann::ordered_json document(const purge_result& result, const session_purge_
 }
 
 int run_session_purge(const session_purge_options& options, context& ctx) {
-  purge_options settings;
+  sweep_options settings;
   settings.batch_size = options.batch_size;
   settings.max_duration = options.max_duration;
-  settings.scope = options.only == "session" ? purge_scope::session
-                   : options.only == "auth"  ? purge_scope::auth
-                                             : purge_scope::all;
-  settings.mode = options.dry_run ? purge_mode::count_only : purge_mode::delete_rows;
+  settings.scope = options.only == "session" ? sweep_scope::session
+                   : options.only == "auth"  ? sweep_scope::auth
+                                             : sweep_scope::all;
+  settings.dry_run = options.dry_run;
 
   const auto& schema = ctx.schema();
   auto connections = ctx.connect_pool();
-  auto result = purge_expired_sessions(*connections->acquire(), schema, settings);
+  auto result = sweep_expired_sessions(*connections->acquire(), schema, settings);
   const auto& out = ctx.out();
   for (const auto& module : result.skipped_modules) {
     out.note("the " + module + " module is not applied in schema " + schema +

@@ -8,7 +8,7 @@ int main() {
   try {
     // A pool from ./database.toml, and the cache store on it. check() fails at boot, with the
     // hint "run pgkit apply cache", when the cache module is not applied.
-    pgkit::cache store{pgkit::start("main")};
+    pgkit::cache_store store{pgkit::start("main")};
     store.check();
 
     // Bytes in, bytes out (std::string holds any bytes); the ttl runs on the database clock.
@@ -26,11 +26,11 @@ int main() {
     for (const auto& name : store.get_many("user", {"1", "2", "3"}))
       std::cout << name.value_or("(miss)") << '\n';
 
-    // An expired entry is a miss; gc() (or `pgkit cache-gc` from cron) deletes the ones that
+    // An expired entry is a miss; sweep() (or `pgkit cache-gc` from cron) deletes the ones that
     // nobody reads.
     store.expire("user", "2", 0ms);
-    pgkit::cache_gc_result gc = store.gc();
-    std::cout << "gc deleted " << gc.deleted << " expired entry\n";
+    pgkit::sweep_result swept = store.sweep();
+    std::cout << "sweep deleted " << swept.deleted << " expired entry\n";
   } catch (const pgkit::error& e) {
     std::cerr << "app: " << e.what() << '\n';
     if (!e.hint().empty())

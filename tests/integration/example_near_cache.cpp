@@ -14,7 +14,7 @@ int main() {
       if (event.what == pgkit::near_event::kind::flushed)
         std::cerr << "app: near cache flushed: " << event.reason << '\n';
     };
-    pgkit::cache store{pgkit::start("main"), options};
+    pgkit::cache_store store{pgkit::start("main"), options};
 
     store.set("user", "42", "Ada", 1h);
     std::cout << store.get("user", "42").value_or("(miss)") << '\n';  // from the table

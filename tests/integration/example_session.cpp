@@ -26,8 +26,8 @@ int main() {
     std::cout << (sessions.get(key) ? "still signed in" : "signed out") << '\n';
 
     // What `pgkit session-purge` does from cron.
-    pgkit::purge_result purged = sessions.purge();
-    std::cout << "purged " << purged.rows("session") << " expired sessions\n";
+    pgkit::sweep_result swept = sessions.sweep();
+    std::cout << "swept " << swept.rows("session") << " expired sessions\n";
   } catch (const pgkit::error& e) {
     std::cerr << "app: " << e.what() << '\n';
     if (!e.hint().empty())

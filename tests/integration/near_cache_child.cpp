@@ -1,4 +1,4 @@
-// The second process of the near cache's tests: a pgkit::cache with the near tier on, driven
+// The second process of the near cache's tests: a pgkit::cache_store with the near tier on, driven
 // line by line on stdin, answering on stdout; the tier's events go to stderr.
 //   near_cache_child URL [MAX_ENTRIES]
 // Commands: "get TYPE KEY" -> "hit VALUE" | "miss" | "error MESSAGE"; "set TYPE KEY VALUE" -> "ok";
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "event %s: %s\n", kind_name(event.what), event.reason.c_str());
       std::fflush(stderr);
     };
-    pgkit::cache store{connections, options};
+    pgkit::cache_store store{connections, options};
     std::cout << "ready" << std::endl;
     std::string line;
     while (std::getline(std::cin, line)) {

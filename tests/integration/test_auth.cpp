@@ -642,12 +642,33 @@ TEST_CASE("pgkit::auth_store sessions and one-time tokens") {
     f.run("UPDATE pgkit.auth_session SET expires_at = now() - interval '1 minute' WHERE id = '" +
           f.store->get_session(expired)->id + "'");
     pqxx::connection connection{f.db.url()};
-    pgkit::purge_options options;
-    options.scope = pgkit::purge_scope::auth;
-    auto purged = pgkit::purge_expired_sessions(connection, "pgkit", options);
+    pgkit::sweep_options options;
+    options.scope = pgkit::sweep_scope::auth;
+    auto purged = pgkit::sweep_expired_sessions(connection, "pgkit", options);
     CHECK(purged.rows("auth_session") == 1);
     CHECK(purged.rows("auth_one_time_token") == 1);
     CHECK(f.store->get_session(live));
+  }
+
+  SUBCASE("the store's sweep() cleans the auth tables only, by the millisecond ttl") {
+    auth_fixture f{"auth_sweep"};
+    auto u = f.user("w@example.org");
+    auto brief = f.store->create_session(u.id, {}, {}, 300ms);
+    auto live = f.store->create_session(u.id);
+    CHECK(f.store->get_session(brief));
+    std::this_thread::sleep_for(400ms);
+    pgkit::sweep_options counting;
+    counting.dry_run = true;
+    auto would = f.store->sweep(counting);
+    CHECK(would.rows("auth_session") == 1);
+    CHECK(would.rows("session") == 0);
+    auto swept = f.store->sweep();
+    CHECK(swept.deleted == 1);
+    CHECK(swept.tables.size() == 2);
+    CHECK(f.store->get_session(live));
+    pgkit::sweep_options sessions_only;
+    sessions_only.scope = pgkit::sweep_scope::session;
+    CHECK_THROWS_AS(f.store->sweep(sessions_only), pgkit::usage_error);
   }
 
   SUBCASE("behind a transaction-mode pooler every statement is sent unnamed") {

@@ -33,7 +33,7 @@ struct cache_fixture {
     config.pool_size = 4;
     connections = std::make_shared<pgkit::pool>(config);
     options.schema = schema;
-    store = std::make_unique<pgkit::cache>(connections, options);
+    store = std::make_unique<pgkit::cache_store>(connections, options);
   }
 
   std::string value(const std::string& sql) const { return query_value(db.url(), sql); }
@@ -41,7 +41,7 @@ struct cache_fixture {
 
   pgkit_test::scratch_database db;
   std::shared_ptr<pgkit::pool> connections;
-  std::unique_ptr<pgkit::cache> store;
+  std::unique_ptr<pgkit::cache_store> store;
 };
 
 // Every byte value, NUL included, twice.
@@ -102,7 +102,7 @@ bool returns_promptly(std::future<Read>& pending) {
 
 }  // namespace
 
-TEST_CASE("pgkit::cache get, set and remove") {
+TEST_CASE("pgkit::cache_store get, set and remove") {
   cache_fixture f;
   auto& store = *f.store;
 
@@ -170,7 +170,7 @@ TEST_CASE("pgkit::cache get, set and remove") {
     pgkit::apply_modules(connection, {"cache"}, "other");
     pgkit::cache_options options;
     options.schema = "other";
-    pgkit::cache other{f.connections, options};
+    pgkit::cache_store other{f.connections, options};
     store.set("page", "home", "in pgkit", pgkit::never_expires);
     other.set("page", "home", "in other", pgkit::never_expires);
     for (int i = 0; i < 3; ++i) {
@@ -180,7 +180,7 @@ TEST_CASE("pgkit::cache get, set and remove") {
   }
 }
 
-TEST_CASE("pgkit::cache expiry on the database clock") {
+TEST_CASE("pgkit::cache_store expiry on the database clock") {
   cache_fixture f;
   auto& store = *f.store;
 
@@ -244,7 +244,7 @@ TEST_CASE("pgkit::cache expiry on the database clock") {
   }
 }
 
-TEST_CASE("pgkit::cache get_many and set_many") {
+TEST_CASE("pgkit::cache_store get_many and set_many") {
   cache_fixture f;
   auto& store = *f.store;
 
@@ -298,7 +298,7 @@ TEST_CASE("pgkit::cache get_many and set_many") {
   }
 }
 
-TEST_CASE("pgkit::cache clear and get_or_set") {
+TEST_CASE("pgkit::cache_store clear and get_or_set") {
   cache_fixture f;
   auto& store = *f.store;
 
@@ -334,7 +334,7 @@ TEST_CASE("pgkit::cache clear and get_or_set") {
   }
 }
 
-TEST_CASE("pgkit::cache errors a caller can make") {
+TEST_CASE("pgkit::cache_store errors a caller can make") {
   cache_fixture f{[] {
     pgkit::cache_options options;
     options.max_value_size = 16;
@@ -420,38 +420,38 @@ TEST_CASE("pgkit::cache errors a caller can make") {
     CHECK(std::string{e.what()} == "the cache ttl is negative (-1000 ms)");
     CHECK(usage(error_of([&] { store.expire("page", "home", -1ms); })));
   }
-  SUBCASE("gc with a batch size of 0") {
-    auto e = error_of([&] { store.gc(0, std::nullopt); });
+  SUBCASE("sweep with a batch size of 0") {
+    pgkit::sweep_options options;
+    options.batch_size = 0;
+    auto e = error_of([&] { store.sweep(options); });
     CHECK(usage(e));
     // Refused before it waits for a connection: with all of them leased it is still a usage
     // error, not a timeout after acquire_timeout.
     std::vector<pgkit::lease> held;
     for (int i = 0; i < 4; ++i)
       held.push_back(f.connections->acquire());
-    pgkit::cache_gc_options options;
-    options.batch_size = 0;
-    CHECK(usage(error_of([&] { store.gc(options); })));
+    CHECK(usage(error_of([&] { store.sweep(options); })));
     options.batch_size = 10;
     options.max_duration = 0ms;
-    CHECK(usage(error_of([&] { store.gc(options); })));
+    CHECK(usage(error_of([&] { store.sweep(options); })));
   }
   SUBCASE("a schema name that is not an identifier") {
     pgkit::cache_options options;
     options.schema = "bad; name";
-    auto e = error_of([&] { pgkit::cache{f.connections, options}; });
+    auto e = error_of([&] { pgkit::cache_store{f.connections, options}; });
     CHECK(usage(e));
   }
 }
 
-TEST_CASE("pgkit::cache without the cache module") {
+TEST_CASE("pgkit::cache_store without the cache module") {
   pgkit_test::scratch_database db{"nocache"};
   auto connections = std::make_shared<pgkit::pool>(pgkit::config_from_url(db.url(), "test"));
 
   SUBCASE("every operation says to apply the module") {
-    pgkit::cache store{connections};
+    pgkit::cache_store store{connections};
     for (auto e :
          {error_of([&] { store.check(); }), error_of([&] { store.get("a", "b"); }),
-          error_of([&] { store.set("a", "b", "c", 1h); }), error_of([&] { store.gc(); })}) {
+          error_of([&] { store.set("a", "b", "c", 1h); }), error_of([&] { store.sweep(); })}) {
       CHECK(e.kind() == pgkit::error_kind::undefined_object);
       CHECK(std::string{e.what()} ==
             "the cache module is not applied in schema pgkit (there is no table pgkit.cache)");
@@ -461,7 +461,7 @@ TEST_CASE("pgkit::cache without the cache module") {
   SUBCASE("another schema is named in the hint") {
     pgkit::cache_options options;
     options.schema = "app_cache";
-    pgkit::cache store{connections, options};
+    pgkit::cache_store store{connections, options};
     auto e = error_of([&] { store.get("a", "b"); });
     CHECK(e.hint() == "run pgkit apply cache --schema app_cache");
   }
@@ -470,7 +470,7 @@ TEST_CASE("pgkit::cache without the cache module") {
     pgkit::cache_options options;
     options.on_read_failure = pgkit::cache_read_failure::as_miss;
     options.on_failure = [&reported](const pgkit::error& e) { reported.push_back(e.what()); };
-    pgkit::cache store{connections, options};
+    pgkit::cache_store store{connections, options};
     CHECK_FALSE(store.get("a", "b").has_value());
     CHECK(store.get_many("a", {"b", "c"}) == std::vector<std::optional<std::string>>(2));
     CHECK(store.get_or_set("a", "b", 1h, [] { return std::string{"fresh"}; }) == "fresh");
@@ -490,13 +490,13 @@ TEST_CASE("pgkit::cache without the cache module") {
     options.on_failure = [&reported](const pgkit::error& e) {
       reported += e.kind() == pgkit::error_kind::connection ? 1 : 0;
     };
-    pgkit::cache store{std::make_shared<pgkit::pool>(config), options};
+    pgkit::cache_store store{std::make_shared<pgkit::pool>(config), options};
     CHECK_FALSE(store.get("a", "b").has_value());
     CHECK(reported == 1);
   }
 }
 
-TEST_CASE("pgkit::cache readers never wait on a row lock") {
+TEST_CASE("pgkit::cache_store readers never wait on a row lock") {
   cache_fixture f;
   auto& store = *f.store;
   store.set("page", "home", "old", pgkit::never_expires);
@@ -537,7 +537,7 @@ TEST_CASE("pgkit::cache readers never wait on a row lock") {
   }
 }
 
-TEST_CASE("pgkit::cache gc") {
+TEST_CASE("pgkit::cache_store sweep") {
   cache_fixture f;
   auto& store = *f.store;
   auto expired_rows = [&f](int count, const std::string& type = "old") {
@@ -559,38 +559,38 @@ TEST_CASE("pgkit::cache gc") {
     expired_rows(2500);
     CHECK(store.count_expired() == 2500);
     std::vector<std::size_t> batches;
-    pgkit::cache_gc_options options;
+    pgkit::sweep_options options;
     options.batch_size = 1000;
     options.progress = [&batches](std::size_t batch, std::size_t) { batches.push_back(batch); };
-    auto result = store.gc(options);
+    auto result = store.sweep(options);
     CHECK(result.deleted == 2500);
     CHECK(result.batches == 3);
     CHECK(batches == std::vector<std::size_t>{1000, 1000, 500});
-    CHECK(result.finished);
+    CHECK(result.complete);
     CHECK(result.elapsed.count() > 0);
     CHECK(store.count_expired() == 0);
     CHECK(live() == "1000");
-    CHECK(store.gc().deleted == 0);
+    CHECK(store.sweep().deleted == 0);
   }
   SUBCASE("a resource type of its own") {
     expired_rows(300, "a");
     expired_rows(200, "b");
-    pgkit::cache_gc_options options;
+    pgkit::sweep_options options;
     options.resource_type = "b";
     CHECK(store.count_expired(std::string{"b"}) == 200);
-    CHECK(store.gc(options).deleted == 200);
+    CHECK(store.sweep(options).deleted == 200);
     CHECK(store.count_expired() == 300);
   }
   SUBCASE("max_duration: no batch starts after it") {
     expired_rows(1000);
-    pgkit::cache_gc_options options;
+    pgkit::sweep_options options;
     options.batch_size = 100;
     options.max_duration = 20ms;
     options.progress = [](std::size_t, std::size_t) { std::this_thread::sleep_for(50ms); };
-    auto result = store.gc(options);
+    auto result = store.sweep(options);
     CHECK(result.batches == 1);
     CHECK(result.deleted == 100);
-    CHECK_FALSE(result.finished);
+    CHECK_FALSE(result.complete);
     CHECK(store.count_expired() == 900);
   }
   SUBCASE("rows another session holds are skipped, not waited for") {
@@ -598,17 +598,19 @@ TEST_CASE("pgkit::cache gc") {
     lock_holder holder{f.db.url(),
                        "SELECT 1 FROM pgkit.cache WHERE resource_type = 'old' AND key IN "
                        "('k1', 'k2', 'k3') FOR UPDATE"};
-    auto pending = std::async(std::launch::async, [&] { return store.gc(); });
+    auto pending = std::async(std::launch::async, [&] { return store.sweep(); });
     REQUIRE(returns_promptly(pending));
     CHECK(pending.get().deleted == 997);
     holder.release();
-    CHECK(store.gc().deleted == 3);
+    CHECK(store.sweep().deleted == 3);
   }
   SUBCASE("two runs at once share the rows: counts add up, no row deleted twice") {
     expired_rows(20000);
-    auto other = std::make_unique<pgkit::cache>(f.connections);
-    auto first = std::async(std::launch::async, [&] { return store.gc(500, std::nullopt); });
-    auto second = std::async(std::launch::async, [&] { return other->gc(500, std::nullopt); });
+    auto other = std::make_unique<pgkit::cache_store>(f.connections);
+    pgkit::sweep_options options;
+    options.batch_size = 500;
+    auto first = std::async(std::launch::async, [&] { return store.sweep(options); });
+    auto second = std::async(std::launch::async, [&] { return other->sweep(options); });
     REQUIRE(returns_promptly(first));
     REQUIRE(returns_promptly(second));
     CHECK(first.get().deleted + second.get().deleted == 20000);
@@ -619,19 +621,19 @@ TEST_CASE("pgkit::cache gc") {
     expired_rows(100);
     pgkit::cache_options options;
     options.gc_lock_timeout = 200ms;
-    pgkit::cache impatient{f.connections, options};
+    pgkit::cache_store impatient{f.connections, options};
     lock_holder holder{f.db.url(), "LOCK TABLE pgkit.cache IN ACCESS EXCLUSIVE MODE"};
     auto pending =
-        std::async(std::launch::async, [&] { return error_of([&] { impatient.gc(); }); });
+        std::async(std::launch::async, [&] { return error_of([&] { impatient.sweep(); }); });
     REQUIRE(returns_promptly(pending));
     auto e = pending.get();
     CHECK(e.kind() == pgkit::error_kind::lock_timeout);
     CHECK(contains(e.what(), "after deleting 0 expired entries in 0 batches"));
-    CHECK(contains(e.hint(), "run gc again later"));
+    CHECK(contains(e.hint(), "run the sweep again later"));
   }
 }
 
-TEST_CASE("pgkit::cache statements: prepared once per connection, or unnamed for PgBouncer") {
+TEST_CASE("pgkit::cache_store statements: prepared once per connection, or unnamed for PgBouncer") {
   pgkit_test::scratch_database db{"cache_statements"};
   {
     pqxx::connection connection{db.url()};
@@ -645,7 +647,7 @@ TEST_CASE("pgkit::cache statements: prepared once per connection, or unnamed for
         "pg_prepared_statements");
     return rows[0][0].as<std::string>();
   };
-  auto exercise = [](pgkit::cache& store) {
+  auto exercise = [](pgkit::cache_store& store) {
     for (int i = 0; i < 3; ++i) {
       store.set("page", "home", "x", 1h);
       CHECK(store.get("page", "home") == std::optional<std::string>{"x"});
@@ -658,7 +660,7 @@ TEST_CASE("pgkit::cache statements: prepared once per connection, or unnamed for
     CHECK(store.expire("page", "home", 0ms));
     CHECK_FALSE(store.get("page", "home").has_value());
     CHECK(store.count_expired() == 0);
-    CHECK(store.gc().deleted == 0);
+    CHECK(store.sweep().deleted == 0);
     CHECK(store.clear("page") == 0);
     CHECK_FALSE(store.remove("page", "home"));
   };
@@ -667,7 +669,7 @@ TEST_CASE("pgkit::cache statements: prepared once per connection, or unnamed for
 
   SUBCASE("direct: each statement is prepared once on the connection") {
     auto connections = std::make_shared<pgkit::pool>(config);
-    pgkit::cache store{connections};
+    pgkit::cache_store store{connections};
     exercise(store);
     // Names carry a hash of the schema (never the schema itself, which could push them past
     // PostgreSQL's 63 bytes); the sweep's statements are shared by gc and purge. A gc that runs
@@ -692,19 +694,19 @@ TEST_CASE("pgkit::cache statements: prepared once per connection, or unnamed for
     pgkit::cache_options first_options, second_options;
     first_options.schema = prefix + "_first";
     second_options.schema = prefix + "_second";
-    pgkit::cache first{connections, first_options};
-    pgkit::cache second{connections, second_options};
+    pgkit::cache_store first{connections, first_options};
+    pgkit::cache_store second{connections, second_options};
     first.set("page", "home", "first", 1h);
     second.set("page", "home", "second", 1h);
     CHECK(first.get("page", "home") == std::optional<std::string>{"first"});
     CHECK(second.get("page", "home") == std::optional<std::string>{"second"});
-    CHECK(first.gc().deleted == 0);
-    CHECK(second.gc().deleted == 0);
+    CHECK(first.sweep().deleted == 0);
+    CHECK(second.sweep().deleted == 0);
   }
   SUBCASE("pgbouncer-transaction: nothing is prepared, everything works the same") {
     config.pooler = pgkit::pooler_mode::pgbouncer_transaction;
     auto connections = std::make_shared<pgkit::pool>(config);
-    pgkit::cache store{connections};
+    pgkit::cache_store store{connections};
     exercise(store);
     CHECK(prepared_names(*connections).empty());
   }

@@ -20,7 +20,7 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("pgkit::cache under concurrent writers, readers and gc") {
+TEST_CASE("pgkit::cache_store under concurrent writers, readers and gc") {
   pgkit_test::scratch_database db{"cache_concurrency"};
   {
     pqxx::connection connection{db.url()};
@@ -29,7 +29,7 @@ TEST_CASE("pgkit::cache under concurrent writers, readers and gc") {
   auto config = pgkit::config_from_url(db.url(), "test");
   config.pool_size = 8;
   auto connections = std::make_shared<pgkit::pool>(config);
-  pgkit::cache store{connections};
+  pgkit::cache_store store{connections};
 
   constexpr int k_writers = 4;
   constexpr int k_rounds = 150;
@@ -63,11 +63,13 @@ TEST_CASE("pgkit::cache under concurrent writers, readers and gc") {
       }
     });
   }
+  pgkit::sweep_options small_batches;
+  small_batches.batch_size = 7;
   for (int g = 0; g < 2; ++g) {
     threads.emplace_back([&] {
       try {
         while (writing) {
-          gc_deleted += store.gc(7, std::nullopt).deleted;
+          gc_deleted += store.sweep(small_batches).deleted;
           std::this_thread::sleep_for(1ms);
         }
       } catch (const std::exception& e) {
@@ -91,7 +93,7 @@ TEST_CASE("pgkit::cache under concurrent writers, readers and gc") {
     }
   }
   std::this_thread::sleep_for(20ms);
-  store.gc();
+  store.sweep();
   CHECK(store.count_expired() == 0);
   CHECK(pgkit_test::query_value(db.url(),
                                 "SELECT count(*) FROM pgkit.cache WHERE resource_type "

@@ -8,7 +8,7 @@
 
 #include "harness.hpp"
 
-TEST_CASE("README example: pgkit::cache") {
+TEST_CASE("README example: pgkit::cache_store") {
   pgkit_test::scratch_database db{"example_cache"};
   auto options = pgkit_test::in_app_dir(db.url());
 
@@ -17,7 +17,8 @@ TEST_CASE("README example: pgkit::cache") {
     REQUIRE(applied.exit_code == 0);
     auto result = pgkit_test::run_process({PGKIT_EXAMPLE_CACHE}, options);
     CHECK_MESSAGE(result.exit_code == 0, result.err);
-    CHECK(result.out == "hello\n<h1>About</h1>\nAda\nGrace\n(miss)\ngc deleted 1 expired entry\n");
+    CHECK(result.out ==
+          "hello\n<h1>About</h1>\nAda\nGrace\n(miss)\nsweep deleted 1 expired entry\n");
     CHECK(pgkit_test::query_value(db.url(),
                                   "SELECT string_agg(resource_type || ':' || key, ' ' "
                                   "ORDER BY resource_type, key) FROM pgkit.cache") ==

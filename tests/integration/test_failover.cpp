@@ -62,8 +62,8 @@ struct worker_log {
 };
 
 // One call of the steady load: the four store operations in turn. Throws what the store threw.
-void one_call(pgkit::cache& cache, pgkit::session_store& sessions, worker_log& log, int worker,
-              long step) {
+void one_call(pgkit::cache_store& cache, pgkit::session_store& sessions, worker_log& log,
+              int worker, long step) {
   auto data = "w" + std::to_string(worker) + "-" + std::to_string(step);
   switch (step % 4) {
     case 0:
@@ -121,7 +121,7 @@ TEST_CASE("failover: the standby is promoted under load") {
   config.pool_size = 4;
   config.connect_timeout = 5s;
   auto pool = std::make_shared<pgkit::pool>(config);
-  pgkit::cache cache{pool};
+  pgkit::cache_store cache{pool};
   pgkit::session_store sessions{pool};
 
   // The listener: its own thread, since it is not thread-safe.

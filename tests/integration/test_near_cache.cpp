@@ -1,4 +1,4 @@
-// The near tier of pgkit::cache with two processes on one database: this test is one, and
+// The near tier of pgkit::cache_store with two processes on one database: this test is one, and
 // near_cache_child (driven over its stdin and stdout) is the other. What a user must be able to
 // rely on: no stale value after an invalidation arrives, nothing invalidated by a rollback,
 // plain SQL writes seen, a flush after every listener outage, and the capacity bounds.
@@ -97,18 +97,18 @@ struct two_processes {
   two_processes() : db{"near"} {
     pqxx::connection connection{db.url()};
     pgkit::apply_modules(connection, {"cache"}, "pgkit");
-    store = std::make_unique<pgkit::cache>(pool_on(db.url()), near_on());
+    store = std::make_unique<pgkit::cache_store>(pool_on(db.url()), near_on());
     other = std::make_unique<other_process>(db.url());
   }
 
   pgkit_test::scratch_database db;
-  std::unique_ptr<pgkit::cache> store;
+  std::unique_ptr<pgkit::cache_store> store;
   std::unique_ptr<other_process> other;
 };
 
 }  // namespace
 
-TEST_CASE("pgkit::cache near tier across two processes") {
+TEST_CASE("pgkit::cache_store near tier across two processes") {
   two_processes f;
   auto& store = *f.store;
   auto& other = *f.other;
@@ -224,7 +224,7 @@ TEST_CASE("pgkit::cache near tier across two processes") {
   }
 }
 
-TEST_CASE("pgkit::cache near tier: a listener outage flushes it before it serves again") {
+TEST_CASE("pgkit::cache_store near tier: a listener outage flushes it before it serves again") {
   SUBCASE("its listener's backend is terminated") {
     two_processes f;
     auto& other = *f.other;
@@ -275,7 +275,7 @@ TEST_CASE("pgkit::cache near tier: a listener outage flushes it before it serves
   }
 }
 
-TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
+TEST_CASE("pgkit::cache_store near tier bounds, expiry and refusals") {
   pgkit_test::scratch_database db{"nearb"};
   {
     pqxx::connection connection{db.url()};
@@ -284,7 +284,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
   auto connections = pool_on(db.url());
 
   SUBCASE("never more than max_entries entries") {
-    pgkit::cache store{connections, near_on(100)};
+    pgkit::cache_store store{connections, near_on(100)};
     std::vector<std::pair<std::string, std::string>> entries;
     for (int i = 0; i < 1000; ++i)
       entries.emplace_back("k" + std::to_string(i), "value");
@@ -298,7 +298,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
   }
 
   SUBCASE("never more than max_bytes bytes") {
-    pgkit::cache store{connections, near_on(10000, 64 * 1024)};
+    pgkit::cache_store store{connections, near_on(10000, 64 * 1024)};
     std::vector<std::pair<std::string, std::string>> entries;
     for (int i = 0; i < 100; ++i)
       entries.emplace_back("k" + std::to_string(i), std::string(4000, 'x'));
@@ -313,7 +313,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
   }
 
   SUBCASE("an entry is not served once the table says it expired") {
-    pgkit::cache store{connections, near_on()};
+    pgkit::cache_store store{connections, near_on()};
     store.set("page", "short", "s", 1500ms);
     REQUIRE(store.get("page", "short") == std::optional<std::string>{"s"});
     REQUIRE(store.get("page", "short") == std::optional<std::string>{"s"});
@@ -325,7 +325,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
   }
 
   SUBCASE("get_many answers from the tier and the table together") {
-    pgkit::cache store{connections, near_on()};
+    pgkit::cache_store store{connections, near_on()};
     store.set_many("page", {{"a", "1"}, {"b", "2"}}, pgkit::never_expires);
     REQUIRE(store.get("page", "a") == std::optional<std::string>{"1"});
     auto values = store.get_many("page", {"a", "b", "c", "a"});
@@ -335,7 +335,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
   }
 
   SUBCASE("threads reading while another writes: after the writes every read sees the last") {
-    pgkit::cache store{pool_on(db.url()), near_on(20)};
+    pgkit::cache_store store{pool_on(db.url()), near_on(20)};
     constexpr int keys = 40;
     for (int k = 0; k < keys; ++k)
       store.set("page", "k" + std::to_string(k), "v0", pgkit::never_expires);
@@ -365,7 +365,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
   }
 
   SUBCASE("the tier is off by default and its counters are zero") {
-    pgkit::cache store{connections};
+    pgkit::cache_store store{connections};
     store.set("page", "a", "1", pgkit::never_expires);
     REQUIRE(store.get("page", "a").has_value());
     auto stats = store.near_statistics();
@@ -377,7 +377,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
     config.pooler = pgkit::pooler_mode::pgbouncer_transaction;
     auto pooled = std::make_shared<pgkit::pool>(config);
     try {
-      pgkit::cache store{pooled, near_on()};
+      pgkit::cache_store store{pooled, near_on()};
       FAIL("no error");
     } catch (const pgkit::config_error& e) {
       CHECK(std::string{e.what()}.find("pgbouncer-transaction") != std::string::npos);
@@ -385,7 +385,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
     }
     auto options = near_on();
     options.near->listen_conninfo = db.url();
-    pgkit::cache store{pooled, options};
+    pgkit::cache_store store{pooled, options};
     store.set("page", "a", "1", pgkit::never_expires);
     CHECK(store.get("page", "a") == std::optional<std::string>{"1"});
   }
@@ -394,7 +394,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
     auto latin1 = pool_on(db.url() + (db.url().find('?') == std::string::npos ? "?" : "&") +
                           "client_encoding=LATIN1");
     try {
-      pgkit::cache store{latin1, near_on()};
+      pgkit::cache_store store{latin1, near_on()};
       FAIL("no error");
     } catch (const pgkit::config_error& e) {
       CHECK(std::string{e.what()}.find("client_encoding UTF8") != std::string::npos);
@@ -404,7 +404,7 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
   SUBCASE("a cache module without the invalidation trigger is refused") {
     run_sql(db.url(), "DROP TRIGGER cache_announce_delete ON pgkit.cache");
     try {
-      pgkit::cache store{connections, near_on()};
+      pgkit::cache_store store{connections, near_on()};
       FAIL("no error");
     } catch (const pgkit::error& e) {
       CHECK(e.kind() == pgkit::error_kind::undefined_object);
@@ -413,8 +413,8 @@ TEST_CASE("pgkit::cache near tier bounds, expiry and refusals") {
   }
 
   SUBCASE("bad bounds are usage errors") {
-    CHECK_THROWS_AS(pgkit::cache(connections, near_on(0)), pgkit::usage_error);
-    CHECK_THROWS_AS(pgkit::cache(connections, near_on(10, 100)), pgkit::usage_error);
+    CHECK_THROWS_AS(pgkit::cache_store(connections, near_on(0)), pgkit::usage_error);
+    CHECK_THROWS_AS(pgkit::cache_store(connections, near_on(10, 100)), pgkit::usage_error);
   }
 
   SUBCASE("the digests match the ones the trigger computes") {

@@ -6,7 +6,7 @@
 
 #include "harness.hpp"
 
-TEST_CASE("README example: pgkit::cache near tier") {
+TEST_CASE("README example: pgkit::cache_store near tier") {
   pgkit_test::scratch_database db{"example_near"};
   auto options = pgkit_test::in_app_dir(db.url());
 

@@ -102,7 +102,7 @@ TEST_CASE("read replicas") {
     CHECK(auth.get_session(fresh));
   }
   SUBCASE("the cache on a standby fails with a pgkit error that says why") {
-    pgkit::cache on_standby{replica_pool};
+    pgkit::cache_store on_standby{replica_pool};
     for (int write = 0; write < 2; ++write) {
       try {
         if (write == 1)
@@ -118,7 +118,7 @@ TEST_CASE("read replicas") {
       }
     }
     // The primary serves it.
-    pgkit::cache on_primary{primary_pool};
+    pgkit::cache_store on_primary{primary_pool};
     on_primary.set("page", "/", "x");
     CHECK(on_primary.get("page", "/") == "x");
   }

@@ -383,6 +383,36 @@ TEST_CASE("pgkit::session_store") {
     MESSAGE("conflicts resolved by retrying: " << conflicts.load());
   }
 
+  SUBCASE("check() hints `pgkit apply session` until the module is applied") {
+    pgkit_test::scratch_database db{"session_check"};
+    auto pool = std::make_shared<pgkit::pool>(pgkit::config_from_url(db.url(), "test"));
+    pgkit::session_options options;
+    options.schema = "web";
+    pgkit::session_store store{pool, options};
+    try {
+      store.check();
+      FAIL("no error");
+    } catch (const pgkit::error& e) {
+      CHECK(e.kind() == pgkit::error_kind::undefined_object);
+      CHECK(std::string{e.what()}.find("web.session") != std::string::npos);
+      CHECK(e.hint() == "run pgkit apply session --schema web");
+    }
+    pgkit::session_store in_pgkit{pool};
+    try {
+      in_pgkit.check();
+      FAIL("no error");
+    } catch (const pgkit::error& e) {
+      CHECK(e.kind() == pgkit::error_kind::undefined_object);
+      CHECK(std::string{e.what()} ==
+            "the session module is not applied in schema pgkit (there is no table pgkit.session)");
+      CHECK(e.hint() == "run pgkit apply session");
+    }
+    pqxx::connection connection{db.url()};
+    pgkit::apply_modules(connection, {"session"}, "web");
+    CHECK_NOTHROW(store.check());
+    CHECK(store.get(store.generate("checked"))->data == "checked");
+  }
+
   SUBCASE("a store in another schema, named in the options or by the pool's configuration") {
     pgkit_test::scratch_database db{"session_schema"};
     pqxx::connection connection{db.url()};

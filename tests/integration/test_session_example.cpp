@@ -22,7 +22,7 @@ TEST_CASE("README example: pgkit::session_store") {
     CHECK(result.err == "");
     CHECK(result.exit_code == 0);
     CHECK(result.out ==
-          "{\"user\": 42}, 167 h left\nsaved\nsigned out\npurged 0 expired sessions\n");
+          "{\"user\": 42}, 167 h left\nsaved\nsigned out\nswept 0 expired sessions\n");
     CHECK(pgkit_test::query_value(db.url(), "SELECT count(*) FROM pgkit.session") == "0");
   }
   SUBCASE("without the session module it says what to apply") {

@@ -93,16 +93,16 @@ struct purge_fixture {
 
 }  // namespace
 
-TEST_CASE("pgkit::purge_expired_sessions") {
+TEST_CASE("pgkit::sweep_expired_sessions") {
   SUBCASE("20 000 expired and 500 live sessions: exactly the 500 remain, expired auth rows go") {
     purge_fixture f{"purge_counts"};
     add_sessions(f.db.url(), 20000, 500);
     add_auth_rows(f.db.url());
-    auto result = pgkit::purge_expired_sessions(f.connection, "pgkit");
+    auto result = pgkit::sweep_expired_sessions(f.connection, "pgkit");
     CHECK(result.rows("session") == 20000);
     CHECK(result.rows("auth_session") == 300);
     CHECK(result.rows("auth_one_time_token") == 15);
-    CHECK(result.total() == 20315);
+    CHECK(result.deleted == 20315);
     CHECK(result.complete);
     CHECK(result.skipped_modules.empty());
     REQUIRE(result.tables.size() == 3);
@@ -124,8 +124,8 @@ TEST_CASE("pgkit::purge_expired_sessions") {
     CHECK(count(f.db.url(), "SELECT count(*) FROM pgkit.auth_one_time_token") == 5);
     CHECK(count(f.db.url(), "SELECT count(*) FROM pgkit.auth_user") == 10);
 
-    auto again = pgkit::purge_expired_sessions(f.connection, "pgkit");
-    CHECK(again.total() == 0);
+    auto again = pgkit::sweep_expired_sessions(f.connection, "pgkit");
+    CHECK(again.deleted == 0);
     CHECK(again.batches == 3);
   }
 
@@ -133,9 +133,9 @@ TEST_CASE("pgkit::purge_expired_sessions") {
     purge_fixture f{"purge_dry"};
     add_sessions(f.db.url(), 1200, 30);
     add_auth_rows(f.db.url());
-    pgkit::purge_options options;
-    options.mode = pgkit::purge_mode::count_only;
-    auto result = pgkit::purge_expired_sessions(f.connection, "pgkit", options);
+    pgkit::sweep_options options;
+    options.dry_run = true;
+    auto result = pgkit::sweep_expired_sessions(f.connection, "pgkit", options);
     CHECK(result.rows("session") == 1200);
     CHECK(result.rows("auth_session") == 300);
     CHECK(result.rows("auth_one_time_token") == 15);
@@ -148,15 +148,15 @@ TEST_CASE("pgkit::purge_expired_sessions") {
     purge_fixture f{"purge_scope"};
     add_sessions(f.db.url(), 100, 10);
     add_auth_rows(f.db.url());
-    pgkit::purge_options options;
-    options.scope = pgkit::purge_scope::auth;
-    auto auth = pgkit::purge_expired_sessions(f.connection, "pgkit", options);
+    pgkit::sweep_options options;
+    options.scope = pgkit::sweep_scope::auth;
+    auto auth = pgkit::sweep_expired_sessions(f.connection, "pgkit", options);
     CHECK(auth.tables.size() == 2);
     CHECK(auth.rows("auth_session") == 300);
     CHECK(auth.rows("auth_one_time_token") == 15);
     CHECK(f.sessions() == 110);
-    options.scope = pgkit::purge_scope::session;
-    auto session = pgkit::purge_expired_sessions(f.connection, "pgkit", options);
+    options.scope = pgkit::sweep_scope::session;
+    auto session = pgkit::sweep_expired_sessions(f.connection, "pgkit", options);
     CHECK(session.tables.size() == 1);
     CHECK(session.rows("session") == 100);
     CHECK(f.sessions() == 10);
@@ -165,14 +165,14 @@ TEST_CASE("pgkit::purge_expired_sessions") {
   SUBCASE("modules that are not applied are skipped; none applied is an error with a hint") {
     purge_fixture only_session{"purge_no_auth", {"session"}};
     add_sessions(only_session.db.url(), 10, 1);
-    auto result = pgkit::purge_expired_sessions(only_session.connection, "pgkit");
+    auto result = pgkit::sweep_expired_sessions(only_session.connection, "pgkit");
     CHECK(result.rows("session") == 10);
     CHECK(result.tables.size() == 1);
     CHECK(result.skipped_modules == std::vector<std::string>{"auth"});
-    pgkit::purge_options options;
-    options.scope = pgkit::purge_scope::auth;
+    pgkit::sweep_options options;
+    options.scope = pgkit::sweep_scope::auth;
     try {
-      pgkit::purge_expired_sessions(only_session.connection, "pgkit", options);
+      pgkit::sweep_expired_sessions(only_session.connection, "pgkit", options);
       FAIL("no error");
     } catch (const pgkit::error& e) {
       CHECK(e.kind() == pgkit::error_kind::undefined_object);
@@ -182,7 +182,7 @@ TEST_CASE("pgkit::purge_expired_sessions") {
 
     purge_fixture nothing{"purge_nothing", {}};
     try {
-      pgkit::purge_expired_sessions(nothing.connection, "pgkit");
+      pgkit::sweep_expired_sessions(nothing.connection, "pgkit");
       FAIL("no error");
     } catch (const pgkit::error& e) {
       CHECK(e.kind() == pgkit::error_kind::undefined_object);
@@ -195,13 +195,13 @@ TEST_CASE("pgkit::purge_expired_sessions") {
   SUBCASE("max_duration stops between batches; the next purge finishes the job") {
     purge_fixture f{"purge_time", {"session"}};
     add_sessions(f.db.url(), 3000, 5);
-    pgkit::purge_options options;
+    pgkit::sweep_options options;
     options.batch_size = 1;
     options.max_duration = 1ms;  // 3000 one-row transactions take far longer
-    auto partial = pgkit::purge_expired_sessions(f.connection, "pgkit", options);
+    auto partial = pgkit::sweep_expired_sessions(f.connection, "pgkit", options);
     CHECK_FALSE(partial.complete);
     CHECK(partial.rows("session") < 3000);
-    auto rest = pgkit::purge_expired_sessions(f.connection, "pgkit");
+    auto rest = pgkit::sweep_expired_sessions(f.connection, "pgkit");
     CHECK(rest.complete);
     CHECK(partial.rows("session") + rest.rows("session") == 3000);
     CHECK(f.sessions() == 5);
@@ -209,15 +209,15 @@ TEST_CASE("pgkit::purge_expired_sessions") {
 
   SUBCASE("bad options and schemas are refused before anything runs") {
     purge_fixture f{"purge_bad", {"session"}};
-    pgkit::purge_options options;
+    pgkit::sweep_options options;
     options.batch_size = 0;
-    CHECK_THROWS_AS(pgkit::purge_expired_sessions(f.connection, "pgkit", options),
+    CHECK_THROWS_AS(pgkit::sweep_expired_sessions(f.connection, "pgkit", options),
                     pgkit::usage_error);
     options.batch_size = 10;
     options.max_duration = 0ms;
-    CHECK_THROWS_AS(pgkit::purge_expired_sessions(f.connection, "pgkit", options),
+    CHECK_THROWS_AS(pgkit::sweep_expired_sessions(f.connection, "pgkit", options),
                     pgkit::usage_error);
-    CHECK_THROWS_AS(pgkit::purge_expired_sessions(f.connection, "x\"; DROP TABLE y; --"),
+    CHECK_THROWS_AS(pgkit::sweep_expired_sessions(f.connection, "x\"; DROP TABLE y; --"),
                     pgkit::usage_error);
   }
 
@@ -226,7 +226,7 @@ TEST_CASE("pgkit::purge_expired_sessions") {
     pqxx::connection connection{db.url()};
     pgkit::apply_modules(connection, {"session"}, "web");
     add_sessions(db.url(), 40, 2, "web");
-    auto result = pgkit::purge_expired_sessions(connection, "web");
+    auto result = pgkit::sweep_expired_sessions(connection, "web");
     CHECK(result.rows("session") == 40);
     CHECK(count(db.url(), "SELECT count(*) FROM web.session") == 2);
   }
@@ -266,9 +266,9 @@ TEST_CASE("pgkit::purge_expired_sessions") {
     std::vector<std::future<void>> readers;
     for (int t = 0; t < 3; ++t)
       readers.push_back(std::async(std::launch::async, reader, t * 31));
-    pgkit::purge_options options;
+    pgkit::sweep_options options;
     options.batch_size = 100;
-    auto result = store.purge(options);
+    auto result = store.sweep(options);
     purging = false;
     for (auto& r : readers)
       r.get();
@@ -279,7 +279,7 @@ TEST_CASE("pgkit::purge_expired_sessions") {
     // they leave exactly the live ones.
     CHECK(result.rows("session") <= 6000);
     CHECK(result.rows("session") >= 5000);
-    CHECK(store.purge().rows("session") == 0);
+    CHECK(store.sweep().rows("session") == 0);
     CHECK(f.sessions() == 100);
     for (std::size_t i = 0; i < live.size(); ++i)
       CHECK(store.get(live[i])->data == "live " + std::to_string(i));
@@ -289,13 +289,13 @@ TEST_CASE("pgkit::purge_expired_sessions") {
     purge_fixture f{"purge_twice", {"session"}};
     add_sessions(f.db.url(), 30000, 100);
     pqxx::connection second{f.db.url()};
-    pgkit::purge_options options;
+    pgkit::sweep_options options;
     options.batch_size = 500;
     auto one = std::async(std::launch::async, [&] {
-      return pgkit::purge_expired_sessions(f.connection, "pgkit", options);
+      return pgkit::sweep_expired_sessions(f.connection, "pgkit", options);
     });
     auto two = std::async(std::launch::async,
-                          [&] { return pgkit::purge_expired_sessions(second, "pgkit", options); });
+                          [&] { return pgkit::sweep_expired_sessions(second, "pgkit", options); });
     auto a = one.get();
     auto b = two.get();
     CHECK(a.rows("session") + b.rows("session") == 30000);

@@ -13,6 +13,7 @@
 
 #include "pgkit/pool.hpp"
 #include "pgkit/query.hpp"
+#include "pgkit/store.hpp"
 
 namespace pgkit {
 
@@ -74,9 +75,9 @@ enum class token_type { password_reset, email_confirmation, phone_number_confirm
 
 /// How an auth store behaves.
 struct auth_options {
-  std::string schema;  ///< empty: the pool's schema, else pgkit
-  std::chrono::seconds session_ttl{std::chrono::hours{24 * 30}};  ///< default session lifetime
-  std::chrono::seconds token_ttl{std::chrono::hours{1}};  ///< default one-time token lifetime
+  std::string schema;                             ///< empty: the pool's schema, else pgkit
+  ttl session_ttl = std::chrono::hours{24 * 30};  ///< default session lifetime
+  ttl token_ttl = std::chrono::hours{1};          ///< default one-time token lifetime
   /// argon2id cost; 0: libsodium's INTERACTIVE limits (2 passes, 64 MiB).
   unsigned long long password_ops_limit = 0, password_mem_limit = 0;
   /// A pool on a streaming replica of the database, read first by get_session(); a miss or a
@@ -134,12 +135,12 @@ class auth_store {
   std::optional<signed_in> sign_in(std::string_view email, std::string_view password,
                                    std::optional<std::string> ip = {},
                                    std::optional<std::string> user_agent = {});
-  /// Creates a session for a live user, expiring `ttl` from now (default: session_ttl), and
-  /// returns its token. Throws pgkit::error of kind foreign_key_violation when there is no such
-  /// live user, usage_error for a non-positive ttl or a malformed ip.
+  /// Creates a session for a live user, expiring `lifetime` from now (default: session_ttl),
+  /// and returns its token. Throws pgkit::error of kind foreign_key_violation when there is no
+  /// such live user, usage_error for a non-positive lifetime or a malformed ip.
   std::string create_session(std::string_view user_id, std::optional<std::string> ip = {},
                              std::optional<std::string> user_agent = {},
-                             std::optional<std::chrono::seconds> ttl = {});
+                             std::optional<ttl> lifetime = {});
   /// Returns the session of `token` while it is live and its user is live and not banned;
   /// an expired session found here is deleted and reads as std::nullopt.
   std::optional<auth_session> get_session(std::string_view token);
@@ -148,15 +149,21 @@ class auth_store {
   /// Deletes every session of the user; returns how many there were.
   std::size_t delete_user_sessions(std::string_view user_id);
 
-  /// Creates a one-time token of `type` for a live user, expiring `ttl` from now (default:
-  /// token_ttl), and returns it; the user's previous live token of that type stops working.
-  /// Throws like create_session.
+  /// Creates a one-time token of `type` for a live user, expiring `lifetime` from now
+  /// (default: token_ttl), and returns it; the user's previous live token of that type stops
+  /// working. Throws like create_session.
   std::string create_one_time_token(std::string_view user_id, token_type type,
-                                    std::optional<std::chrono::seconds> ttl = {});
+                                    std::optional<ttl> lifetime = {});
   /// Marks the token used and returns its user's id when it is live (of this type, not used,
   /// not deleted, not expired, its user live); else std::nullopt. Of concurrent uses of one
   /// token exactly one gets the id.
   std::optional<std::string> use_one_time_token(std::string_view token, token_type type);
+
+  /// Deletes the auth module's expired sessions and spent (expired, used or deleted) one-time
+  /// tokens in the store's schema, in batches (1 000 rows by default), as
+  /// sweep_expired_sessions() with sweep_scope::auth does. Throws usage_error for
+  /// sweep_scope::session or a resource type, otherwise like sweep_expired_sessions().
+  sweep_result sweep(const sweep_options& options = {});
 
   /// Returns the select list that decode_user() reads, for queries on `auth_user` (the table
   /// named without an alias).

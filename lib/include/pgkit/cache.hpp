@@ -1,7 +1,7 @@
 #pragma once
 /// The cache store: PostgreSQL as the application's cache, on the `cache` table of the `cache`
 /// module (`pgkit apply cache`). Values are bytes, entries expire on the database clock, expired
-/// entries read as misses, and gc() removes them in short batches that never wait on other
+/// entries read as misses, and sweep() removes them in short batches that never wait on other
 /// sessions. docs/cache.md describes the semantics in full.
 
 #include <chrono>
@@ -17,13 +17,11 @@
 
 #include "pgkit/error.hpp"
 #include "pgkit/pool.hpp"
+#include "pgkit/store.hpp"
 
 namespace pgkit {
 
-/// How long an entry lives from now; std::nullopt (never_expires) keeps it until it is removed.
-using cache_ttl = std::optional<std::chrono::milliseconds>;
-
-/// The cache_ttl of an entry that never expires.
+/// The lifetime of an entry that never expires (a std::optional<ttl> without a value).
 inline constexpr std::nullopt_t never_expires = std::nullopt;
 
 /// What a failed read (get, get_many, the read of get_or_set) does.
@@ -80,59 +78,42 @@ struct cache_options {
   /// holds at most about 2.7 kB).
   std::size_t max_key_size = 1024;
   /// The lifetime set() gives an entry when the call names none.
-  cache_ttl default_ttl = never_expires;
+  std::optional<ttl> default_ttl = never_expires;
   /// Whether read failures throw or degrade to misses (Solid Cache's behaviour).
   cache_read_failure on_read_failure = cache_read_failure::raise;
   /// Receives every failure that was turned into a miss (and a failed write of get_or_set in
   /// that mode). Called on the reading thread; must not throw.
   std::function<void(const pgkit::error&)> on_failure;
-  /// How long one gc batch may wait for a table lock (SET LOCAL lock_timeout).
+  /// How long one sweep batch may wait for a table lock (SET LOCAL lock_timeout), unless
+  /// sweep_options::lock_timeout says otherwise.
   std::chrono::milliseconds gc_lock_timeout{2000};
   /// Turns on the in-process near tier; std::nullopt (the default): every read asks the table.
   std::optional<near_options> near;
 };
 
-/// What gc() is asked to do.
-struct cache_gc_options {
-  /// Rows deleted per batch, each batch in its own short transaction (at least 1).
-  std::size_t batch_size = 10000;
-  /// No new batch starts after this long; std::nullopt: until no expired row is left.
-  std::optional<std::chrono::milliseconds> max_duration;
-  /// Only entries of this resource type; std::nullopt: all of them.
-  std::optional<std::string> resource_type;
-  /// Called after each batch with the rows deleted in it and in all so far; must not throw.
-  std::function<void(std::size_t batch_deleted, std::size_t total_deleted)> progress;
-  /// How long one batch may wait for a table lock; std::nullopt: cache_options::gc_lock_timeout.
-  std::optional<std::chrono::milliseconds> lock_timeout;
-  /// Count the expired entries (in `deleted`) and delete nothing.
-  bool dry_run = false;
-};
-
-/// What gc() did.
-/// gc and session purge (pgkit/session.hpp) speak one vocabulary: options batch_size,
-/// max_duration, lock_timeout and dry_run; results deleted, batches, elapsed and complete.
-struct cache_gc_result {
-  std::size_t deleted = 0;              ///< expired rows this run deleted (counted in a dry run)
-  std::size_t batches = 0;              ///< batches (transactions) it ran
-  std::chrono::nanoseconds elapsed{0};  ///< wall time of the whole run
-  bool finished = true;                 ///< the same as `complete` (its earlier name)
-  bool complete = true;                 ///< false when max_duration stopped it early
+/// The earlier name of std::optional<pgkit::ttl>.
+using cache_ttl [[deprecated("use std::optional<pgkit::ttl>")]] = std::optional<ttl>;
+/// The earlier name of sweep_options.
+using cache_gc_options [[deprecated("use pgkit::sweep_options")]] = sweep_options;
+/// The earlier name of sweep_result, with `finished`, the earlier name of `complete`.
+struct [[deprecated("use pgkit::sweep_result")]] cache_gc_result : sweep_result {
+  bool finished = true;  ///< the same as `complete`
 };
 
 /// A cache store over a pool. Thread-safe; each call borrows a connection for itself.
 /// Non-copyable. Keys are text without NUL bytes, 1 to max_key_size bytes; resource types
 /// follow the same rules. Values are arbitrary bytes held in std::string (NUL bytes included).
-class cache {
+class cache_store {
  public:
   /// Creates a store on `connections`. Throws usage_error when the schema name is not a plain
   /// identifier. Checks nothing on the server (see check()), unless options.near is set: then
   /// it checks that the cache module (with its invalidation trigger) is applied and connects
   /// the process's invalidation listener, throwing pgkit::error when either fails and
   /// config_error behind a transaction-mode pooler without near_options::listen_conninfo.
-  explicit cache(std::shared_ptr<pool> connections, cache_options options = {});
-  ~cache();
-  cache(const cache&) = delete;
-  cache& operator=(const cache&) = delete;
+  explicit cache_store(std::shared_ptr<pool> connections, cache_options options = {});
+  ~cache_store();
+  cache_store(const cache_store&) = delete;
+  cache_store& operator=(const cache_store&) = delete;
 
   /// Returns the schema this store uses.
   const std::string& schema() const noexcept { return m_schema; }
@@ -153,18 +134,19 @@ class cache {
   std::vector<std::optional<std::string>> get_many(std::string_view resource_type,
                                                    const std::vector<std::string>& keys);
 
-  /// Stores `value` under `key`, replacing any entry, living `ttl` from now on the database
-  /// clock (never_expires: until removed; zero: already expired). Throws usage_error for an
-  /// invalid key, an oversized value or a negative ttl.
+  /// Stores `value` under `key`, replacing any entry, living `lifetime` from now on the
+  /// database clock (never_expires: until removed; zero: already expired). Throws usage_error
+  /// for an invalid key, an oversized value or a negative lifetime.
   void set(std::string_view resource_type, std::string_view key, std::string_view value,
-           cache_ttl ttl);
+           std::optional<ttl> lifetime);
   /// Same, with options().default_ttl.
   void set(std::string_view resource_type, std::string_view key, std::string_view value);
 
-  /// Stores every (key, value) pair in one statement, all with the same ttl; a key given twice
+  /// Stores every (key, value) pair in one statement, all with the same lifetime; a key given twice
   /// keeps its last value. Throws like set(), before anything is sent.
   void set_many(std::string_view resource_type,
-                const std::vector<std::pair<std::string, std::string>>& entries, cache_ttl ttl);
+                const std::vector<std::pair<std::string, std::string>>& entries,
+                std::optional<ttl> lifetime);
   /// Same, with options().default_ttl.
   void set_many(std::string_view resource_type,
                 const std::vector<std::pair<std::string, std::string>>& entries);
@@ -176,29 +158,38 @@ class cache {
   /// atomically); returns how many it deleted.
   std::size_t clear(std::string_view resource_type);
 
-  /// Returns the live value, or runs `compute`, stores its result with `ttl` and returns it.
+  /// Returns the live value, or runs `compute`, stores its result with `lifetime` and returns
+  /// it.
   /// Concurrent callers that miss at once all compute; the last write wins. Exceptions from
   /// `compute` pass through and nothing is stored.
-  std::string get_or_set(std::string_view resource_type, std::string_view key, cache_ttl ttl,
-                         const std::function<std::string()>& compute);
+  std::string get_or_set(std::string_view resource_type, std::string_view key,
+                         std::optional<ttl> lifetime, const std::function<std::string()>& compute);
 
-  /// Sets a live entry's remaining lifetime to `ttl` (never_expires: keep it until removed;
+  /// Sets a live entry's remaining lifetime to `lifetime` (never_expires: keep it until removed;
   /// zero: expire it now), shortening or lengthening it. Returns false when there is no live
   /// entry.
-  bool expire(std::string_view resource_type, std::string_view key, cache_ttl ttl);
+  bool expire(std::string_view resource_type, std::string_view key, std::optional<ttl> lifetime);
 
-  /// Makes a live entry live at least `ttl` from now: lengthens, never shortens, and leaves an
+  /// Makes a live entry live at least `lifetime` from now: lengthens, never shortens, and leaves an
   /// entry that never expires as it is (no write when nothing changes). Returns false when
   /// there is no live entry.
-  bool touch(std::string_view resource_type, std::string_view key, std::chrono::milliseconds ttl);
+  bool touch(std::string_view resource_type, std::string_view key, ttl lifetime);
 
-  /// Deletes expired entries in batches (FOR UPDATE SKIP LOCKED, each batch its own
-  /// transaction under SET LOCAL lock_timeout), so it never waits on a row another session
-  /// holds, and several runs at once never delete the same row. Throws pgkit::error; a lock
-  /// timeout is thrown as kind lock_timeout after the batches before it were committed.
-  cache_gc_result gc(const cache_gc_options& options = {});
-  /// Same, with `batch_size` and `max_duration`.
-  cache_gc_result gc(std::size_t batch_size, std::optional<std::chrono::milliseconds> max_duration);
+  /// Deletes expired entries (of options.resource_type, or all) in batches (FOR UPDATE SKIP
+  /// LOCKED, each batch its own transaction under SET LOCAL lock_timeout), so it never waits on
+  /// a row another session holds, and several runs at once never delete the same row. The
+  /// result's `tables` has one entry, "cache". Throws usage_error for a batch size of 0, a
+  /// non-positive max_duration, an invalid resource type or a scope other than
+  /// sweep_scope::all; pgkit::error otherwise: a lock timeout is thrown as kind lock_timeout
+  /// after the batches before it were committed.
+  sweep_result sweep(const sweep_options& options = {});
+
+  /// The earlier name of sweep(); `finished` is `complete`.
+  [[deprecated("use pgkit::cache_store::sweep")]] cache_gc_result gc(
+      const cache_gc_options& options = {});
+  /// The earlier sweep() with `batch_size` and `max_duration`.
+  [[deprecated("use pgkit::cache_store::sweep")]] cache_gc_result gc(
+      std::size_t batch_size, std::optional<std::chrono::milliseconds> max_duration);
 
   /// Returns how many entries (of `resource_type`, or all) are expired now, without deleting.
   std::size_t count_expired(const std::optional<std::string>& resource_type = std::nullopt);
@@ -216,5 +207,8 @@ class cache {
   std::unique_ptr<const statements> m_statements;
   std::unique_ptr<detail::near_tier> m_near;
 };
+
+/// The earlier name of cache_store.
+using cache [[deprecated("use pgkit::cache_store")]] = cache_store;
 
 }  // namespace pgkit

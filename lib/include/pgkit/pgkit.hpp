@@ -13,5 +13,6 @@
 #include "pgkit/query.hpp"
 #include "pgkit/redact.hpp"
 #include "pgkit/session.hpp"
+#include "pgkit/store.hpp"
 #include "pgkit/transaction.hpp"
 #include "pgkit/version.hpp"

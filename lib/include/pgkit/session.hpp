@@ -1,6 +1,6 @@
 #pragma once
 /// Web sessions in PostgreSQL: the session store over a pool, on the `session` table of the
-/// `session` module, and the purge of expired sessions (and of the `auth` module's expired
+/// `session` module, and the sweep of expired sessions (and of the `auth` module's expired
 /// sessions and spent one-time tokens). docs/sessions.md has the details.
 
 #include <atomic>
@@ -16,14 +16,15 @@
 #include <pqxx/connection>
 
 #include "pgkit/pool.hpp"
+#include "pgkit/store.hpp"
 
 namespace pgkit {
 
 /// A session as get() read it.
 struct session_value {
-  std::string data;                       ///< the bytes stored with the session
-  std::chrono::milliseconds remaining{};  ///< time left before it expires (database clock)
-  std::int64_t version = 0;               ///< 1 when generated, one more after every set
+  std::string data;          ///< the bytes stored with the session
+  ttl remaining{};           ///< time left before it expires (database clock)
+  std::int64_t version = 0;  ///< 1 when generated, one more after every set
 };
 
 /// What set() and compare_and_set() did.
@@ -45,75 +46,59 @@ struct session_options {
   /// The schema holding the `session` table; empty: the pool's `schema`, else "pgkit".
   std::string schema;
   /// The lifetime given to sessions when no ttl is passed (one week).
-  std::chrono::milliseconds default_period = std::chrono::hours{24 * 7};
+  ttl default_period = std::chrono::hours{24 * 7};
   /// touch() writes only when it moves the expiry by at least this much (one minute).
-  std::chrono::milliseconds touch_interval = std::chrono::minutes{1};
+  ttl touch_interval = std::chrono::minutes{1};
   /// A pool on a streaming replica of the database, read first by get(); a miss or a failure
   /// there is read again from the primary (the store's pool). Null: get() reads the primary.
   /// A replica lags: docs/scaling.md states what such a read may return.
   std::shared_ptr<pool> replica;
 };
 
-/// Which tables a purge cleans (`pgkit session-purge --only`).
-enum class purge_scope {
-  all,      ///< the `session` table and the `auth` module's tables, whichever are applied
-  session,  ///< only the `session` table
-  auth,     ///< only `auth_session` and `auth_one_time_token`
-};
+/// The earlier name of sweep_scope.
+using purge_scope [[deprecated("use pgkit::sweep_scope")]] = sweep_scope;
 
-/// Whether a purge deletes or only counts.
-enum class purge_mode {
+// clang-format 14 misreads the attributes of these declarations.
+// clang-format off
+/// Whether a purge deletes or only counts (sweep_options::dry_run now).
+enum class [[deprecated("use pgkit::sweep_options::dry_run")]] purge_mode {
   delete_rows,  ///< delete what is expired, in batches
   count_only,   ///< count what a purge would delete now; change nothing (--dry-run)
 };
 
-/// How a purge runs.
-struct purge_options {
-  /// Rows deleted per transaction (at least 1).
-  std::size_t batch_size = 1000;
-  /// No new batch starts after this much time; unset: run until nothing expired is left.
-  std::optional<std::chrono::milliseconds> max_duration;
-  /// `SET LOCAL lock_timeout` of every batch: how long a batch may wait for a table lock.
-  std::chrono::milliseconds lock_timeout{2000};
-  purge_scope scope = purge_scope::all;       ///< which tables
+/// The earlier name of sweep_options, with `mode`, the earlier form of `dry_run` (either one
+/// turns counting on).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // purge_mode, as deprecated
+struct [[deprecated("use pgkit::sweep_options")]] purge_options : sweep_options {
   purge_mode mode = purge_mode::delete_rows;  ///< delete, or count only
-  /// Count only, as mode = purge_mode::count_only (either one turns counting on); the name
-  /// cache_gc_options uses too.
-  bool dry_run = false;
 };
+#pragma GCC diagnostic pop
 
-/// What a purge did, per table.
-struct purge_result {
-  /// Rows deleted (or, counting only, that would be deleted) from one table.
-  struct table_count {
-    std::string table;       ///< "session", "auth_session" or "auth_one_time_token"
-    std::uint64_t rows = 0;  ///< rows deleted or counted
-  };
-  std::vector<table_count> tables;           ///< the tables cleaned, in the order above
-  std::vector<std::string> skipped_modules;  ///< modules in scope but not applied ("auth")
-  std::uint64_t deleted = 0;                 ///< rows deleted (or counted) over all tables
-  std::chrono::microseconds elapsed{0};      ///< how long the purge took
-  std::size_t batches = 0;                   ///< delete transactions committed
-  /// False when max_duration stopped the purge while expired rows were left.
-  bool complete = true;
-
-  /// Returns the rows deleted (or counted) in `table`, 0 when it was not cleaned.
-  std::uint64_t rows(std::string_view table) const noexcept;
-  /// Returns `deleted` (its earlier name).
-  std::uint64_t total() const noexcept;
+/// The earlier name of sweep_result, with total(), the earlier name of `deleted`.
+struct [[deprecated("use pgkit::sweep_result")]] purge_result : sweep_result {
+  /// Returns `deleted`.
+  std::uint64_t total() const noexcept { return deleted; }
 };
+// clang-format on
 
 /// Deletes expired rows in `schema`: sessions past expires_at and, when the auth module is
 /// applied, auth sessions past expires_at and one-time tokens that are expired, used or
-/// deleted. Each batch is a short transaction under `SET LOCAL lock_timeout` that deletes rows
-/// it locks with `FOR UPDATE SKIP LOCKED`, so readers never wait for it and several purges at
-/// once never delete the same row twice. Modules in scope but not applied are listed in
-/// skipped_modules. Throws usage_error for a batch size of 0, pgkit::error of kind
-/// undefined_object (with a hint naming `pgkit apply`) when no module in scope is applied, and
-/// pgkit::error for database failures (a batch that failed is rolled back; the ones before it
-/// stay committed).
-purge_result purge_expired_sessions(pqxx::connection& connection, const std::string& schema,
-                                    const purge_options& options = {});
+/// deleted, as options.scope says (options.resource_type must be unset). Each batch (of
+/// options.batch_size rows, 1 000 by default) is a short transaction under `SET LOCAL
+/// lock_timeout` (options.lock_timeout, 2 s by default) that deletes rows it locks with `FOR
+/// UPDATE SKIP LOCKED`, so readers never wait for it and several sweeps at once never delete the
+/// same row twice. The result counts per table in `tables`; modules in scope but not applied
+/// are listed in skipped_modules. Throws usage_error for a batch size of 0 or a resource type,
+/// pgkit::error of kind undefined_object (with a hint naming `pgkit apply`) when no module in
+/// scope is applied, and pgkit::error for database failures (a batch that failed is rolled
+/// back; the ones before it stay committed).
+sweep_result sweep_expired_sessions(pqxx::connection& connection, const std::string& schema,
+                                    const sweep_options& options = {});
+
+/// The earlier name of sweep_expired_sessions.
+[[deprecated("use pgkit::sweep_expired_sessions")]] purge_result purge_expired_sessions(
+    pqxx::connection& connection, const std::string& schema, const purge_options& options = {});
 
 /// Returns true when `key` has the form generate() produces: 43 characters of the URL-safe
 /// base64 alphabet. Other strings are never found by the store.
@@ -127,53 +112,59 @@ class session_store {
  public:
   /// Creates a store on `pool`. Throws usage_error for an unusable schema name or a
   /// non-positive period or negative touch interval, and pgkit::error of kind internal when
-  /// libsodium cannot be initialised.
+  /// libsodium cannot be initialised. Checks nothing on the server (see check()).
   explicit session_store(std::shared_ptr<pool> pool, session_options options = {});
   session_store(const session_store&) = delete;
   session_store& operator=(const session_store&) = delete;
 
-  /// Creates a session holding `data` that expires `ttl` from now (default_period() when
-  /// unset) and returns its new key. Throws usage_error for a non-positive ttl.
-  std::string generate(std::string_view data = {},
-                       std::optional<std::chrono::milliseconds> ttl = std::nullopt);
+  /// Throws pgkit::error of kind undefined_object, hinting `pgkit apply session`, when the
+  /// session table does not exist in the store's schema; other failures as pgkit::error.
+  void check();
+
+  /// Creates a session holding `data` that expires `lifetime` from now (default_period() when
+  /// unset) and returns its new key. Throws usage_error for a non-positive lifetime.
+  std::string generate(std::string_view data = {}, std::optional<ttl> lifetime = std::nullopt);
 
   /// Returns the session's data, remaining lifetime and version, or std::nullopt when the key
   /// is unknown, malformed or expired. An expired session found here is deleted unless another
   /// transaction holds its row, in which case it is left for purge (the reader never waits).
   std::optional<session_value> get(std::string_view key);
 
-  /// Replaces a live session's data and sets it to expire `ttl` from now (default_period()
+  /// Replaces a live session's data and sets it to expire `lifetime` from now (default_period()
   /// when unset); an expiry within the touch interval of the current one is kept as it is.
   /// Returns updated or missing; never creates a session.
   set_result set(std::string_view key, std::string_view data,
-                 std::optional<std::chrono::milliseconds> ttl = std::nullopt);
+                 std::optional<ttl> lifetime = std::nullopt);
 
   /// Like set(), but only when the session's version is still `expected_version` (the one get()
   /// returned); returns conflict when another writer changed it in between.
   set_result compare_and_set(std::string_view key, std::int64_t expected_version,
-                             std::string_view data,
-                             std::optional<std::chrono::milliseconds> ttl = std::nullopt);
+                             std::string_view data, std::optional<ttl> lifetime = std::nullopt);
 
-  /// Moves a live session's expiry to `ttl` from now (default_period() when unset), but writes
+  /// Moves a live session's expiry to `lifetime` from now (default_period() when unset), but writes
   /// only when that moves it later by at least the touch interval. Never shortens a session and
   /// never changes its version.
-  touch_result touch(std::string_view key,
-                     std::optional<std::chrono::milliseconds> ttl = std::nullopt);
+  touch_result touch(std::string_view key, std::optional<ttl> lifetime = std::nullopt);
 
   /// Deletes the session. Returns true when a session (live or expired) was deleted.
   bool clear(std::string_view key);
 
   /// Returns the lifetime used when no ttl is passed (one week unless changed).
-  std::chrono::milliseconds default_period() const noexcept;
+  ttl default_period() const noexcept;
   /// Changes the lifetime used by later calls without a ttl. Throws usage_error unless positive.
-  void set_default_period(std::chrono::milliseconds period);
+  void set_default_period(ttl period);
 
-  /// Purges expired sessions (and the auth module's expired rows, when applied) in batches of
-  /// `batch_size`, starting no batch after `max_duration`. See purge_expired_sessions().
-  purge_result purge(std::size_t batch_size = 1000,
-                     std::optional<std::chrono::milliseconds> max_duration = std::nullopt);
-  /// Same, with every purge option.
-  purge_result purge(const purge_options& options);
+  /// Deletes expired sessions (and, with sweep_scope::all or auth, the auth module's expired
+  /// rows, when applied) in the store's schema. See sweep_expired_sessions().
+  sweep_result sweep(const sweep_options& options = {});
+
+  /// The earlier sweep() with `batch_size` and `max_duration`.
+  [[deprecated("use pgkit::session_store::sweep")]] purge_result purge(
+      std::size_t batch_size = 1000,
+      std::optional<std::chrono::milliseconds> max_duration = std::nullopt);
+  /// The earlier name of sweep().
+  [[deprecated("use pgkit::session_store::sweep")]] purge_result purge(
+      const purge_options& options);
 
   /// Returns the schema the store works in.
   const std::string& schema() const noexcept { return m_schema; }
@@ -184,7 +175,7 @@ class session_store {
   std::shared_ptr<pool> m_pool;
   std::shared_ptr<pool> m_replica;
   std::string m_schema;
-  std::chrono::milliseconds m_touch_interval;
+  ttl m_touch_interval;
   std::atomic<std::int64_t> m_default_period_ms;
   std::shared_ptr<const statements> m_sql;
 };

@@ -10,6 +10,7 @@
 #include "core/pqxx_compat.hpp"
 #include "core/sqlstate.hpp"
 #include "core/text.hpp"
+#include "core/ttl_limit.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/session.hpp"
@@ -120,10 +121,12 @@ bool is_uuid(std::string_view text) {
   return true;
 }
 
-void check_positive(std::chrono::seconds ttl, const char* what) {
-  if (ttl.count() <= 0)
-    throw usage_error(std::string{what} + " must be positive, not " + std::to_string(ttl.count()) +
-                      " s");
+void check_positive(ttl lifetime, const char* what) {
+  if (lifetime.count() <= 0) {
+    throw usage_error(std::string{what} + " must be positive, not " +
+                      std::to_string(lifetime.count()) + " ms");
+  }
+  detail::check_ttl_limit(lifetime, what);
 }
 
 void check_not_empty(const std::optional<std::string>& value, const char* what) {
@@ -307,6 +310,18 @@ void auth_store::check() {
   // The module's second step added token_hash: without it the store cannot work.
   if (row_of(rows, 0).get(0) != std::string_view{"1"})
     throw detail::module_not_applied("auth", s.schema, "its tables are missing or out of date");
+}
+
+sweep_result auth_store::sweep(const sweep_options& options) {
+  auto& s = *m_state;
+  if (options.scope == sweep_scope::session) {
+    throw usage_error("the auth store sweeps the auth tables, not the session table",
+                      "sweep sessions with pgkit::session_store::sweep");
+  }
+  sweep_options settings = options;
+  settings.scope = sweep_scope::auth;
+  auto lease = s.connections->acquire();
+  return sweep_expired_sessions(lease.connection(), s.schema, settings);
 }
 
 user auth_store::create_user(const new_user& u) {
@@ -525,17 +540,17 @@ std::optional<signed_in> auth_store::sign_in(std::string_view email, std::string
 
 std::string auth_store::create_session(std::string_view user_id, std::optional<std::string> ip,
                                        std::optional<std::string> user_agent,
-                                       std::optional<std::chrono::seconds> ttl) {
+                                       std::optional<ttl> lifetime) {
   auto& s = *m_state;
-  auto lifetime = ttl.value_or(s.options.session_ttl);
-  check_positive(lifetime, "a session's ttl");
+  auto period = lifetime.value_or(s.options.session_ttl);
+  check_positive(period, "a session's ttl");
   if (!is_uuid(user_id))
     throw no_live_user("creating a session");
   auto token = detail::new_session_key();
   auto digest = detail::session_key_digest(token);
   auto rows = s.run(s.create_session,
                     {text_param(user_id), binary_param(digest), optional_param(ip),
-                     optional_param(user_agent), int_param(lifetime.count())},
+                     optional_param(user_agent), int_param(period.count())},
                     "creating a session");
   if (rows.rows() == 0)
     throw no_live_user("creating a session");
@@ -594,17 +609,17 @@ std::size_t auth_store::delete_user_sessions(std::string_view user_id) {
 }
 
 std::string auth_store::create_one_time_token(std::string_view user_id, token_type type,
-                                              std::optional<std::chrono::seconds> ttl) {
+                                              std::optional<ttl> lifetime) {
   auto& s = *m_state;
-  auto lifetime = ttl.value_or(s.options.token_ttl);
-  check_positive(lifetime, "a one-time token's ttl");
+  auto period = lifetime.value_or(s.options.token_ttl);
+  check_positive(period, "a one-time token's ttl");
   const char* type_name = token_type_name(type);
   if (!is_uuid(user_id))
     throw no_live_user("creating a one-time token");
   auto token = detail::new_session_key();
   auto digest = detail::session_key_digest(token);
   const std::vector<bound_param> parameters{text_param(user_id), text_param(type_name),
-                                            binary_param(digest), int_param(lifetime.count())};
+                                            binary_param(digest), int_param(period.count())};
   // A concurrent creation for the same user and type committed between this statement's
   // snapshot and its insert: run it again, with a snapshot that sees that token to retire.
   for (int attempt = 1;; ++attempt) {

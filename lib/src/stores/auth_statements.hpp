@@ -22,8 +22,8 @@
   "auth_session.id::text, auth_session.user_id::text, abbrev(auth_session.ip), "       \
   "auth_session.user_agent, " PGKIT_AUTH_EPOCH_US("auth_session.created_at") ", "      \
   PGKIT_AUTH_EPOCH_US("auth_session.expires_at")
-// $n seconds from now on the database clock.
-#define PGKIT_AUTH_EXPIRY(n) "now() + $" n "::bigint * interval '1 second'"
+// $n milliseconds (a pgkit::ttl) from now on the database clock.
+#define PGKIT_AUTH_EXPIRY(n) "now() + $" n "::bigint * interval '1 millisecond'"
 // clang-format on
 
 namespace pgkit::detail::auth_sql {

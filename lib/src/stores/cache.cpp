@@ -12,6 +12,7 @@
 #include "pgkit/migration.hpp"
 #include "stores/cache_statements.hpp"
 #include "stores/expiry_sweep.hpp"
+#include "stores/module_check.hpp"
 #include "stores/near_cache.hpp"
 #include "stores/statements.hpp"
 #include "stores/text_array.hpp"
@@ -22,6 +23,9 @@ namespace {
 // clear() deletes this many rows per statement, so that no statement holds row locks on a
 // whole resource type at once.
 constexpr std::size_t k_clear_batch = 10000;
+
+// sweep() deletes this many rows per batch unless told otherwise.
+constexpr std::size_t k_sweep_batch = 10000;
 
 // A bytea value larger than this cannot exist in PostgreSQL; set_many() packs all values of a
 // call into one parameter, so their sum must stay under it.
@@ -59,19 +63,19 @@ void check_value(std::string_view key, std::string_view value, std::size_t max_s
   }
 }
 
-void check_ttl(const cache_ttl& ttl) {
-  if (ttl && ttl->count() < 0) {
-    throw usage_error("the cache ttl is negative (" + std::to_string(ttl->count()) + " ms)",
+void check_ttl(const std::optional<ttl>& lifetime) {
+  if (lifetime && lifetime->count() < 0) {
+    throw usage_error("the cache ttl is negative (" + std::to_string(lifetime->count()) + " ms)",
                       "give a ttl of zero or more, or never_expires");
   }
-  if (ttl)
-    detail::check_ttl_limit(*ttl, "the cache ttl");
+  if (lifetime)
+    detail::check_ttl_limit(*lifetime, "the cache ttl");
 }
 
-std::optional<std::int64_t> ttl_param(const cache_ttl& ttl) {
-  if (!ttl)
+std::optional<std::int64_t> ttl_param(const std::optional<ttl>& lifetime) {
+  if (!lifetime)
     return std::nullopt;
-  return static_cast<std::int64_t>(ttl->count());
+  return static_cast<std::int64_t>(lifetime->count());
 }
 
 using detail::text_array;
@@ -180,7 +184,7 @@ class near_write {
 // One store's statements: names carry a hash of the schema so that stores on different schemas
 // can share a connection, and the SQL names the table with its schema (the pool sets no
 // search_path).
-struct cache::statements {
+struct cache_store::statements {
   explicit statements(const std::string& schema)
       : get(make(detail::cache_sql::k_get, schema)),
         purge(make(detail::cache_sql::k_purge, schema)),
@@ -211,7 +215,7 @@ struct cache::statements {
   std::string table;
 };
 
-cache::cache(std::shared_ptr<pool> connections, cache_options options)
+cache_store::cache_store(std::shared_ptr<pool> connections, cache_options options)
     : m_pool(std::move(connections)), m_options(std::move(options)) {
   if (!m_pool)
     throw usage_error("the cache store was given no pool");
@@ -222,7 +226,7 @@ cache::cache(std::shared_ptr<pool> connections, cache_options options)
     start_near();
 }
 
-void cache::start_near() {
+void cache_store::start_near() {
   const auto& near = *m_options.near;
   const auto& config = m_pool->config();
   if (near.listen_conninfo.empty() && config.pooler == pooler_mode::pgbouncer_transaction) {
@@ -269,20 +273,14 @@ void cache::start_near() {
           : near.listen_conninfo);
 }
 
-near_stats cache::near_statistics() const {
+near_stats cache_store::near_statistics() const {
   return m_near ? m_near->statistics() : near_stats{};
 }
 
-cache::~cache() = default;
+cache_store::~cache_store() = default;
 
-void cache::check() {
-  auto lease = m_pool->acquire();
-  // Unnamed: a check runs once, and a prepared name would be one more per connection.
-  auto found =
-      detail::wire_of(lease).run("SELECT to_regclass($1) IS NOT NULL", {m_statements->table},
-                                 detail::result_format::text, "checking the cache table");
-  if (found.view(0, 0) != "t")
-    throw not_applied(m_schema);
+void cache_store::check() {
+  detail::check_module_table(m_pool->acquire(), "cache", m_schema, "cache");
 }
 
 namespace {
@@ -304,7 +302,7 @@ auto guarded_read(const cache_options& options, Read&& read, Fallback&& fallback
 
 }  // namespace
 
-std::optional<std::string> cache::get(std::string_view resource_type, std::string_view key) {
+std::optional<std::string> cache_store::get(std::string_view resource_type, std::string_view key) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
   detail::near_tier::fill_ticket ticket;
@@ -336,8 +334,8 @@ std::optional<std::string> cache::get(std::string_view resource_type, std::strin
       [] { return std::optional<std::string>{}; });
 }
 
-std::vector<std::optional<std::string>> cache::get_many(std::string_view resource_type,
-                                                        const std::vector<std::string>& keys) {
+std::vector<std::optional<std::string>> cache_store::get_many(
+    std::string_view resource_type, const std::vector<std::string>& keys) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   for (const auto& key : keys)
     check_text("key", key, m_options.max_key_size, "max_key_size");
@@ -402,29 +400,30 @@ std::vector<std::optional<std::string>> cache::get_many(std::string_view resourc
       });
 }
 
-void cache::set(std::string_view resource_type, std::string_view key, std::string_view value,
-                cache_ttl ttl) {
+void cache_store::set(std::string_view resource_type, std::string_view key, std::string_view value,
+                      std::optional<ttl> lifetime) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
   check_value(key, value, m_options.max_value_size);
-  check_ttl(ttl);
+  check_ttl(lifetime);
   near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
-  run_statement(
-      lease, m_statements->set,
-      {text_param(resource_type), text_param(key), binary_param(value), int_param(ttl_param(ttl))},
-      "writing to the cache", m_schema);
+  run_statement(lease, m_statements->set,
+                {text_param(resource_type), text_param(key), binary_param(value),
+                 int_param(ttl_param(lifetime))},
+                "writing to the cache", m_schema);
 }
 
-void cache::set(std::string_view resource_type, std::string_view key, std::string_view value) {
+void cache_store::set(std::string_view resource_type, std::string_view key,
+                      std::string_view value) {
   set(resource_type, key, value, m_options.default_ttl);
 }
 
-void cache::set_many(std::string_view resource_type,
-                     const std::vector<std::pair<std::string, std::string>>& entries,
-                     cache_ttl ttl) {
+void cache_store::set_many(std::string_view resource_type,
+                           const std::vector<std::pair<std::string, std::string>>& entries,
+                           std::optional<ttl> lifetime) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
-  check_ttl(ttl);
+  check_ttl(lifetime);
   // Sorted by key so that concurrent calls lock rows in the same order (no deadlock), and
   // without duplicates, which one INSERT ... ON CONFLICT cannot update twice.
   std::map<std::string_view, std::string_view> latest;
@@ -455,16 +454,16 @@ void cache::set_many(std::string_view resource_type,
   run_statement(
       lease, m_statements->set_many,
       {text_param(resource_type), text_param(text_array(keys)), text_param(int_array(starts)),
-       text_param(int_array(lengths)), binary_param(packed), int_param(ttl_param(ttl))},
+       text_param(int_array(lengths)), binary_param(packed), int_param(ttl_param(lifetime))},
       "writing to the cache", m_schema);
 }
 
-void cache::set_many(std::string_view resource_type,
-                     const std::vector<std::pair<std::string, std::string>>& entries) {
+void cache_store::set_many(std::string_view resource_type,
+                           const std::vector<std::pair<std::string, std::string>>& entries) {
   set_many(resource_type, entries, m_options.default_ttl);
 }
 
-bool cache::remove(std::string_view resource_type, std::string_view key) {
+bool cache_store::remove(std::string_view resource_type, std::string_view key) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
   near_write written{m_near.get(), resource_type, key};
@@ -475,7 +474,7 @@ bool cache::remove(std::string_view resource_type, std::string_view key) {
   return result.affected_rows() > 0;
 }
 
-std::size_t cache::clear(std::string_view resource_type) {
+std::size_t cache_store::clear(std::string_view resource_type) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   near_write written{m_near.get(), resource_type};
   written.whole_type();
@@ -493,14 +492,15 @@ std::size_t cache::clear(std::string_view resource_type) {
   }
 }
 
-std::string cache::get_or_set(std::string_view resource_type, std::string_view key, cache_ttl ttl,
-                              const std::function<std::string()>& compute) {
-  check_ttl(ttl);
+std::string cache_store::get_or_set(std::string_view resource_type, std::string_view key,
+                                    std::optional<ttl> lifetime,
+                                    const std::function<std::string()>& compute) {
+  check_ttl(lifetime);
   if (auto hit = get(resource_type, key))
     return *std::move(hit);
   std::string value = compute();
   try {
-    set(resource_type, key, value, ttl);
+    set(resource_type, key, value, lifetime);
   } catch (const error& e) {
     if (m_options.on_read_failure != cache_read_failure::as_miss || e.kind() == error_kind::usage)
       throw;
@@ -510,43 +510,45 @@ std::string cache::get_or_set(std::string_view resource_type, std::string_view k
   return value;
 }
 
-bool cache::expire(std::string_view resource_type, std::string_view key, cache_ttl ttl) {
+bool cache_store::expire(std::string_view resource_type, std::string_view key,
+                         std::optional<ttl> lifetime) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
-  check_ttl(ttl);
+  check_ttl(lifetime);
   near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
   auto result =
       run_statement(lease, m_statements->expire,
-                    {text_param(resource_type), text_param(key), int_param(ttl_param(ttl))},
+                    {text_param(resource_type), text_param(key), int_param(ttl_param(lifetime))},
                     "changing a cache entry's expiry", m_schema);
   return result.affected_rows() > 0;
 }
 
-bool cache::touch(std::string_view resource_type, std::string_view key,
-                  std::chrono::milliseconds ttl) {
+bool cache_store::touch(std::string_view resource_type, std::string_view key, ttl lifetime) {
   check_text("resource type", resource_type, m_options.max_key_size, "max_key_size");
   check_text("key", key, m_options.max_key_size, "max_key_size");
-  check_ttl(ttl);
+  check_ttl(lifetime);
   auto lease = m_pool->acquire();
   auto rows = run_statement(lease, m_statements->touch,
                             {text_param(resource_type), text_param(key),
-                             int_param(static_cast<std::int64_t>(ttl.count()))},
+                             int_param(static_cast<std::int64_t>(lifetime.count()))},
                             "touching a cache entry", m_schema);
   return rows.int8(0, 0) > 0;
 }
 
-cache_gc_result cache::gc(const cache_gc_options& options) {
+sweep_result cache_store::sweep(const sweep_options& options) {
   if (options.resource_type)
     check_text("resource type", *options.resource_type, m_options.max_key_size, "max_key_size");
-  detail::sweep_options sweep_options;
-  sweep_options.batch_size = options.batch_size;
-  sweep_options.max_duration = options.max_duration;
-  sweep_options.lock_timeout = options.lock_timeout.value_or(m_options.gc_lock_timeout);
-  sweep_options.dry_run = options.dry_run;
-  detail::expiry_sweep::check(sweep_options);  // before waiting for a connection
+  if (options.scope != sweep_scope::all) {
+    throw usage_error("sweep_options::scope is for the session store",
+                      "leave it at sweep_scope::all for the cache (resource_type narrows it)");
+  }
+  sweep_options settings = options;
+  settings.batch_size = options.batch_size.value_or(k_sweep_batch);
+  settings.lock_timeout = options.lock_timeout.value_or(m_options.gc_lock_timeout);
+  detail::expiry_sweep::check(settings);  // before waiting for a connection
   auto lease = m_pool->acquire();
-  detail::expiry_sweep sweep{detail::wire_of(lease), sweep_options, "expired entries", "gc"};
+  detail::expiry_sweep sweep{detail::wire_of(lease), settings, "expired entries", "the sweep"};
   detail::sweep_target target{&m_statements->gc_batch,
                               &m_statements->count_expired,
                               {},
@@ -560,32 +562,35 @@ cache_gc_result cache::gc(const cache_gc_options& options) {
               m_statements->table};
   }
   try {
-    sweep.sweep(target, [&](std::uint64_t batch, std::uint64_t total) {
-      if (options.progress)
-        options.progress(static_cast<std::size_t>(batch), static_cast<std::size_t>(total));
-    });
+    sweep.sweep(target);
   } catch (const error& e) {
     rethrow_store_error(e, m_schema);
   }
-  auto swept = sweep.result();
-  cache_gc_result result;
-  result.deleted = static_cast<std::size_t>(swept.deleted);
-  result.batches = swept.batches;
-  result.elapsed = swept.elapsed;
-  result.complete = swept.complete;
-  result.finished = swept.complete;
+  auto result = sweep.result();
+  result.tables.push_back({"cache", result.deleted});
   return result;
 }
 
-cache_gc_result cache::gc(std::size_t batch_size,
-                          std::optional<std::chrono::milliseconds> max_duration) {
-  cache_gc_options options;
+// The deprecated gc() forwards to sweep().
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+cache_gc_result cache_store::gc(const cache_gc_options& options) {
+  cache_gc_result result;
+  static_cast<sweep_result&>(result) = sweep(options);
+  result.finished = result.complete;
+  return result;
+}
+
+cache_gc_result cache_store::gc(std::size_t batch_size,
+                                std::optional<std::chrono::milliseconds> max_duration) {
+  sweep_options options;
   options.batch_size = batch_size;
   options.max_duration = max_duration;
   return gc(options);
 }
+#pragma GCC diagnostic pop
 
-std::size_t cache::count_expired(const std::optional<std::string>& resource_type) {
+std::size_t cache_store::count_expired(const std::optional<std::string>& resource_type) {
   if (resource_type)
     check_text("resource type", *resource_type, m_options.max_key_size, "max_key_size");
   auto lease = m_pool->acquire();

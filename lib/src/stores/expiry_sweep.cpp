@@ -28,6 +28,8 @@ expiry_sweep::expiry_sweep(const wire& on, const sweep_options& options, std::st
                            std::string rerun)
     : m_wire(on),
       m_options(options),
+      m_batch_size(options.batch_size.value_or(k_default_sweep_batch)),
+      m_lock_timeout_value(options.lock_timeout.value_or(k_default_sweep_lock_timeout)),
       m_what(std::move(what)),
       m_rerun(std::move(rerun)),
       m_started(steady_clock::now()),
@@ -39,14 +41,13 @@ expiry_sweep::expiry_sweep(const wire& on, const sweep_options& options, std::st
 }
 
 void expiry_sweep::check(const sweep_options& options) {
-  if (options.batch_size == 0)
+  if (options.batch_size && *options.batch_size == 0)
     throw usage_error("the batch size is 0", "give a batch size of at least 1");
   if (options.max_duration && options.max_duration->count() <= 0)
     throw usage_error("the time limit is not positive", "give a time limit above zero");
 }
 
-std::uint64_t expiry_sweep::sweep(
-    const sweep_target& target, const std::function<void(std::uint64_t, std::uint64_t)>& on_batch) {
+std::uint64_t expiry_sweep::sweep(const sweep_target& target) {
   const std::string context = "deleting " + m_what;
   if (m_options.dry_run) {
     auto counted = m_wire
@@ -56,12 +57,12 @@ std::uint64_t expiry_sweep::sweep(
     m_result.deleted += static_cast<std::uint64_t>(counted);
     return static_cast<std::uint64_t>(counted);
   }
-  std::vector<bound_param> parameters{int_param(static_cast<std::int64_t>(m_options.batch_size))};
+  std::vector<bound_param> parameters{int_param(static_cast<std::int64_t>(m_batch_size))};
   parameters.insert(parameters.end(), target.extra.begin(), target.extra.end());
   const std::vector<bound_param> lock_timeout{
-      text_param(std::to_string(m_options.lock_timeout.count()) + "ms")};
+      text_param(std::to_string(m_lock_timeout_value.count()) + "ms")};
   const std::vector<bound_param> lock_alone{
-      text_param(std::to_string(std::min(m_options.lock_timeout, k_alone_lock_timeout).count()) +
+      text_param(std::to_string(std::min(m_lock_timeout_value, k_alone_lock_timeout).count()) +
                  "ms"),
       text_param(target.exclusive_key)};
   std::uint64_t deleted_here = 0;
@@ -85,11 +86,13 @@ std::uint64_t expiry_sweep::sweep(
     ++m_result.batches;
     m_result.deleted += deleted;
     deleted_here += deleted;
-    if (on_batch)
-      on_batch(deleted, m_result.deleted);
+    if (m_options.progress) {
+      m_options.progress(static_cast<std::size_t>(deleted),
+                         static_cast<std::size_t>(m_result.deleted));
+    }
     // A short batch means nothing expired is left, or only rows that others hold right now (a
     // reader deleting them, another sweep): either way this table is done.
-    if (deleted < m_options.batch_size)
+    if (deleted < m_batch_size)
       break;
   }
   return deleted_here;

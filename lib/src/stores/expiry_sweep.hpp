@@ -13,25 +13,19 @@
 #include <string>
 #include <vector>
 
+#include "pgkit/store.hpp"
 #include "wire/wire.hpp"
 
 namespace pgkit::detail {
 
-/// How a sweep runs.
-struct sweep_options {
-  std::size_t batch_size = 1000;                          ///< rows per batch (at least 1)
-  std::optional<std::chrono::milliseconds> max_duration;  ///< client-side deadline of the run
-  std::chrono::milliseconds lock_timeout{2000};           ///< SET LOCAL lock_timeout per batch
-  bool dry_run = false;                                   ///< count what would go, change nothing
-};
+/// A sweep runs by the public sweep_options and reports in the public sweep_result
+/// (pgkit/store.hpp); the stores fill in their own fields (resource_type, scope, tables).
+using pgkit::sweep_options;
+using pgkit::sweep_result;
 
-/// What a sweep did (or, in a dry run, found).
-struct sweep_result {
-  std::uint64_t deleted = 0;             ///< rows deleted (counted in a dry run)
-  std::size_t batches = 0;               ///< batches committed
-  std::chrono::microseconds elapsed{0};  ///< wall time so far
-  bool complete = true;                  ///< false when max_duration stopped it early
-};
+/// What a sweep does when the options leave it open; the stores pass their own defaults.
+inline constexpr std::size_t k_default_sweep_batch = 1000;
+inline constexpr std::chrono::milliseconds k_default_sweep_lock_timeout{2000};
 
 /// One table a sweep cleans: a DELETE of at most $1 rows and a count of the same rows, with
 /// `extra` parameters from $2 on.
@@ -60,9 +54,9 @@ class expiry_sweep {
   static void check(const sweep_options& options);
 
   /// Sweeps `target` until a batch comes back short or time is up; returns the rows it
-  /// deleted (counted) there. `on_batch` gets each batch's count and the run's total.
-  std::uint64_t sweep(const sweep_target& target,
-                      const std::function<void(std::uint64_t, std::uint64_t)>& on_batch = {});
+  /// deleted (counted) there. The options' `progress` gets each batch's count and the run's
+  /// total.
+  std::uint64_t sweep(const sweep_target& target);
 
   /// Returns what the sweep did so far.
   sweep_result result() const;
@@ -76,6 +70,8 @@ class expiry_sweep {
 
   wire m_wire;
   sweep_options m_options;
+  std::size_t m_batch_size;
+  std::chrono::milliseconds m_lock_timeout_value;
   std::string m_what;
   std::string m_rerun;
   steady_clock::time_point m_started;

@@ -1,6 +1,6 @@
 #pragma once
-// The near tier of pgkit::cache: a bounded, sharded LRU map in the process, kept coherent with
-// the cache table by the notifications that the cache module's trigger sends on channel
+// The near tier of pgkit::cache_store: a bounded, sharded LRU map in the process, kept coherent
+// with the cache table by the notifications that the cache module's trigger sends on channel
 // "pgkit_cache" after every committed statement that changed or removed live entries. One
 // listener thread per connection target serves every tier of the process (near_hub in
 // near_cache.cpp). docs/cache.md states the guarantees.

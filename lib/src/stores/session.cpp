@@ -9,6 +9,7 @@
 #include "core/ttl_limit.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
+#include "stores/module_check.hpp"
 #include "stores/session_key.hpp"
 #include "stores/session_statements.hpp"
 #include "stores/statements.hpp"
@@ -50,11 +51,12 @@ using detail::int_param;
 using detail::statement;
 using std::chrono::milliseconds;
 
-void check_ttl(milliseconds ttl, const char* what) {
-  if (ttl.count() <= 0)
-    throw usage_error(std::string{what} + " must be positive, not " + std::to_string(ttl.count()) +
-                      " ms");
-  detail::check_ttl_limit(ttl, what);
+void check_ttl(milliseconds period, const char* what) {
+  if (period.count() <= 0) {
+    throw usage_error(std::string{what} + " must be positive, not " +
+                      std::to_string(period.count()) + " ms");
+  }
+  detail::check_ttl_limit(period, what);
 }
 
 // Runs one of the store's statements on a connection leased for it; a missing table gets a
@@ -135,13 +137,13 @@ session_store::session_store(std::shared_ptr<pool> pool, session_options options
   m_sql = std::make_shared<const statements>(m_schema);
 }
 
-std::string session_store::generate(std::string_view data, std::optional<milliseconds> ttl) {
-  auto lifetime = ttl.value_or(default_period());
-  check_ttl(lifetime, "a session's ttl");
+std::string session_store::generate(std::string_view data, std::optional<ttl> lifetime) {
+  auto period = lifetime.value_or(default_period());
+  check_ttl(period, "a session's ttl");
   auto key = detail::new_session_key();
   auto digest = detail::session_key_digest(key);
   run_session(m_pool->acquire(), m_sql->generate,
-              {binary_param(digest), binary_param(data), ms_param(lifetime)}, "creating a session",
+              {binary_param(digest), binary_param(data), ms_param(period)}, "creating a session",
               m_schema);
   return key;
 }
@@ -192,15 +194,15 @@ std::optional<session_value> session_store::get(std::string_view key) {
 }
 
 set_result session_store::set(std::string_view key, std::string_view data,
-                              std::optional<milliseconds> ttl) {
-  auto written = write_session(*m_pool, m_sql->set, key, data, ttl.value_or(default_period()),
+                              std::optional<ttl> lifetime) {
+  auto written = write_session(*m_pool, m_sql->set, key, data, lifetime.value_or(default_period()),
                                m_touch_interval, std::nullopt, m_schema);
   return written.value_or(0) == 0 ? set_result::missing : set_result::updated;
 }
 
 set_result session_store::compare_and_set(std::string_view key, std::int64_t expected_version,
-                                          std::string_view data, std::optional<milliseconds> ttl) {
-  auto written = write_session(*m_pool, m_sql->set, key, data, ttl.value_or(default_period()),
+                                          std::string_view data, std::optional<ttl> lifetime) {
+  auto written = write_session(*m_pool, m_sql->set, key, data, lifetime.value_or(default_period()),
                                m_touch_interval, expected_version, m_schema);
   if (!written)
     return set_result::missing;
@@ -213,14 +215,14 @@ set_result session_store::compare_and_set(std::string_view key, std::int64_t exp
   return live.rows() == 0 ? set_result::missing : set_result::conflict;
 }
 
-touch_result session_store::touch(std::string_view key, std::optional<milliseconds> ttl) {
-  auto lifetime = ttl.value_or(default_period());
-  check_ttl(lifetime, "a session's ttl");
+touch_result session_store::touch(std::string_view key, std::optional<ttl> lifetime) {
+  auto period = lifetime.value_or(default_period());
+  check_ttl(period, "a session's ttl");
   if (!is_well_formed_session_key(key))
     return touch_result::missing;
   auto digest = detail::session_key_digest(key);
   auto rows = run_session(m_pool->acquire(), m_sql->touch,
-                          {binary_param(digest), ms_param(lifetime), ms_param(m_touch_interval)},
+                          {binary_param(digest), ms_param(period), ms_param(m_touch_interval)},
                           "touching a session", m_schema);
   if (rows.int8(0, 0) == 0)
     return touch_result::missing;
@@ -236,17 +238,29 @@ bool session_store::clear(std::string_view key) {
   return rows.affected_rows() > 0;
 }
 
-milliseconds session_store::default_period() const noexcept {
-  return milliseconds{m_default_period_ms.load(std::memory_order_relaxed)};
+ttl session_store::default_period() const noexcept {
+  return ttl{m_default_period_ms.load(std::memory_order_relaxed)};
 }
 
-void session_store::set_default_period(milliseconds period) {
+void session_store::set_default_period(ttl period) {
   check_ttl(period, "the default session period");
   m_default_period_ms.store(period.count(), std::memory_order_relaxed);
 }
 
+void session_store::check() {
+  detail::check_module_table(m_pool->acquire(), "session", m_schema, "session");
+}
+
+sweep_result session_store::sweep(const sweep_options& options) {
+  auto lease = m_pool->acquire();
+  return sweep_expired_sessions(lease.connection(), m_schema, options);
+}
+
+// The deprecated purge() forwards to sweep().
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 purge_result session_store::purge(std::size_t batch_size,
-                                  std::optional<milliseconds> max_duration) {
+                                  std::optional<std::chrono::milliseconds> max_duration) {
   purge_options options;
   options.batch_size = batch_size;
   options.max_duration = max_duration;
@@ -257,5 +271,6 @@ purge_result session_store::purge(const purge_options& options) {
   auto lease = m_pool->acquire();
   return purge_expired_sessions(lease.connection(), m_schema, options);
 }
+#pragma GCC diagnostic pop
 
 }  // namespace pgkit

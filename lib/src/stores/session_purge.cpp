@@ -1,4 +1,4 @@
-// Purging expired sessions, auth sessions and spent one-time tokens in short batches.
+// Sweeping expired sessions, auth sessions and spent one-time tokens in short batches.
 
 #include <algorithm>
 
@@ -31,26 +31,26 @@ const purge_target k_targets[] = {
      &detail::session_sql::k_count_one_time_token},
 };
 
-bool in_scope(const purge_target& target, purge_scope scope) {
+bool in_scope(const purge_target& target, sweep_scope scope) {
   switch (scope) {
-    case purge_scope::all:
+    case sweep_scope::all:
       return true;
-    case purge_scope::session:
+    case sweep_scope::session:
       return std::string_view{target.module} == "session";
-    case purge_scope::auth:
+    case sweep_scope::auth:
       return std::string_view{target.module} == "auth";
   }
   return false;
 }
 
 // The error when no module of `scope` is applied: one module's is the stores' one wording.
-error no_module(purge_scope scope, const std::string& schema) {
+error no_module(sweep_scope scope, const std::string& schema) {
   switch (scope) {
-    case purge_scope::session:
+    case sweep_scope::session:
       return detail::module_not_applied("session", schema);
-    case purge_scope::auth:
+    case sweep_scope::auth:
       return detail::module_not_applied("auth", schema);
-    case purge_scope::all:
+    case sweep_scope::all:
       break;
   }
   return error(error_kind::undefined_object,
@@ -60,32 +60,19 @@ error no_module(purge_scope scope, const std::string& schema) {
 
 }  // namespace
 
-std::uint64_t purge_result::rows(std::string_view table) const noexcept {
-  for (const auto& entry : tables) {
-    if (entry.table == table)
-      return entry.rows;
-  }
-  return 0;
-}
-
-std::uint64_t purge_result::total() const noexcept {
-  return deleted;
-}
-
-purge_result purge_expired_sessions(pqxx::connection& connection, const std::string& schema,
-                                    const purge_options& options) {
+sweep_result sweep_expired_sessions(pqxx::connection& connection, const std::string& schema,
+                                    const sweep_options& options) {
   validate_schema_name(schema);
+  if (options.resource_type) {
+    throw usage_error("sweep_options::resource_type is for the cache store",
+                      "leave it unset for sessions (scope chooses the tables)");
+  }
   const auto on = detail::wire::of(connection);
-  detail::sweep_options sweep_options;
-  sweep_options.batch_size = options.batch_size;
-  sweep_options.max_duration = options.max_duration;
-  sweep_options.lock_timeout = options.lock_timeout;
-  sweep_options.dry_run = options.dry_run || options.mode == purge_mode::count_only;
   // Checks the options before anything is sent. Unnamed statements: the connection is the
   // caller's, with no record of what is prepared.
-  detail::expiry_sweep sweep{on, sweep_options, "expired rows", "the purge"};
+  detail::expiry_sweep sweep{on, options, "expired rows", "the sweep"};
   const auto quoted_schema = detail::quote_identifier(schema);
-  purge_result result;
+  std::vector<std::string> skipped;
 
   // Which tables exist decides which modules are applied.
   std::vector<const purge_target*> targets;
@@ -96,28 +83,39 @@ purge_result purge_expired_sessions(pqxx::connection& connection, const std::str
                         detail::result_format::text, "looking for the session and auth tables");
     if (found.view(0, 0) == "t") {
       targets.push_back(&target);
-    } else if (std::find(result.skipped_modules.begin(), result.skipped_modules.end(),
-                         target.module) == result.skipped_modules.end()) {
-      result.skipped_modules.emplace_back(target.module);
+    } else if (std::find(skipped.begin(), skipped.end(), target.module) == skipped.end()) {
+      skipped.emplace_back(target.module);
     }
   }
   if (targets.empty()) {
     throw no_module(options.scope, schema);
   }
 
+  std::vector<sweep_result::table_count> tables;
   for (const auto* target : targets)
-    result.tables.push_back({target->table, 0});
+    tables.push_back({target->table, 0});
   for (std::size_t i = 0; i < targets.size() && sweep.result().complete; ++i) {
     auto delete_batch = detail::make_statement("session", *targets[i]->delete_batch, schema);
     auto count = detail::make_statement("session", *targets[i]->count, schema);
-    result.tables[i].rows = sweep.sweep({&delete_batch, &count, {}, nullptr, {}});
+    tables[i].rows = sweep.sweep({&delete_batch, &count, {}, nullptr, {}});
   }
-  auto swept = sweep.result();
-  result.deleted = swept.deleted;
-  result.batches = swept.batches;
-  result.complete = swept.complete;
-  result.elapsed = swept.elapsed;
+  auto result = sweep.result();
+  result.tables = std::move(tables);
+  result.skipped_modules = std::move(skipped);
   return result;
 }
+
+// The deprecated purge_expired_sessions forwards to sweep_expired_sessions.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+purge_result purge_expired_sessions(pqxx::connection& connection, const std::string& schema,
+                                    const purge_options& options) {
+  sweep_options settings = options;
+  settings.dry_run = options.dry_run || options.mode == purge_mode::count_only;
+  purge_result result;
+  static_cast<sweep_result&>(result) = sweep_expired_sessions(connection, schema, settings);
+  return result;
+}
+#pragma GCC diagnostic pop
 
 }  // namespace pgkit
