@@ -2,7 +2,8 @@
 // One run's state, built once from the global options: the connection settings (DATABASE_URL,
 // database.toml and `${VAR}` values are read at most once per run), the schema taken from the
 // same reading, the way to reach the server, and the output layer. Resolution order
-// (DESIGN.md): --addr URL, DATABASE_URL, --config FILE / --connection NAME, libpq's defaults.
+// (docs/architecture.md): --addr URL, DATABASE_URL, --config FILE / --connection NAME, libpq's
+// defaults.
 
 #include <chrono>
 #include <memory>

@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <pqxx/except>
+
+#include <stdexcept>
+
 #include "pgkit/error.hpp"
 
 TEST_CASE("pgkit::error") {
@@ -17,6 +21,22 @@ TEST_CASE("pgkit::error") {
     CHECK(pgkit::kind_from_sqlstate("57P01") == error_kind::connection_lost);
     CHECK(pgkit::kind_from_sqlstate("42P01") == error_kind::undefined_object);
     CHECK(pgkit::kind_from_sqlstate("42601") == error_kind::sql);
+  }
+  SUBCASE("class 08 is a lost connection, except a protocol violation: the caller's mistake") {
+    CHECK(pgkit::kind_from_sqlstate("08003") == error_kind::connection_lost);
+    CHECK(pgkit::kind_from_sqlstate("08P01") == error_kind::usage);
+    CHECK(pgkit::sql_error("x", "08P01").hint().find("still usable") != std::string::npos);
+  }
+  SUBCASE("pgkit::translate gives libpqxx's exceptions their kinds") {
+    CHECK(pgkit::translate(pqxx::sql_error{"dup", "INSERT", "23505"}).kind() ==
+          error_kind::unique_violation);
+    CHECK(pgkit::translate(pqxx::sql_error{"dup", "INSERT", "23505"}).sqlstate() == "23505");
+    CHECK(pgkit::translate(pqxx::broken_connection{"gone"}).kind() == error_kind::connection_lost);
+    CHECK(pgkit::translate(pqxx::in_doubt_error{"commit?"}).kind() == error_kind::connection_lost);
+    CHECK(pgkit::translate(pqxx::usage_error{"closed"}).kind() == error_kind::usage);
+    CHECK(pgkit::translate(std::runtime_error{"other"}).kind() == error_kind::internal);
+    const pgkit::error own{error_kind::timeout, "mine"};
+    CHECK(pgkit::translate(own).kind() == error_kind::timeout);
   }
   SUBCASE("only serialization failures and deadlocks are transient") {
     CHECK(pgkit::sql_error("x", "40001").is_transient());

@@ -28,7 +28,7 @@ inline constexpr int pqxx_major = PQXX_VERSION_MAJOR;
 /// pgkit's (libpqxx polls the socket for notifications after every statement of its own, two
 /// system calls that a cache read cannot afford). libpqxx 7.8 and later can hand the handle
 /// over (release_raw_connection) but not lend it, and 6.4 has no way at all: this is the one
-/// function that reads it, checked on libpqxx 6.4.5, 7.8.1 and 7.10.x.
+/// function that reads it; built and tested against libpqxx 6.4.5 and 7.10 (docs/architecture.md).
 pg_conn* libpq_handle(const pqxx::connection& connection) noexcept;
 
 /// Returns libpq's handle of the connection `tx` runs on (6.4 gives a transaction only the
