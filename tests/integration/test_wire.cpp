@@ -111,10 +111,14 @@ TEST_CASE("an aborted transaction is never reported as committed") {
         pgkit::execute_no_data(tx, "INSERT INTO kept VALUES (4)");
       });
     } catch (const pgkit::error&) {
-      // Whatever the kind, it is a pgkit error (never a libpqxx exception) and nothing commits.
+      // Whatever the kind, it is a pgkit error (never a libpqxx exception).
     }
     CHECK(savepoint_failed);
-    CHECK(value_of(*conn, "SELECT count(*) FROM kept") == "0");
+    // libpqxx 7 keeps the transaction after a failed statement, so the savepoint saves it and
+    // both rows commit together; libpqxx 6.4 rolls the whole transaction back, so neither may
+    // (the bug was the second row running, and committing, outside the transaction).
+    const auto kept = value_of(*conn, "SELECT string_agg(n::text, ',' ORDER BY n) FROM kept");
+    CHECK((kept == "NULL" || kept == "3,4"));
   }
 }
 
