@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string_view>
+#include <type_traits>
 
 namespace pgkit::detail {
 
@@ -22,13 +23,13 @@ struct connection_draft;
 using key_setter = void (*)(const key_value& value, connection_draft& draft);
 
 /// One key of a [connections.<name>] table. There is no key without its setter: the only
-/// constructor takes one, and a null setter does not compile in the (constexpr) key table.
+/// constructor takes one (a function or a captureless lambda), and nullptr does not compile.
 class connection_key {
  public:
-  constexpr connection_key(std::string_view name, value_type type, key_setter setter)
-      : m_name{name},
-        m_type{type},
-        m_setter{setter != nullptr ? setter : throw std::invalid_argument{"a key needs a setter"}} {
+  template <typename Setter>
+  constexpr connection_key(std::string_view name, value_type type, Setter setter)
+      : m_name{name}, m_type{type}, m_setter{setter} {
+    static_assert(!std::is_same_v<Setter, std::nullptr_t>, "a key needs a setter");
   }
 
   constexpr std::string_view name() const noexcept { return m_name; }
