@@ -74,17 +74,6 @@ struct auth_fixture {
   std::unique_ptr<pgkit::auth_store> store;
 };
 
-template <typename Call>
-pgkit::error expect_error(Call&& call) {
-  try {
-    call();
-  } catch (const pgkit::error& e) {
-    return e;
-  }
-  FAIL("no pgkit::error was thrown");
-  return pgkit::error{pgkit::error_kind::internal, "unreachable"};
-}
-
 std::set<std::string> emails_of(const std::vector<pgkit::user>& users) {
   std::set<std::string> out;
   for (const auto& u : users)
@@ -165,7 +154,7 @@ TEST_CASE("pgkit::auth_store users") {
 
     pgkit::new_user same_email;
     same_email.email = "grace@example.ORG";
-    auto taken = expect_error([&] { f.store->create_user(same_email); });
+    auto taken = pgkit_test::expect_error([&] { f.store->create_user(same_email); });
     CHECK(taken.kind() == pgkit::error_kind::unique_violation);
     CHECK(taken.sqlstate() == "23505");
     CHECK(std::string{taken.what()} == "creating a user: a live user already has this email");
@@ -173,7 +162,7 @@ TEST_CASE("pgkit::auth_store users") {
 
     pgkit::new_user same_phone;
     same_phone.phone_number = "+1 555 0101";
-    auto phone = expect_error([&] { f.store->create_user(same_phone); });
+    auto phone = pgkit_test::expect_error([&] { f.store->create_user(same_phone); });
     CHECK(phone.kind() == pgkit::error_kind::unique_violation);
     CHECK(std::string{phone.what()} ==
           "creating a user: a live user already has this phone number");
@@ -254,11 +243,11 @@ TEST_CASE("pgkit::auth_store users") {
     auto other = f.user("d@example.org");
     pgkit::user_update steal;
     steal.phone_number = std::optional<std::string>{"+1 555 0199"};
-    CHECK(expect_error([&] { f.store->update_user(other.id, steal); }).kind() ==
+    CHECK(pgkit_test::expect_error([&] { f.store->update_user(other.id, steal); }).kind() ==
           pgkit::error_kind::unique_violation);
     pgkit::user_update bad_json;
     bad_json.app_metadata = "{not json";
-    CHECK(expect_error([&] { f.store->update_user(other.id, bad_json); }).kind() ==
+    CHECK(pgkit_test::expect_error([&] { f.store->update_user(other.id, bad_json); }).kind() ==
           pgkit::error_kind::usage);
     pgkit::user_update empty;
     empty.email = std::optional<std::string>{""};
@@ -315,7 +304,7 @@ TEST_CASE("pgkit::auth_store users") {
     auth_fixture f{"auth_list_limits"};
     pgkit::user_search search;
     search.limit = 0;
-    auto refused = expect_error([&] { f.store->list_users(search); });
+    auto refused = pgkit_test::expect_error([&] { f.store->list_users(search); });
     CHECK(refused.kind() == pgkit::error_kind::usage);
     CHECK(std::string{refused.what()} == "a user search's limit must be 1..1000, not 0");
     search.limit = 1001;
@@ -351,8 +340,8 @@ TEST_CASE("pgkit::auth_store passwords and sign-in") {
     f.store->set_password(u.id, "new password");
     CHECK_FALSE(f.store->verify_password("f@example.org", "old password"));
     CHECK(f.store->verify_password("f@example.org", "new password"));
-    auto missing =
-        expect_error([&] { f.store->set_password("0190d1a0-0000-7000-8000-000000000000", "x"); });
+    auto missing = pgkit_test::expect_error(
+        [&] { f.store->set_password("0190d1a0-0000-7000-8000-000000000000", "x"); });
     CHECK(missing.kind() == pgkit::error_kind::foreign_key_violation);
   }
 
@@ -444,7 +433,7 @@ TEST_CASE("pgkit::auth_store sessions and one-time tokens") {
     CHECK(f.store->delete_user_sessions(u.id) == 2);
     CHECK_FALSE(f.store->get_session(second));
     CHECK_FALSE(f.store->get_session("not a token"));
-    CHECK(expect_error([&] {
+    CHECK(pgkit_test::expect_error([&] {
             f.store->create_session("0190d1a0-0000-7000-8000-000000000000");
           }).kind() == pgkit::error_kind::foreign_key_violation);
     CHECK_THROWS_AS(f.store->create_session(u.id, std::nullopt, std::nullopt, 0s),
@@ -488,7 +477,7 @@ TEST_CASE("pgkit::auth_store sessions and one-time tokens") {
           "1");
     CHECK(f.sql("SELECT expires_at - created_at FROM pgkit.auth_one_time_token WHERE token_type "
                 "= 'magic_link' AND deleted_at IS NULL") == "00:10:00");
-    CHECK(expect_error([&] {
+    CHECK(pgkit_test::expect_error([&] {
             f.store->create_one_time_token("0190d1a0-0000-7000-8000-000000000000",
                                            pgkit::token_type::magic_link);
           }).kind() == pgkit::error_kind::foreign_key_violation);
@@ -764,10 +753,10 @@ TEST_CASE("pgkit::auth_store check and the upgrade from the first auth migration
     pgkit_test::scratch_database db{"auth_check"};
     auto pool = std::make_shared<pgkit::pool>(pgkit::config_from_url(db.url(), "test"));
     pgkit::auth_store store{pool, fast()};
-    auto missing = expect_error([&] { store.check(); });
+    auto missing = pgkit_test::expect_error([&] { store.check(); });
     CHECK(missing.kind() == pgkit::error_kind::undefined_object);
     CHECK(missing.hint() == "run pgkit apply auth");
-    auto create = expect_error([&] { store.create_user({}); });
+    auto create = pgkit_test::expect_error([&] { store.create_user({}); });
     CHECK(create.kind() == pgkit::error_kind::undefined_object);
     CHECK(create.hint() == missing.hint());
     pqxx::connection connection{db.url()};
@@ -790,7 +779,8 @@ TEST_CASE("pgkit::auth_store check and the upgrade from the first auth migration
                       "table_name = 'auth_session' AND column_name = 'token_hash'") == "0");
     auto pool = std::make_shared<pgkit::pool>(pgkit::config_from_url(db.url(), "test"));
     pgkit::auth_store store{pool, fast()};
-    CHECK(expect_error([&] { store.check(); }).hint().find("pgkit apply") != std::string::npos);
+    CHECK(pgkit_test::expect_error([&] { store.check(); }).hint().find("pgkit apply") !=
+          std::string::npos);
     {
       pqxx::nontransaction tx{connection};
       tx.exec(
@@ -889,7 +879,7 @@ TEST_CASE("Pevensie bugs that must not come back") {
     f.store->create_one_time_token(u.id, pgkit::token_type::magic_link, std::chrono::seconds{3131});
     CHECK(f.sql("SELECT user_agent FROM pgkit.auth_session") ==
           "agent'); DROP TABLE pgkit.auth_user; --");
-    auto refused = expect_error([&] {
+    auto refused = pgkit_test::expect_error([&] {
       f.store->create_session(u.id, "1.2.3.4'::inet, now()); DROP TABLE pgkit.auth_user; --");
     });
     CHECK(refused.kind() == pgkit::error_kind::usage);

@@ -30,14 +30,6 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-struct resume_on_exit {
-  int pid = 0;
-  ~resume_on_exit() {
-    if (pid > 0)
-      ::kill(pid, SIGCONT);
-  }
-};
-
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -85,7 +77,7 @@ TEST_CASE("pgkit::cache_store::sweep max_duration is a deadline") {
   auto probe = pgkit::connect(server.url());
 
   SUBCASE("a frozen backend: the batch in flight is canceled, the connection dropped, no hang") {
-    resume_on_exit resume;
+    pgkit_test::resume_on_exit resume;
     pgkit::sweep_options options;
     options.batch_size = 1000;
     options.max_duration = 1500ms;

@@ -20,12 +20,6 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-// Resumes a stopped backend when the test ends, whatever happened, so the server can stop.
-struct resume_on_exit {
-  int pid;
-  ~resume_on_exit() { ::kill(pid, SIGCONT); }
-};
-
 // Calls receive() until `done` or `patience` passes; returns the notifications seen meanwhile.
 template <typename Done>
 std::vector<pgkit::notification> receive_until(pgkit::listener& listener, Done done,
@@ -77,7 +71,7 @@ TEST_CASE("pgkit::listener survives its server") {
     listener.listen("frozen");
     auto backend = listener.backend_pid();
     REQUIRE(backend > 0);
-    resume_on_exit resume{backend};
+    pgkit_test::resume_on_exit resume{backend};
     REQUIRE(::kill(backend, SIGSTOP) == 0);
     auto frozen_at = steady::now();
     steady::time_point lost_at{};

@@ -28,18 +28,6 @@ std::string migration_text(const std::string& up, const std::string& down = "SEL
   return "-- migrate:up\n" + up + "\n-- migrate:down\n" + down + "\n";
 }
 
-// Runs `sql` and expects a pgkit::error; returns it.
-template <typename Action>
-pgkit::error expect_error(Action&& action) {
-  try {
-    action();
-  } catch (const pgkit::error& e) {
-    return e;
-  }
-  FAIL("no pgkit::error was thrown");
-  return pgkit::error(pgkit::error_kind::internal, "unreachable");
-}
-
 std::string bookkeeping(const std::string& url, const std::string& schema = "pgkit") {
   return query_value(url,
                      "SELECT coalesce(string_agg(module || ' ' || version, ',' ORDER BY "
@@ -151,7 +139,8 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
   }
   SUBCASE("rolling back every module leaves no table; applying again works") {
     pgkit::migration_options options;
-    auto refused = expect_error([&] { pgkit::rollback_module(connection, options, "core", {}); });
+    auto refused =
+        pgkit_test::expect_error([&] { pgkit::rollback_module(connection, options, "core", {}); });
     CHECK(refused.kind() == pgkit::error_kind::usage);
     CHECK(std::string{refused.what()}.find("auth, cache, session depend on it") !=
           std::string::npos);
@@ -194,8 +183,8 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
                migration_text("CREATE TABLE first_table (id int);"));
     write_file(dir / "app" / "20260302120000_second.sql",
                migration_text("SELECT 1;\nCREATE TABLE second_table (id nosuchtype);"));
-    auto failure =
-        expect_error([&] { pgkit::apply_modules(connection, user_options(dir, {"app"})); });
+    auto failure = pgkit_test::expect_error(
+        [&] { pgkit::apply_modules(connection, user_options(dir, {"app"})); });
     std::string message = failure.what();
     CHECK(message.find("app 20260302120000") != std::string::npos);
     CHECK(message.find((dir / "app" / "20260302120000_second.sql").string() + ":3") !=
@@ -212,7 +201,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
               ")");
     auto options = user_options(dir, {"cache"});
     options.lock_wait = std::chrono::milliseconds{300};
-    auto failure = expect_error([&] { pgkit::apply_modules(connection, options); });
+    auto failure = pgkit_test::expect_error([&] { pgkit::apply_modules(connection, options); });
     CHECK(failure.kind() == pgkit::error_kind::timeout);
     CHECK(std::string{failure.what()}.find("backend pid " + std::to_string(holder.backendpid())) !=
           std::string::npos);
@@ -231,7 +220,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
     options.progress = [&stop](const std::string& line) {
       stop = stop || line.find("waiting up to") != std::string::npos;
     };
-    auto waiting = expect_error([&] { pgkit::apply_modules(connection, options); });
+    auto waiting = pgkit_test::expect_error([&] { pgkit::apply_modules(connection, options); });
     CHECK(waiting.kind() == pgkit::error_kind::canceled);
     CHECK(std::string{waiting.what()} ==
           "interrupted: the running transaction was rolled back and nothing was applied");
@@ -247,7 +236,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
     options.progress = [&stop](const std::string& line) {
       stop = stop || line.find("applied app 20260302120000") != std::string::npos;
     };
-    auto between = expect_error([&] { pgkit::apply_modules(connection, options); });
+    auto between = pgkit_test::expect_error([&] { pgkit::apply_modules(connection, options); });
     CHECK(std::string{between.what()} ==
           "interrupted: 3 migrations committed before the interruption stay applied; the rest "
           "was rolled back");
@@ -257,11 +246,12 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
   SUBCASE("a transaction-mode pooler is refused before the lock") {
     auto options = user_options(dir, {"cache"});
     options.pooler = pgkit::pooler_mode::pgbouncer_transaction;
-    auto refused = expect_error([&] { pgkit::apply_modules(connection, options); });
+    auto refused = pgkit_test::expect_error([&] { pgkit::apply_modules(connection, options); });
     CHECK(refused.kind() == pgkit::error_kind::config);
     CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
-    CHECK(expect_error([&] { pgkit::rollback_module(connection, options, "cache", {}); }).kind() ==
-          pgkit::error_kind::config);
+    CHECK(pgkit_test::expect_error([&] {
+            pgkit::rollback_module(connection, options, "cache", {});
+          }).kind() == pgkit::error_kind::config);
   }
   SUBCASE("lock_timeout bounds a migration waiting for a table lock") {
     pgkit::apply_modules(connection, {"cache"});
@@ -272,7 +262,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
     blocker.exec("LOCK TABLE pgkit.cache IN ACCESS SHARE MODE");
     auto options = user_options(dir, {"app"});
     options.lock_timeout = std::chrono::milliseconds{200};
-    auto failure = expect_error([&] { pgkit::apply_modules(connection, options); });
+    auto failure = pgkit_test::expect_error([&] { pgkit::apply_modules(connection, options); });
     CHECK(failure.kind() == pgkit::error_kind::lock_timeout);
     blocker.abort();
   }
@@ -280,7 +270,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
     write_file(dir / "app" / "20260301120000_slow.sql", migration_text("SELECT pg_sleep(5);"));
     auto options = user_options(dir, {"app"});
     options.statement_timeout = std::chrono::milliseconds{100};
-    CHECK(expect_error([&] { pgkit::apply_modules(connection, options); }).kind() ==
+    CHECK(pgkit_test::expect_error([&] { pgkit::apply_modules(connection, options); }).kind() ==
           pgkit::error_kind::canceled);
   }
   SUBCASE("a transaction:false migration runs on its own and is recorded") {
@@ -302,8 +292,8 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
     write_file(dir / "app" / "20260302120000_b.sql", migration_text("CREATE TABLE b ();"));
     pgkit::apply_modules(connection, user_options(dir, {"app"}));
     write_file(dir / "app" / "20260301120000_a.sql", migration_text("CREATE TABLE a ();"));
-    auto refused =
-        expect_error([&] { pgkit::apply_modules(connection, user_options(dir, {"app"})); });
+    auto refused = pgkit_test::expect_error(
+        [&] { pgkit::apply_modules(connection, user_options(dir, {"app"})); });
     CHECK(refused.kind() == pgkit::error_kind::usage);
     CHECK(std::string{refused.what()}.find("20260301120000_a.sql") != std::string::npos);
     auto status = pgkit::read_migration_status(connection, user_options(dir, {"app"}));

@@ -65,12 +65,6 @@ std::string value_of(pqxx::connection& conn, const std::string& sql) {
   return out.rows[0][0].value_or("NULL");
 }
 
-// Resumes a stopped process when the test ends, whatever happened.
-struct resume_on_exit {
-  int pid;
-  ~resume_on_exit() { ::kill(pid, SIGCONT); }
-};
-
 template <typename Body>
 pgkit::error_kind kind_of(Body&& body) {
   try {
@@ -514,7 +508,7 @@ TEST_CASE("pgkit::query_options against a stopped server") {
     for (const char* call : {"execute_no_data", "notify"}) {
       CAPTURE(call);
       auto conn = pgkit::connect(server.url());
-      resume_on_exit resume{std::stoi(value_of(*conn, "SELECT pg_backend_pid()"))};
+      pgkit_test::resume_on_exit resume{std::stoi(value_of(*conn, "SELECT pg_backend_pid()"))};
       REQUIRE(::kill(resume.pid, SIGSTOP) == 0);
       auto started = steady::now();
       try {
@@ -537,7 +531,7 @@ TEST_CASE("pgkit::query_options against a stopped server") {
     auto data_dir = value_of(*probe, "SHOW data_directory");
     probe.reset();
     auto postmaster = std::stoi(pgkit_test::read_file(data_dir + "/postmaster.pid"));
-    resume_on_exit resume{postmaster};
+    pgkit_test::resume_on_exit resume{postmaster};
     REQUIRE(::kill(postmaster, SIGSTOP) == 0);
     auto config = pgkit::config_from_url(server.url());
     config.connect_timeout = 60s;

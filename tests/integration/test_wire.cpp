@@ -36,23 +36,6 @@ std::string value_of(pqxx::connection& conn, const std::string& sql) {
   return value;
 }
 
-// Resumes a stopped process when the test ends, whatever happened.
-struct resume_on_exit {
-  int pid;
-  ~resume_on_exit() { ::kill(pid, SIGCONT); }
-};
-
-template <typename Body>
-pgkit::error expect_error(Body&& body) {
-  try {
-    body();
-  } catch (const pgkit::error& e) {
-    return e;
-  }
-  FAIL("no pgkit::error was thrown");
-  return pgkit::error(pgkit::error_kind::internal, "unreachable");
-}
-
 pgkit::row_action stop_at_once(const pgkit::row_view&) {
   return pgkit::row_action::stop;
 }
@@ -68,7 +51,7 @@ TEST_CASE("an aborted transaction is never reported as committed") {
     {
       pqxx::work tx{*conn};
       pgkit::execute_no_data(tx, "INSERT INTO kept VALUES (1)");
-      auto e = expect_error([&] {
+      auto e = pgkit_test::expect_error([&] {
         pgkit::stream_query(tx, "SELECT 1 / (g - 5000) FROM generate_series(1, 10000) g", {}, {},
                             stop_at_once);
       });
@@ -80,7 +63,7 @@ TEST_CASE("an aborted transaction is never reported as committed") {
 
   SUBCASE("run_transaction whose body caught a toolkit error commits nothing") {
     auto pool = std::make_shared<pgkit::pool>(pgkit::config_from_url(db.url(), "test"));
-    auto e = expect_error([&] {
+    auto e = pgkit_test::expect_error([&] {
       pgkit::run_transaction(*pool, [&](pqxx::work& tx) {
         pgkit::execute_no_data(tx, "INSERT INTO kept VALUES (2)");
         try {
@@ -161,15 +144,15 @@ TEST_CASE("every wait honours its deadline against a SIGSTOPped backend") {
   options.cancel_grace = 300ms;
 
   auto frozen = [&](pqxx::connection& conn) {
-    return resume_on_exit{std::stoi(value_of(conn, "SELECT pg_backend_pid()"))};
+    return pgkit_test::resume_on_exit{std::stoi(value_of(conn, "SELECT pg_backend_pid()"))};
   };
 
   SUBCASE("the rest of a stopped stream inside a transaction") {
     auto conn = pgkit::connect(server.url());
-    resume_on_exit resume = frozen(*conn);
+    pgkit_test::resume_on_exit resume = frozen(*conn);
     pqxx::work tx{*conn};
     auto started = steady::now();
-    auto e = expect_error([&] {
+    auto e = pgkit_test::expect_error([&] {
       pgkit::stream_query(
           tx, "SELECT generate_series(1, 20000000), repeat('x', 500)", {}, {},
           [&](const pgkit::row_view&) {
@@ -189,7 +172,7 @@ TEST_CASE("every wait honours its deadline against a SIGSTOPped backend") {
       CAPTURE(call);
       auto conn = pgkit::connect(server.url());
       pgkit::execute_no_data(*conn, "CREATE TABLE IF NOT EXISTS sink (line text)");
-      resume_on_exit resume = frozen(*conn);
+      pgkit_test::resume_on_exit resume = frozen(*conn);
       const std::string_view which{call};
       std::unique_ptr<pgkit::copy_in> rows;
       if (which == "copy_in rows")
@@ -197,7 +180,7 @@ TEST_CASE("every wait honours its deadline against a SIGSTOPped backend") {
                                                 options);
       REQUIRE(::kill(resume.pid, SIGSTOP) == 0);
       auto started = steady::now();
-      auto e = expect_error([&] {
+      auto e = pgkit_test::expect_error([&] {
         if (which == "copy_in") {
           pgkit::copy_in copy{*conn, "sink", {"line"}, "", options};
           copy.finish();
@@ -232,7 +215,7 @@ TEST_CASE("every wait honours its deadline against a SIGSTOPped backend") {
       auto lease = pool.acquire();
       pid = std::stoi(value_of(lease.connection(), "SELECT pg_backend_pid()"));
     }
-    resume_on_exit resume{pid};
+    pgkit_test::resume_on_exit resume{pid};
     REQUIRE(::kill(pid, SIGSTOP) == 0);
     auto started = steady::now();
     auto lease = pool.acquire(500ms);
@@ -249,18 +232,18 @@ TEST_CASE("what the wire refuses before anything is sent") {
 
   SUBCASE("a NUL byte in a text parameter or a statement is a usage error") {
     const std::string with_nul{"a\0b", 3};
-    CHECK(expect_error([&] {
+    CHECK(pgkit_test::expect_error([&] {
             pgkit::execute_no_data(*conn, "INSERT INTO kept VALUES (1, $1)", {with_nul});
           }).kind() == pgkit::error_kind::usage);
-    CHECK(expect_error([&] {
+    CHECK(pgkit_test::expect_error([&] {
             pgkit::stream_query(*conn, "SELECT $1::text", {with_nul}, {}, stop_at_once);
           }).kind() == pgkit::error_kind::usage);
-    CHECK(expect_error([&] {
+    CHECK(pgkit_test::expect_error([&] {
             pgkit::execute_no_data(*conn, "INSERT INTO kept VALUES (2, 'x')" + with_nul);
           }).kind() == pgkit::error_kind::usage);
     {
       pgkit::copy_in copy{*conn, "kept", {"n", "label"}};
-      CHECK(expect_error([&] {
+      CHECK(pgkit_test::expect_error([&] {
               copy.write_row({std::string{"3"}, with_nul});
             }).kind() == pgkit::error_kind::usage);
       copy.write_row({std::string{"4"}, std::string{"fine"}});
@@ -270,7 +253,7 @@ TEST_CASE("what the wire refuses before anything is sent") {
   }
 
   SUBCASE("a wrong number of parameters (08P01) is not a lost connection") {
-    auto e = expect_error(
+    auto e = pgkit_test::expect_error(
         [&] { pgkit::execute_no_data(*conn, "SELECT $1::int, $2::int", {std::string{"1"}}); });
     CHECK(e.sqlstate() == "08P01");
     CHECK(e.kind() == pgkit::error_kind::usage);
@@ -283,14 +266,14 @@ TEST_CASE("what the wire refuses before anything is sent") {
     stop.trigger();
     pgkit::query_options options;
     options.stop = &stop;
-    CHECK(expect_error([&] {
+    CHECK(pgkit_test::expect_error([&] {
             pgkit::execute_no_data(*conn, "INSERT INTO kept VALUES (9, 'sent')", {}, options);
           }).kind() == pgkit::error_kind::canceled);
     CHECK(value_of(*conn, "SELECT count(*) FROM kept") == "0");
   }
 
   SUBCASE("a statement on a busy connection is the caller's mistake") {
-    auto inside_callback = expect_error([&] {
+    auto inside_callback = pgkit_test::expect_error([&] {
       pgkit::stream_query(*conn, "SELECT g FROM generate_series(1, 10) g", {}, {},
                           [&](const pgkit::row_view&) {
                             pgkit::execute_no_data(*conn, "SELECT 1");
@@ -300,7 +283,7 @@ TEST_CASE("what the wire refuses before anything is sent") {
     CHECK(inside_callback.kind() == pgkit::error_kind::usage);
     {
       pgkit::copy_in copy{*conn, "kept", {"n", "label"}};
-      CHECK(expect_error([&] { pgkit::execute_no_data(*conn, "SELECT 1"); }).kind() ==
+      CHECK(pgkit_test::expect_error([&] { pgkit::execute_no_data(*conn, "SELECT 1"); }).kind() ==
             pgkit::error_kind::usage);
     }
     CHECK(value_of(*conn, "SELECT 1") == "1");

@@ -13,7 +13,19 @@
 
 #include "harness.hpp"
 
+#include <signal.h>
+
 namespace pgkit_test {
+
+/// Resumes a stopped process (SIGCONT) when it goes out of scope, whatever happened: a test that
+/// freezes a backend or a server with SIGSTOP leaves nothing frozen behind.
+struct resume_on_exit {
+  int pid = 0;
+  ~resume_on_exit() {
+    if (pid > 0)
+      ::kill(pid, SIGCONT);
+  }
+};
 
 /// A child process with pipes on stdin, stdout and stderr. The destructor kills (SIGKILL) and
 /// reaps it if it is still running.

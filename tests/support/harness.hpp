@@ -2,6 +2,7 @@
 // What pgkit's tests share: the sandbox server started by the CTest fixture, a fresh database
 // per test, and running real programs (the pgkit binary, psql, dbmate) with their output.
 
+#include <doctest/doctest.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -11,7 +12,22 @@
 #include <thread>
 #include <vector>
 
+#include "pgkit/error.hpp"
+
 namespace pgkit_test {
+
+/// Runs `call`, which must throw a pgkit::error, and returns that error (a test failure when it
+/// throws none).
+template <typename Call>
+pgkit::error expect_error(Call&& call) {
+  try {
+    call();
+  } catch (const pgkit::error& e) {
+    return e;
+  }
+  FAIL("no pgkit::error was thrown");
+  return pgkit::error{pgkit::error_kind::internal, "unreachable"};
+}
 
 /// Returns the URL of the sandbox server (database `postgres`, superuser `postgres`), read
 /// from the file named by PGKIT_TEST_SANDBOX that the CTest fixture wrote. Throws when the

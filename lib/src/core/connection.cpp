@@ -8,6 +8,7 @@
 
 #include "core/notices.hpp"
 #include "core/pqxx_compat.hpp"
+#include "core/text.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
 
@@ -78,12 +79,6 @@ void receive_notice(void*, const PGresult* result) noexcept {
   }
 }
 
-std::string without_trailing_space(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
-    text.pop_back();
-  return text;
-}
-
 }  // namespace
 
 namespace detail {
@@ -108,8 +103,8 @@ pgkit::error connection_lost_error(std::string_view context, std::string_view dr
   // the server's, which libpq received just before the connection closed: as a notice, or as
   // the result of the statement that the server cut off.
   std::string reason = take_server_farewell();
-  reason = reason.empty() ? without_trailing_space(std::string{driver_message})
-                          : "the server ended the session: " + reason;
+  reason =
+      reason.empty() ? detail::trimmed(driver_message) : "the server ended the session: " + reason;
   std::string message = context.empty() ? reason : std::string{context} + ": " + reason;
   return pgkit::error(error_kind::connection_lost, message, connection_lost_hint());
 }
@@ -136,10 +131,9 @@ std::unique_ptr<pqxx::connection> connect(const connection_config& config) {
     return connection;
   } catch (const pqxx::broken_connection& e) {
     std::string from = config.source.empty() ? "" : " (" + config.source + ")";
-    throw error(
-        error_kind::connection,
-        "cannot connect to " + config.describe() + from + ": " + without_trailing_space(e.what()),
-        "check that the server is running and accepts connections at that address");
+    throw error(error_kind::connection,
+                "cannot connect to " + config.describe() + from + ": " + detail::trimmed(e.what()),
+                "check that the server is running and accepts connections at that address");
   }
 }
 

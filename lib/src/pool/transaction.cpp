@@ -4,7 +4,6 @@
 #include <thread>
 
 #include "core/pqxx_compat.hpp"
-#include "core/sqlstate.hpp"
 #include "pgkit/error.hpp"
 #include "wire/wire.hpp"
 
@@ -44,10 +43,7 @@ void set_isolation(pqxx::transaction_base& tx, isolation_level isolation) {
 void commit(pqxx::work& tx) {
   if (wire::of(tx).state() == session_state::failed) {
     tx.abort();
-    throw sql_error(
-        "committing the transaction: an earlier statement failed and aborted it "
-        "(the transaction's body caught that error), so nothing was committed",
-        std::string{sqlstate_of(sql_condition::in_failed_sql_transaction)});
+    throw_aborted("committing the transaction (its body caught the failure)");
   }
   tx.commit();
 }

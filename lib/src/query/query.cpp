@@ -35,8 +35,6 @@ stream_result stream(const detail::wire& on, std::string_view sql, const params&
                      const std::function<row_action(const row_view&)>& on_row,
                      const query_options& options) {
   stream_result outcome;
-  outcome.rows = 0;
-  outcome.stopped = false;
   bool columns_sent = false;
   auto end = on.stream(
       sql, parameters,

@@ -202,6 +202,10 @@ class socket_wait {
     if (m_canceled)
       return;
     m_wire.cancel(m_control.cancel_grace);
+    canceled_already();
+  }
+  // A cancel request was sent before this wait began: only the grace period starts.
+  void canceled_already() noexcept {
     m_canceled = true;
     m_grace_end = steady_clock::now() + m_control.cancel_grace;
     m_hard_end = steady_clock::now() + 10 * m_control.cancel_grace;
@@ -421,6 +425,13 @@ session_state session_state_of(pg_conn* conn) noexcept {
     default:
       return session_state::broken;
   }
+}
+
+void throw_aborted(std::string_view context) {
+  throw sql_error(with_context(context,
+                               "an earlier statement failed and aborted the transaction, so "
+                               "nothing was committed"),
+                  std::string{sqlstate_of(sql_condition::in_failed_sql_transaction)});
 }
 
 void check_no_nul(std::string_view text, std::string_view what) {
@@ -803,8 +814,7 @@ void wire::rollback(std::chrono::milliseconds grace) const noexcept {
     control.cancel_grace = grace;
     if (PQsendQuery(m_conn, "ROLLBACK") == 0)
       return;
-    auto rest = drain(control, "rolling back", false);
-    (void)rest;
+    drain(control, "rolling back", false);
   } catch (...) {
     drop();
   }
@@ -868,7 +878,7 @@ drained wire::drain(const stop_control& control, std::string_view context, bool 
   // long as the statement runs); once canceled, the grace period applies.
   socket_wait wait{*this, control, context};
   if (canceled)
-    wait.cancel();
+    wait.canceled_already();
   drained out;
   for (;;) {
     while (PQisBusy(m_conn) != 0) {
@@ -910,8 +920,7 @@ void block::commit(std::string_view context, const stop_control& control) {
   m_open = false;
   if (m_wire.state() == session_state::failed) {
     m_wire.rollback();
-    throw sql_error(with_context(context, "the transaction was aborted by an earlier error"),
-                    std::string{sqlstate_of(sql_condition::in_failed_sql_transaction)});
+    throw_aborted(context);
   }
   try {
     m_wire.script("COMMIT", context, control);

@@ -280,6 +280,10 @@ class block {
 [[noreturn]] void throw_failure(pg_conn* conn, pg_result* failed, std::string_view context,
                                 std::string_view sql);
 
+/// Throws the sql_error (SQLSTATE 25P02) of a transaction that cannot commit because an earlier
+/// statement's failure aborted it on the server; the caller has rolled it back.
+[[noreturn]] void throw_aborted(std::string_view context);
+
 /// Throws usage_error when `text` (a parameter or statement) holds a NUL byte: libpq would send
 /// only what comes before it.
 void check_no_nul(std::string_view text, std::string_view what);
