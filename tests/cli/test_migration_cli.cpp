@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -9,7 +11,6 @@
 #include <sstream>
 #include <thread>
 
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "migration_cli_support.hpp"
 #include "pgkit/migration.hpp"

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <signal.h>
 
 #include <chrono>
@@ -10,7 +12,6 @@
 #include <string>
 
 #include "child_process.hpp"
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "migration_cli_support.hpp"
 #include "pgkit/migration.hpp"

@@ -3,12 +3,13 @@
 
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
 
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/migration.hpp"
 

@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <sodium.h>
 
 #include <atomic>
@@ -15,14 +17,12 @@
 #include <thread>
 #include <vector>
 
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/auth.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/query.hpp"
 #include "pgkit/session.hpp"
-#include "wire/wire.hpp"
 
 using namespace std::chrono_literals;
 using pgkit_test::query_value;
@@ -31,9 +31,12 @@ namespace {
 
 // The count a one-value query returns, with `token` as $1.
 int count_of(pqxx::transaction_base& tx, const std::string& sql, const std::string& token) {
-  return std::stoi(pgkit::detail::wire::of(tx)
-                       .run(sql, {token}, pgkit::detail::result_format::text, "counting")
-                       .bytes(0, 0));
+  int count = -1;
+  pgkit::stream_query(tx, sql, {token}, {}, [&](const pgkit::row_view& row) {
+    count = std::stoi(std::string{row.get(0).value_or("-1")});
+    return pgkit::row_action::next;
+  });
+  return count;
 }
 
 // Fast argon2id for the suite; one test uses libsodium's defaults.
@@ -590,7 +593,7 @@ TEST_CASE("pgkit::auth_store sessions and one-time tokens") {
         "SELECT format('%I.%I', table_schema, table_name), quote_ident(column_name), data_type "
         "FROM information_schema.columns WHERE table_schema = 'pgkit' AND data_type IN "
         "('text', 'bytea', 'character varying', 'jsonb', 'inet')");
-    CHECK(pgkit::detail::row_count(columns) >= 10);
+    CHECK(columns.size() >= 10);
     for (const auto& token : tokens) {
       for (const auto& column : columns) {
         auto table = column[0].as<std::string>();

@@ -4,7 +4,8 @@
 
 #include <doctest/doctest.h>
 
-#include "core/pqxx_compat.hpp"
+#include <pqxx/pqxx>
+
 #include "harness.hpp"
 #include "pgkit/migration.hpp"
 

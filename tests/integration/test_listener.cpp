@@ -1,11 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"

@@ -1,9 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <filesystem>
 #include <fstream>
 
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"

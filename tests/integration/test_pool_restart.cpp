@@ -3,12 +3,13 @@
 
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <unistd.h>
 
 #include <thread>
 #include <vector>
 
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/pool.hpp"
 

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -12,7 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"

@@ -4,10 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <fstream>
 #include <sstream>
 
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/migration.hpp"
 

@@ -3,13 +3,14 @@
 
 #include <doctest/doctest.h>
 
+#include <pqxx/pqxx>
+
 #include <atomic>
 #include <future>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
