@@ -54,18 +54,6 @@ std::string all_bytes() {
   return bytes;
 }
 
-// Returns the pgkit::error that `action` throws (failing the test when it throws none).
-template <typename Action>
-pgkit::error error_of(Action&& action) {
-  try {
-    action();
-  } catch (const pgkit::error& e) {
-    return e;
-  }
-  FAIL("no pgkit::error was thrown");
-  return pgkit::error{pgkit::error_kind::internal, "unreachable"};
-}
-
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -345,18 +333,18 @@ TEST_CASE("pgkit::cache_store errors a caller can make") {
   auto usage = [](const pgkit::error& e) { return e.kind() == pgkit::error_kind::usage; };
 
   SUBCASE("an oversized value is refused before anything is sent") {
-    auto e = error_of([&] { store.set("page", "home", std::string(17, 'x'), 1h); });
+    auto e = pgkit_test::expect_error([&] { store.set("page", "home", std::string(17, 'x'), 1h); });
     CHECK(usage(e));
     CHECK(contains(e.what(),
                    "the cache value for key 'home' is 17 bytes, more than the "
                    "maximum of 16; nothing was stored"));
     CHECK(contains(e.hint(), "max_value_size"));
-    auto many = error_of([&] {
+    auto many = pgkit_test::expect_error([&] {
       store.set_many("page", {{"a", "small"}, {"b", std::string(100, 'x')}}, 1h);
     });
     CHECK(usage(many));
-    auto computed =
-        error_of([&] { store.get_or_set("page", "c", 1h, [] { return std::string(20, 'x'); }); });
+    auto computed = pgkit_test::expect_error(
+        [&] { store.get_or_set("page", "c", 1h, [] { return std::string(20, 'x'); }); });
     CHECK(usage(computed));
     CHECK(f.rows() == "0");
     store.set("page", "fits", std::string(16, 'x'), 1h);
@@ -364,48 +352,52 @@ TEST_CASE("pgkit::cache_store errors a caller can make") {
   }
   SUBCASE("the default maximum is 1 MiB") {
     cache_fixture g;
-    auto e = error_of([&] { g.store->set("page", "big", std::string(1024 * 1024 + 1, 'x'), 1h); });
+    auto e = pgkit_test::expect_error(
+        [&] { g.store->set("page", "big", std::string(1024 * 1024 + 1, 'x'), 1h); });
     CHECK(usage(e));
     CHECK(contains(e.what(), "1048577 bytes, more than the maximum of 1048576"));
   }
   SUBCASE("an empty key or resource type") {
-    for (auto e : {error_of([&] { store.get("page", ""); }),
-                   error_of([&] { store.set("page", "", "x", 1h); }), error_of([&] {
+    for (auto e : {pgkit_test::expect_error([&] { store.get("page", ""); }),
+                   pgkit_test::expect_error([&] { store.set("page", "", "x", 1h); }),
+                   pgkit_test::expect_error([&] {
                      store.get_many("page", {"a", ""});
                    }),
-                   error_of([&] { store.remove("page", ""); })}) {
+                   pgkit_test::expect_error([&] { store.remove("page", ""); })}) {
       CHECK(usage(e));
       CHECK(std::string{e.what()} == "the cache key is empty");
     }
-    auto type = error_of([&] { store.get("", "k"); });
+    auto type = pgkit_test::expect_error([&] { store.get("", "k"); });
     CHECK(usage(type));
     CHECK(std::string{type.what()} == "the cache resource type is empty");
-    CHECK(usage(error_of([&] { store.clear(""); })));
+    CHECK(usage(pgkit_test::expect_error([&] { store.clear(""); })));
   }
   SUBCASE("a NUL byte in a key") {
     std::string key("ab\0cd", 5);
-    for (auto e : {error_of([&] { store.get("page", key); }),
-                   error_of([&] { store.set("page", key, "x", 1h); }), error_of([&] {
+    for (auto e : {pgkit_test::expect_error([&] { store.get("page", key); }),
+                   pgkit_test::expect_error([&] { store.set("page", key, "x", 1h); }),
+                   pgkit_test::expect_error([&] {
                      store.set_many("page", {{key, "x"}}, 1h);
                    }),
-                   error_of([&] { store.touch("page", key, 1h); })}) {
+                   pgkit_test::expect_error([&] { store.touch("page", key, 1h); })}) {
       CHECK(usage(e));
       CHECK(std::string{e.what()} == "the cache key (5 bytes) contains a NUL byte at offset 2");
       CHECK(contains(e.hint(), "hex or base64"));
     }
   }
   SUBCASE("a key longer than max_key_size") {
-    auto e = error_of([&] { store.get("page", std::string(33, 'k')); });
+    auto e = pgkit_test::expect_error([&] { store.get("page", std::string(33, 'k')); });
     CHECK(usage(e));
     CHECK(contains(e.what(), "33 bytes long, more than the maximum of 32"));
   }
   SUBCASE("a ttl longer than 100 years is refused before anything is sent") {
     auto forever = std::chrono::milliseconds::max();
-    for (auto e : {error_of([&] { store.set("page", "home", "x", forever); }), error_of([&] {
+    for (auto e : {pgkit_test::expect_error([&] { store.set("page", "home", "x", forever); }),
+                   pgkit_test::expect_error([&] {
                      store.set_many("page", {{"a", "x"}}, forever);
                    }),
-                   error_of([&] { store.expire("page", "home", forever); }),
-                   error_of([&] { store.touch("page", "home", forever); })}) {
+                   pgkit_test::expect_error([&] { store.expire("page", "home", forever); }),
+                   pgkit_test::expect_error([&] { store.touch("page", "home", forever); })}) {
       CHECK(usage(e));
       CHECK(contains(e.what(), "the cache ttl is 9223372036854775807 ms; the longest accepted"));
       CHECK(contains(e.hint(), "never_expires"));
@@ -415,30 +407,30 @@ TEST_CASE("pgkit::cache_store errors a caller can make") {
     CHECK(f.rows() == "1");
   }
   SUBCASE("a negative ttl") {
-    auto e = error_of([&] { store.set("page", "home", "x", -1s); });
+    auto e = pgkit_test::expect_error([&] { store.set("page", "home", "x", -1s); });
     CHECK(usage(e));
     CHECK(std::string{e.what()} == "the cache ttl is negative (-1000 ms)");
-    CHECK(usage(error_of([&] { store.expire("page", "home", -1ms); })));
+    CHECK(usage(pgkit_test::expect_error([&] { store.expire("page", "home", -1ms); })));
   }
   SUBCASE("sweep with a batch size of 0") {
     pgkit::sweep_options options;
     options.batch_size = 0;
-    auto e = error_of([&] { store.sweep(options); });
+    auto e = pgkit_test::expect_error([&] { store.sweep(options); });
     CHECK(usage(e));
     // Refused before it waits for a connection: with all of them leased it is still a usage
     // error, not a timeout after acquire_timeout.
     std::vector<pgkit::lease> held;
     for (int i = 0; i < 4; ++i)
       held.push_back(f.connections->acquire());
-    CHECK(usage(error_of([&] { store.sweep(options); })));
+    CHECK(usage(pgkit_test::expect_error([&] { store.sweep(options); })));
     options.batch_size = 10;
     options.max_duration = 0ms;
-    CHECK(usage(error_of([&] { store.sweep(options); })));
+    CHECK(usage(pgkit_test::expect_error([&] { store.sweep(options); })));
   }
   SUBCASE("a schema name that is not an identifier") {
     pgkit::cache_options options;
     options.schema = "bad; name";
-    auto e = error_of([&] { pgkit::cache_store{f.connections, options}; });
+    auto e = pgkit_test::expect_error([&] { pgkit::cache_store{f.connections, options}; });
     CHECK(usage(e));
   }
 }
@@ -449,9 +441,10 @@ TEST_CASE("pgkit::cache_store without the cache module") {
 
   SUBCASE("every operation says to apply the module") {
     pgkit::cache_store store{connections};
-    for (auto e :
-         {error_of([&] { store.check(); }), error_of([&] { store.get("a", "b"); }),
-          error_of([&] { store.set("a", "b", "c", 1h); }), error_of([&] { store.sweep(); })}) {
+    for (auto e : {pgkit_test::expect_error([&] { store.check(); }),
+                   pgkit_test::expect_error([&] { store.get("a", "b"); }),
+                   pgkit_test::expect_error([&] { store.set("a", "b", "c", 1h); }),
+                   pgkit_test::expect_error([&] { store.sweep(); })}) {
       CHECK(e.kind() == pgkit::error_kind::undefined_object);
       CHECK(std::string{e.what()} ==
             "the cache module is not applied in schema pgkit (there is no table pgkit.cache)");
@@ -462,7 +455,7 @@ TEST_CASE("pgkit::cache_store without the cache module") {
     pgkit::cache_options options;
     options.schema = "app_cache";
     pgkit::cache_store store{connections, options};
-    auto e = error_of([&] { store.get("a", "b"); });
+    auto e = pgkit_test::expect_error([&] { store.get("a", "b"); });
     CHECK(e.hint() == "run pgkit apply cache --schema app_cache");
   }
   SUBCASE("read failures can degrade to misses, reported to a callback") {
@@ -477,9 +470,9 @@ TEST_CASE("pgkit::cache_store without the cache module") {
     REQUIRE(reported.size() == 4);  // get, get_many, and get_or_set's read and write
     CHECK(contains(reported[0], "the cache module is not applied"));
     // Writes and usage errors still throw.
-    CHECK(error_of([&] { store.set("a", "b", "c", 1h); }).kind() ==
+    CHECK(pgkit_test::expect_error([&] { store.set("a", "b", "c", 1h); }).kind() ==
           pgkit::error_kind::undefined_object);
-    CHECK(error_of([&] { store.get("a", ""); }).kind() == pgkit::error_kind::usage);
+    CHECK(pgkit_test::expect_error([&] { store.get("a", ""); }).kind() == pgkit::error_kind::usage);
   }
   SUBCASE("an unreachable server degrades to a miss as well") {
     auto config = pgkit::config_from_url("postgresql://postgres@127.0.0.1:1/none", "test");
@@ -623,8 +616,8 @@ TEST_CASE("pgkit::cache_store sweep") {
     options.gc_lock_timeout = 200ms;
     pgkit::cache_store impatient{f.connections, options};
     lock_holder holder{f.db.url(), "LOCK TABLE pgkit.cache IN ACCESS EXCLUSIVE MODE"};
-    auto pending =
-        std::async(std::launch::async, [&] { return error_of([&] { impatient.sweep(); }); });
+    auto pending = std::async(std::launch::async,
+                              [&] { return pgkit_test::expect_error([&] { impatient.sweep(); }); });
     REQUIRE(returns_promptly(pending));
     auto e = pending.get();
     CHECK(e.kind() == pgkit::error_kind::lock_timeout);

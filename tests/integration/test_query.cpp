@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "child_process.hpp"
@@ -67,13 +68,7 @@ std::string value_of(pqxx::connection& conn, const std::string& sql) {
 
 template <typename Body>
 pgkit::error_kind kind_of(Body&& body) {
-  try {
-    body();
-  } catch (const pgkit::error& e) {
-    return e.kind();
-  }
-  FAIL("no pgkit::error was thrown");
-  return pgkit::error_kind::internal;
+  return pgkit_test::expect_error(std::forward<Body>(body)).kind();
 }
 
 }  // namespace
