@@ -90,6 +90,15 @@ bool is_row_batch(ExecStatusType status) {
          status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK || status == PGRES_EMPTY_QUERY;
 }
 
+// Keeps the command tag `raw` carries ("DELETE 12"): the last result of a statement in
+// single-row mode, its last chunk in chunked-rows mode (libpq 17), whose closing zero-row result
+// has none.
+void note_command_tag(const PGresult* raw, std::string& tag) {
+  const char* status = PQcmdStatus(const_cast<PGresult*>(raw));
+  if (status != nullptr && *status != '\0')
+    tag = status;
+}
+
 // Throws the error a failed result (or a failed send, `failed` null) on `conn` maps to: a
 // sql_error when the server sent a SQLSTATE.
 [[noreturn]] void raise_failure(pg_conn* conn, const pg_result* failed, std::string_view context,
@@ -610,8 +619,7 @@ stream_end wire::stream(std::string_view sql, const params& parameters,
       drain(control, context, false);
       checked(m_conn, next.release(), context, text, control, false);
     }
-    if (is_success(next.get()))
-      end.command_tag = PQcmdStatus(next.get());
+    note_command_tag(next.get(), end.command_tag);
     bool go_on = true;
     try {
       go_on = !on_batch || on_batch(next.get());
@@ -621,17 +629,18 @@ stream_end wire::stream(std::string_view sql, const params& parameters,
     if (go_on && !callback_error)
       continue;
     next.reset();
+    drained rest;
     if (!in_block) {
       // Outside a transaction block a cancel ends the statement early. A statement that
       // finished before the cancel arrived (a DELETE ... RETURNING runs before its first row
       // is sent) reports its command tag: its effects stand.
       cancel(control.cancel_grace);
-      end.command_tag = drain(control, context, true).command_tag;
+      rest = drain(control, context, true);
     } else {
       // Inside a block a cancel would abort the transaction: the rest is read and thrown away.
       // A failure in it (a later row's division by zero) has aborted the transaction anyway,
       // which must not look committed.
-      auto rest = drain(control, context, false);
+      rest = drain(control, context, false);
       if (!callback_error) {
         if (rest.failure)
           rethrow_after_stop(rest.failure);
@@ -645,8 +654,10 @@ stream_end wire::stream(std::string_view sql, const params& parameters,
                       "the server may be overloaded or stopped; the connection must be replaced");
         }
       }
-      end.command_tag = rest.command_tag;
     }
+    // The tag may have come with the batch the callback stopped in (its last chunk).
+    if (!rest.command_tag.empty())
+      end.command_tag = rest.command_tag;
     if (callback_error)
       std::rethrow_exception(callback_error);
     return end;
@@ -900,10 +911,12 @@ drained wire::drain(const stop_control& control, std::string_view context, bool 
       drop();
       return out;
     }
-    if (is_success(next.get()) && status != PGRES_EMPTY_QUERY)
-      out.command_tag = PQcmdStatus(next.get());
-    if (status == PGRES_FATAL_ERROR && !out.failure)
-      out.failure = failure_of(m_conn, next.get(), context, {});
+    if (status == PGRES_FATAL_ERROR) {
+      if (!out.failure)
+        out.failure = failure_of(m_conn, next.get(), context, {});
+    } else {
+      note_command_tag(next.get(), out.command_tag);
+    }
   }
 }
 
