@@ -2,14 +2,15 @@
 // against Redis (GET / SET / MGET) when redis-server is installed, on 1, 2 and 4 threads: get
 // hit, near get hit (the near tier), get miss, set, get_many(100). Prints operations per second
 // and the ratios. Then the near tier on its own: invalidation latency from a writer's commit to
-// another process (a copy of this program) no longer serving the old value, a Zipf workload
-// against Redis, RSS over 1 million distinct keys, and what its trigger costs writes.
+// another process (a copy of this program) no longer serving the old value, its hits on 1, 2
+// and 4 threads against an unordered_map under a shared_mutex, a Zipf workload against Redis,
+// RSS over 1 million distinct keys, and what its trigger costs writes.
 //   bench_cache [URL]   (default: $PGKIT_BENCH_URL, $DATABASE_URL, else a sandbox of its own)
 // PGKIT_BENCH_SECONDS sets the time per run (default 1), PGKIT_BENCH_ROUNDS the runs of each
 // measurement, interleaved, of which the best counts (default 3), PGKIT_BENCH_WRITES the
 // writes of the latency measurement (default 10000), PGKIT_BENCH_NEAR_KEYS the keys of the RSS
 // measurement (default 1000000), PGKIT_BENCH_SECTIONS a comma-separated subset of the
-// sections table, latency, zipf, memory and trigger (default all).
+// sections table, latency, scaling, zipf, memory and trigger (default all).
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -31,9 +32,12 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
+#include <shared_mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "cache_common.hpp"
@@ -513,7 +517,8 @@ int main(int argc, char** argv) {
         bench::env("PGKIT_BENCH_ROUNDS").empty() ? 3 : std::stoi(bench::env("PGKIT_BENCH_ROUNDS"));
     bench::cache_schema schema{server.url(), "pgkit_bench_cache"};
     const std::string table = schema.table();
-    // PGKIT_BENCH_SECTIONS: a comma-separated subset of table,latency,zipf,memory,trigger.
+    // PGKIT_BENCH_SECTIONS: a comma-separated subset of
+    // table,latency,scaling,zipf,memory,trigger.
     const std::string sections = bench::env("PGKIT_BENCH_SECTIONS");
     auto section = [&sections](const std::string& name) {
       return sections.empty() || ("," + sections + ",").find("," + name + ",") != std::string::npos;
@@ -779,6 +784,60 @@ int main(int argc, char** argv) {
       invalidation_latency(server.url(), schema.name(), writer, writes);
     }
 
+    // The near tier across threads: its hits at 1, 2 and 4 threads against its own 1-thread
+    // figure, and against the practical ceiling for an in-process read, a std::unordered_map
+    // lookup under a std::shared_mutex (the value copied out, as the tier copies it).
+    if (section("scaling")) {
+      pgkit::cache_store near_store{std::make_shared<pgkit::pool>(config),
+                                    near_options_for(schema.name(), 2 * k_keys)};
+      std::unordered_map<std::string, std::string> plain;
+      std::shared_mutex plain_mutex;
+      for (int i = 0; i < k_keys; ++i) {
+        auto key = key_of(static_cast<std::uint64_t>(i));
+        near_store.get(k_type, key);
+        plain.emplace(key, value_of(static_cast<std::uint64_t>(i)));
+      }
+      auto near_side = [&](int t) {
+        auto keys = std::make_shared<random_keys>(static_cast<std::uint64_t>(t + 1));
+        return std::function<void()>{[&near_store, keys] {
+          if (!near_store.get(k_type, key_of(keys->next())))
+            throw std::runtime_error("pgkit: unexpected near miss");
+        }};
+      };
+      auto plain_side = [&](int t) {
+        auto keys = std::make_shared<random_keys>(static_cast<std::uint64_t>(t + 1));
+        return std::function<void()>{[&plain, &plain_mutex, keys] {
+          std::string key = key_of(keys->next());
+          std::optional<std::string> value;
+          {
+            std::shared_lock<std::shared_mutex> lock{plain_mutex};
+            auto found = plain.find(key);
+            if (found != plain.end())
+              value = found->second;
+          }
+          if (!value)
+            throw std::runtime_error("map: unexpected miss");
+        }};
+      };
+      std::printf("near scaling: hits of 10 000 entries, best of %d runs of %.1f s\n", rounds,
+                  duration);
+      std::printf("%7s  %12s %12s %9s %14s\n", "threads", "near ops/s", "map ops/s", "near/map",
+                  "near/1 thread");
+      double near_one = 0;
+      for (int threads : {1, 2, 4}) {
+        double near = 0, map = 0;
+        for (int round = 0; round < rounds; ++round) {
+          near = std::max(near, throughput(threads, duration, near_side));
+          map = std::max(map, throughput(threads, duration, plain_side));
+        }
+        if (threads == 1)
+          near_one = near;
+        std::printf("%7d  %12.0f %12.0f %9.2f %14.2f\n", threads, near, map, near / map,
+                    near / near_one);
+      }
+      std::printf("\n");
+    }
+
     // A skewed workload: Zipf keys over 100 000 entries, a near tier of 48 000 entries (about
     // 90 % of reads hit it), the rest read from the table.
     if (section("zipf")) {
@@ -915,16 +974,31 @@ int main(int argc, char** argv) {
           writer.set_many(k_type, entries, std::chrono::hours{1});
         }};
       };
+      // Three states, interleaved: the triggers on with a near tier attached somewhere (this
+      // process's, whose listener holds the interest lock), on with none (their WHEN condition
+      // skips the work), and disabled.
+      auto set_triggers = [&](const char* state) {
+        for (const char* name :
+             {"cache_announce_update", "cache_announce_delete", "cache_announce_truncate"})
+          admin_sql("ALTER TABLE " + table + " " + state + " TRIGGER " + name);
+      };
       auto measure = [&](const char* what, const std::function<std::function<void()>(int)>& side) {
-        double on = 0, off = 0;
+        double listened = 0, unlistened = 0, off = 0;
         for (int round = 0; round < rounds; ++round) {
-          on = std::max(on, throughput(1, duration, side));
-          admin_sql("ALTER TABLE " + table + " DISABLE TRIGGER USER");
+          {
+            pgkit::cache_store tier{std::make_shared<pgkit::pool>(pool_config),
+                                    near_options_for(schema.name(), 100)};
+            listened = std::max(listened, throughput(1, duration, side));
+          }
+          unlistened = std::max(unlistened, throughput(1, duration, side));
+          set_triggers("DISABLE");
           off = std::max(off, throughput(1, duration, side));
-          admin_sql("ALTER TABLE " + table + " ENABLE TRIGGER USER");
+          set_triggers("ENABLE ALWAYS");
         }
-        std::printf("trigger cost: %-22s %9.0f ops/s with it, %9.0f without, ratio %.2f\n", what,
-                    on, off, on / off);
+        std::printf(
+            "trigger cost: %-14s %9.0f ops/s with a near tier attached (ratio %.2f), %9.0f with "
+            "none (ratio %.2f), %9.0f with the triggers disabled\n",
+            what, listened, listened / off, unlistened, unlistened / off, off);
       };
       measure("set", set_side);
       measure("set_many(100)", set_many_side);

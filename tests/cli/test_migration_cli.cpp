@@ -37,7 +37,7 @@ TEST_CASE("pgkit apply, status and rollback") {
   SUBCASE("apply on an empty database, again, status, rollback of every step, apply again") {
     auto first = run_pgkit(args({"apply", addr}, k_all));
     REQUIRE_MESSAGE(first.exit_code == 0, first.err);
-    CHECK(contains(first.err, "applied 6 migrations in schema pgkit"));
+    CHECK(contains(first.err, "applied 7 migrations in schema pgkit"));
     CHECK(table_count(db) == "7");
 
     auto again = run_pgkit(args({"apply", addr}, k_all));
@@ -46,17 +46,19 @@ TEST_CASE("pgkit apply, status and rollback") {
 
     auto status = run_pgkit({"status", addr, "--exit-code"});
     CHECK(status.exit_code == 0);
-    CHECK(contains(status.out, "cache        20000101000210  up to date"));
+    CHECK(contains(status.out, "cache        20261206160000  up to date"));
 
     for (const char* module : {"session", "cache", "auth", "core"}) {
-      // auth and cache have two migrations each: auth's tables, then what the auth store
-      // added; the cache table, then the near tier's trigger.
-      bool two = std::string{module} == "auth" || std::string{module} == "cache";
-      auto rollback = run_pgkit({"rollback", addr, module, "--steps", two ? "2" : "1"});
+      // auth has two migrations: its tables, then what the auth store added; cache has three:
+      // the table, the near tier's triggers, then their interest check.
+      std::string steps = std::string{module} == "cache"  ? "3"
+                          : std::string{module} == "auth" ? "2"
+                                                          : "1";
+      auto rollback = run_pgkit({"rollback", addr, module, "--steps", steps});
       CHECK_MESSAGE(rollback.exit_code == 0, rollback.err);
-      CHECK(contains(rollback.err, std::string{"rolled back "} +
-                                       (two ? "2 migrations" : "1 migration") + " of module " +
-                                       module));
+      CHECK(contains(rollback.err, "rolled back " + steps +
+                                       (steps == "1" ? " migration" : " migrations") +
+                                       " of module " + module));
       auto pending = run_pgkit(args({"status", addr, "--exit-code"}, k_all));
       CHECK(pending.exit_code == 3);
       CHECK(contains(pending.out, std::string{"pending  "}));
@@ -72,7 +74,7 @@ TEST_CASE("pgkit apply, status and rollback") {
     CHECK(status.exit_code == 0);
     CHECK(contains(status.out, "\"pending\": 1"));
     CHECK(contains(status.out, "\"module\": \"session\""));
-    CHECK(contains(status.out, "\"applied_version\": \"20000101000210\""));
+    CHECK(contains(status.out, "\"applied_version\": \"20261206160000\""));
   }
   SUBCASE("migrate without --apply prints the pending SQL and changes nothing") {
     auto dry = run_pgkit({"migrate", addr, "cache"});
@@ -114,9 +116,11 @@ TEST_CASE("pgkit rollback: each down section undoes its up section exactly") {
     auto before = schema_catalog(db);
     REQUIRE(run_pgkit({"apply", addr, module}).exit_code == 0);
     CHECK(schema_catalog(db) != before);
-    // Every migration of the module: auth and cache have two.
-    bool two = std::string{module} == "auth" || std::string{module} == "cache";
-    REQUIRE(run_pgkit({"rollback", addr, module, "--steps", two ? "2" : "1"}).exit_code == 0);
+    // Every migration of the module: auth has two, cache three.
+    std::string steps = std::string{module} == "cache"  ? "3"
+                        : std::string{module} == "auth" ? "2"
+                                                        : "1";
+    REQUIRE(run_pgkit({"rollback", addr, module, "--steps", steps}).exit_code == 0);
     CHECK_MESSAGE(schema_catalog(db) == before, module);
   }
   REQUIRE(run_pgkit({"rollback", addr, "core"}).exit_code == 0);
@@ -139,14 +143,14 @@ TEST_CASE("pgkit apply: eight processes at once") {
   int applied_runs = 0;
   for (const auto& result : results) {
     CHECK_MESSAGE(result.exit_code == 0, result.err);
-    if (contains(result.err, "applied 6 migrations"))
+    if (contains(result.err, "applied 7 migrations"))
       ++applied_runs;
   }
   CHECK(applied_runs == 1);
-  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "6");
+  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "7");
   CHECK(query_value(db.url(),
                     "SELECT count(DISTINCT (module, version)) FROM "
-                    "pgkit.schema_migration") == "6");
+                    "pgkit.schema_migration") == "7");
 }
 
 TEST_CASE("pgkit apply: failures") {

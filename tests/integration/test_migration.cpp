@@ -49,7 +49,7 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
   scratch_database db{"builtin"};
   pqxx::connection connection{db.url()};
   auto result = pgkit::apply_modules(connection, {"auth", "cache", "session"});
-  REQUIRE(result.applied.size() == 6);
+  REQUIRE(result.applied.size() == 7);
   CHECK(result.applied[0].module == "core");
 
   SUBCASE("every table exists in schema pgkit, the cache unlogged, and bookkeeping is written") {
@@ -63,7 +63,7 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
                       "'pgkit.cache'::regclass") == "u");
     CHECK(bookkeeping(db.url()) ==
           "auth 20000101000100,auth 20261201140000,cache 20000101000200,cache 20000101000210,"
-          "core 20000101000000,"
+          "cache 20261206160000,core 20000101000000,"
           "session 20000101000300");
     CHECK(query_value(db.url(),
                       "SELECT version FROM pgkit.module_version WHERE module = "
@@ -161,7 +161,7 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
     CHECK(query_value(db.url(),
                       "SELECT count(*) FROM pg_proc WHERE pronamespace = "
                       "'pgkit'::regnamespace") == "0");
-    CHECK(pgkit::apply_modules(connection, {"auth", "cache", "session"}).applied.size() == 6);
+    CHECK(pgkit::apply_modules(connection, {"auth", "cache", "session"}).applied.size() == 7);
   }
 }
 
@@ -175,7 +175,8 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
     CHECK(query_value(db.url(), "SELECT to_regclass('\"Other_Schema\".cache') IS NOT NULL") == "t");
     CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
     CHECK(bookkeeping(db.url(), "\"Other_Schema\"") ==
-          "cache 20000101000200,cache 20000101000210,core 20000101000000");
+          "cache 20000101000200,cache 20000101000210,cache 20261206160000,"
+          "core 20000101000000");
   }
   SUBCASE("a failing migration rolls back the whole run and names module, version and file") {
     pgkit::apply_modules(connection, {"cache"});
@@ -208,7 +209,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
           std::string::npos);
     CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
     hold.exec("SELECT pg_advisory_unlock_all()");
-    CHECK(pgkit::apply_modules(connection, options).applied.size() == 3);
+    CHECK(pgkit::apply_modules(connection, options).applied.size() == 4);
   }
   SUBCASE("interrupted() stops a run waiting for the lock, and one between migrations") {
     pqxx::connection holder{db.url()};

@@ -21,6 +21,7 @@
 #include "harness.hpp"
 #include "pgkit/cache.hpp"
 #include "pgkit/error.hpp"
+#include "pgkit/listener.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/pool.hpp"
 #include "stores/near_cache.hpp"
@@ -164,6 +165,15 @@ TEST_CASE("pgkit::cache_store near tier across two processes") {
     CHECK(other.stats()["flushes"] == flushes + 1);
   }
 
+  SUBCASE("writes under session_replication_role = replica are seen by the other process") {
+    // pg_restore, logical replication and ETL tools write as replicas, where ordinary triggers
+    // are skipped; the cache's fire always.
+    run_sql(f.db.url(),
+            "SET session_replication_role = replica; "
+            "UPDATE pgkit.cache SET value = 'as replica'::bytea WHERE key = 'home'");
+    CHECK(eventually([&] { return other.get("home") == "hit as replica"; }));
+  }
+
   SUBCASE("the writer reads its own write at once") {
     REQUIRE(store.get("page", "home") == std::optional<std::string>{"v0"});
     REQUIRE(store.get("page", "home") == std::optional<std::string>{"v0"});
@@ -221,6 +231,75 @@ TEST_CASE("pgkit::cache_store near tier across two processes") {
     other.await_invalidations(before["invalidations"]);
     CHECK(other.get("short") == "hit s");
     CHECK(other.stats()["hits"] == before["hits"] + 1);
+  }
+}
+
+namespace {
+
+// The payloads a plain LISTEN session (no near tier) gets on pgkit_cache up to and including a
+// fence notification sent after `write` committed: notifications arrive in commit order.
+std::vector<std::string> announced_by(const std::string& url, const std::string& write) {
+  pgkit::listener plain{url};
+  plain.listen(pgkit::detail::k_near_channel);
+  run_sql(url, write);
+  run_sql(url, "NOTIFY pgkit_cache, 'fence'");
+  std::vector<std::string> payloads;
+  while (auto received = plain.receive(30s)) {
+    payloads.push_back(received->payload);
+    if (received->payload == "fence")
+      break;
+  }
+  return payloads;
+}
+
+}  // namespace
+
+TEST_CASE("pgkit::cache_store near tier: writes pay for announcing only while a tier listens") {
+  pgkit_test::scratch_database db{"neari"};
+  {
+    pqxx::connection connection{db.url()};
+    pgkit::apply_modules(connection, {"cache"}, "pgkit");
+  }
+  run_sql(db.url(),
+          "INSERT INTO pgkit.cache (resource_type, key, value) "
+          "VALUES ('page', 'home', 'v0'::bytea)");
+  const std::string write = "UPDATE pgkit.cache SET value = value || 'x'::bytea WHERE key = 'home'";
+
+  SUBCASE("with no near tier on the database a write announces nothing") {
+    CHECK(announced_by(db.url(), write) == std::vector<std::string>{"fence"});
+  }
+
+  SUBCASE("with a near tier in any process every write announces itself") {
+    pgkit::cache_store store{pool_on(db.url()), near_on()};
+    auto payloads = announced_by(db.url(), write);
+    REQUIRE(payloads.size() == 2);
+    CHECK(payloads[0].rfind("k pgkit ", 0) == 0);
+  }
+
+  SUBCASE("a tier that starts while an unannounced write is open serves only after it ends") {
+    pqxx::connection writer{db.url()};
+    pqxx::work tx{writer};
+    tx.exec("UPDATE pgkit.cache SET value = 'v1'::bytea WHERE key = 'home'");
+    std::unique_ptr<pgkit::cache_store> store;
+    std::thread starting{
+        [&] { store = std::make_unique<pgkit::cache_store>(pool_on(db.url()), near_on()); }};
+    // The new tier's listener waits for the writer's lock before it LISTENs.
+    bool waited = eventually([&] {
+      return query_value(db.url(),
+                         "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                         "'pgkit near cache' AND wait_event_type = 'Lock'") == "1";
+    });
+    tx.commit();
+    starting.join();
+    CHECK(waited);
+    REQUIRE(store);
+    CHECK(store->get("page", "home") == std::optional<std::string>{"v1"});
+    CHECK(store->get("page", "home") == std::optional<std::string>{"v1"});
+    CHECK(store->near_statistics().hits == 1);
+    // From now on the table's writes reach the tier.
+    run_sql(db.url(), "UPDATE pgkit.cache SET value = 'v2'::bytea WHERE key = 'home'");
+    CHECK(
+        eventually([&] { return store->get("page", "home") == std::optional<std::string>{"v2"}; }));
   }
 }
 
@@ -403,6 +482,32 @@ TEST_CASE("pgkit::cache_store near tier bounds, expiry and refusals") {
 
   SUBCASE("a cache module without the invalidation trigger is refused") {
     run_sql(db.url(), "DROP TRIGGER cache_announce_delete ON pgkit.cache");
+    try {
+      pgkit::cache_store store{connections, near_on()};
+      FAIL("no error");
+    } catch (const pgkit::error& e) {
+      CHECK(e.kind() == pgkit::error_kind::undefined_object);
+      CHECK(std::string{e.hint()} == "run pgkit apply cache");
+    }
+  }
+
+  SUBCASE("a disabled invalidation trigger is refused") {
+    run_sql(db.url(), "ALTER TABLE pgkit.cache DISABLE TRIGGER cache_announce_update");
+    try {
+      pgkit::cache_store store{connections, near_on()};
+      FAIL("no error");
+    } catch (const pgkit::config_error& e) {
+      CHECK(std::string{e.what()}.find("(cache_announce_update)") != std::string::npos);
+      CHECK(std::string{e.what()}.find("disabled") != std::string::npos);
+      CHECK(std::string{e.hint()}.find("ENABLE ALWAYS TRIGGER") != std::string::npos);
+    }
+    run_sql(db.url(), "ALTER TABLE pgkit.cache ENABLE ALWAYS TRIGGER cache_announce_update");
+    pgkit::cache_store store{connections, near_on()};
+    CHECK(store.near_statistics().entries == 0);
+  }
+
+  SUBCASE("a cache module whose triggers skip replicas (an older pgkit's) is refused") {
+    run_sql(db.url(), "ALTER TABLE pgkit.cache ENABLE TRIGGER cache_announce_delete");
     try {
       pgkit::cache_store store{connections, near_on()};
       FAIL("no error");

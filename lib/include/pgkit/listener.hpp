@@ -58,6 +58,10 @@ struct listener_options {
   /// The pooler of the connection's configuration: pooler_mode::pgbouncer_transaction is
   /// refused, because LISTEN cannot work through a transaction-mode pooler.
   pooler_mode pooler = pooler_mode::none;
+  /// SQL sent on every new connection before its LISTENs, in the same query (for example
+  /// `SET ROLE app_reader`); it counts against connect_timeout, and an error fails the attempt
+  /// as a refused LISTEN does. The near cache takes its interest lock here. Empty: none.
+  std::string session_setup;
   /// Called with every event, on the thread inside receive(), listen() or unlisten(), after all
   /// notifications received before the event have been returned.
   std::function<void(const listener_event&)> on_event;

@@ -241,11 +241,13 @@ struct listener::impl {
       return;
     }
     backend_pid = PQbackendPID(connection);
-    if (channels.empty()) {
+    std::string sql = options.session_setup;
+    if (!sql.empty() && sql.back() != ';')
+      sql += ';';
+    if (sql.empty() && channels.empty()) {
       subscribed();
       return;
     }
-    std::string sql;
     for (const auto& channel : channels)
       sql += "LISTEN " + quote_channel(channel) + ";";
     current = state::subscribing;
@@ -361,7 +363,9 @@ struct listener::impl {
         if (!command_failure) {
           subscribed();
         } else {
-          lost("LISTEN failed: " + first_line(PQresultErrorMessage(command_failure.get())));
+          lost((options.session_setup.empty() ? "LISTEN failed: "
+                                              : "the session setup or LISTEN failed: ") +
+               first_line(PQresultErrorMessage(command_failure.get())));
         }
         break;
       case command::user:

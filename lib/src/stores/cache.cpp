@@ -237,29 +237,41 @@ void cache_store::start_near() {
         "a session-mode pooler)");
   }
   {
-    // The tier is only coherent when the cache module's trigger announces every write.
+    // The tier is only coherent when the cache module's triggers announce every write, in
+    // every replication role (ENABLE ALWAYS, from the module's interest migration on).
     auto lease = m_pool->acquire();
     auto found = detail::wire_of(lease).run(
-        "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT FROM pg_trigger "
-        "WHERE tgrelid = to_regclass($1) AND tgname = 'cache_announce_delete'), "
+        "SELECT to_regclass($1) IS NOT NULL, "
+        "(SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) "
+        "AND tgname LIKE 'cache\\_announce\\_%' AND tgenabled = 'A'), "
+        "(SELECT string_agg(tgname, ', ' ORDER BY tgname) FROM pg_trigger "
+        "WHERE tgrelid = to_regclass($1) AND tgname LIKE 'cache\\_announce\\_%' "
+        "AND tgenabled = 'D'), "
         "current_setting('client_encoding')",
         {m_statements->table}, detail::result_format::text, "checking the cache table");
     if (found.view(0, 0) != "t")
       throw not_applied(m_schema);
-    if (found.view(0, 1) != "t") {
+    if (!found.is_null(0, 2)) {
+      throw config_error("the cache table's invalidation triggers (" +
+                             std::string{found.view(0, 2)} + ") in schema " + m_schema +
+                             " are disabled, so writes would not reach other processes' near tiers",
+                         "enable them again: ALTER TABLE " + m_statements->table +
+                             " ENABLE ALWAYS TRIGGER NAME, for each one named");
+    }
+    if (found.view(0, 1) != "3") {
       throw error(error_kind::undefined_object,
                   "the cache module in schema " + m_schema +
-                      " has no invalidation trigger, which the near tier needs (it was applied "
-                      "by an older pgkit)",
+                      " lacks the invalidation triggers that the near tier needs, firing in every "
+                      "replication role (it was applied by an older pgkit)",
                   detail::apply_hint("cache", m_schema));
     }
     // The trigger announces digests of the keys' UTF-8 bytes, which are the application's own
     // bytes only when the connection speaks UTF-8.
-    if (found.view(0, 2) != "UTF8") {
+    if (found.view(0, 3) != "UTF8") {
       throw config_error(
           "the near cache needs client_encoding UTF8, and the pool's connections "
           "use " +
-              std::string{found.view(0, 2)},
+              std::string{found.view(0, 3)},
           "set client_encoding=UTF8 in the connection settings (or "
           "PGCLIENTENCODING)");
     }

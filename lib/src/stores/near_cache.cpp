@@ -3,9 +3,9 @@
 #include <sodium.h>
 
 #include <algorithm>
-#include <list>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -19,10 +19,16 @@ namespace {
 // What an entry costs besides the heap blocks of its key and value: the entry in its list node,
 // the nodes and bucket slots of the two indexes that point at it, and malloc's headers.
 constexpr std::size_t k_entry_overhead = 256;
-// More shards than threads that read at once buys nothing; 16 keeps lock contention low on
-// any machine this runs on while every shard stays large enough for LRU to mean something.
-constexpr std::size_t k_max_shards = 16;
+// Readers share a shard's lock, but each still writes its lock word: enough shards that two
+// cores rarely read the same one, while each keeps at least k_min_shard_entries entries so that
+// its eviction order still means something.
+constexpr std::size_t k_max_shards = 64;
+constexpr std::size_t k_min_shard_entries = 16;
 constexpr std::size_t k_min_shard_bytes = 16 * 1024;
+
+// Held in SHARE mode by every near tier's listener session; the cache triggers skip their work
+// when they can take it exclusively (migrations/cache/*_cache_near_interest.sql).
+constexpr const char* k_near_interest_lock = "SELECT pg_advisory_lock_shared(1885826932, 1)";
 
 // How often the listener checks an idle connection; a connection that dies silently (no RST)
 // is noticed within two intervals, which bounds how long the tier can serve without hearing.
@@ -125,6 +131,10 @@ std::optional<near_message> parse_near_message(std::string_view payload) {
 
 // ---- The shards.
 
+// An entry lives in its shard's `ring` (which owns it) and in the shard's two indexes. A hit
+// only sets `referenced`; eviction sweeps the ring with a clock hand and spares, once, every
+// entry read since the hand last passed it (second chance, an approximation of LRU that lets
+// readers share the shard's lock).
 struct near_entry {
   std::string composite;  // resource type, NUL, key
   std::string value;
@@ -132,21 +142,28 @@ struct near_entry {
   std::uint64_t type_digest = 0;
   near_tier::clock::time_point expires;
   std::size_t bytes = 0;
+  std::size_t slot = 0;  // its index in the shard's ring
+  std::atomic<bool> referenced{true};
 };
 
 struct near_shard {
-  using position = std::list<near_entry>::iterator;
-
-  std::mutex mutex;
-  std::list<near_entry> recency;  // most recently used first
-  // Keys are views of the entries' own `composite`, which list nodes never move.
-  std::unordered_map<std::string_view, position> by_key;
-  std::unordered_multimap<std::uint64_t, position> by_digest;
+  std::shared_mutex mutex;  // shared for reads, exclusive for changes
+  std::vector<std::unique_ptr<near_entry>> ring;
+  std::size_t hand = 0;
+  // Keys are views of the entries' own `composite`, which never moves while the entry lives.
+  std::unordered_map<std::string_view, near_entry*> by_key;
+  std::unordered_multimap<std::uint64_t, near_entry*> by_digest;
   std::size_t bytes = 0;
-  std::uint64_t hits = 0;
-  std::uint64_t misses = 0;
 
-  void erase(position entry) {
+  void insert(std::unique_ptr<near_entry> entry) {
+    entry->slot = ring.size();
+    bytes += entry->bytes;
+    by_key.emplace(entry->composite, entry.get());
+    by_digest.emplace(entry->digest, entry.get());
+    ring.push_back(std::move(entry));
+  }
+
+  void erase(near_entry* entry) {
     by_key.erase(entry->composite);
     auto [first, last] = by_digest.equal_range(entry->digest);
     for (auto it = first; it != last; ++it) {
@@ -156,13 +173,35 @@ struct near_shard {
       }
     }
     bytes -= entry->bytes;
-    recency.erase(entry);
+    auto slot = entry->slot;
+    if (slot + 1 != ring.size()) {
+      ring[slot] = std::move(ring.back());
+      ring[slot]->slot = slot;
+    }
+    ring.pop_back();  // destroys `entry` when it was the last one
+  }
+
+  // Evicts one entry: the first the hand finds that was not read since it last passed.
+  void evict_one() {
+    for (;;) {
+      if (hand >= ring.size())
+        hand = 0;
+      auto* entry = ring[hand].get();
+      if (entry->referenced.load(std::memory_order_relaxed)) {
+        entry->referenced.store(false, std::memory_order_relaxed);
+        ++hand;
+        continue;
+      }
+      erase(entry);  // the last entry moves into the hand's slot, to be looked at next
+      return;
+    }
   }
 
   void clear() {
     by_key.clear();
     by_digest.clear();
-    recency.clear();
+    ring.clear();
+    hand = 0;
     bytes = 0;
   }
 };
@@ -208,8 +247,20 @@ class near_hub {
   explicit near_hub(const std::string& conninfo) {
     listener_options options;
     options.heartbeat_interval = k_heartbeat;
+    // Interest first, on every connection: from the moment it is granted, every write to a
+    // cache table of this database announces itself; and it is granted only once every write
+    // that skipped announcing (holding the lock exclusively) has ended.
+    options.session_setup = k_near_interest_lock;
     options.on_event = [this](const listener_event& event) { on_event(event); };
-    m_listener = std::make_unique<listener>(conninfo, options);
+    try {
+      m_listener = std::make_unique<listener>(conninfo, options);
+    } catch (const error& e) {
+      throw error(e.kind(), "the near cache's listener did not start: " + std::string{e.what()},
+                  "check that the server accepts connections; a transaction that wrote to a "
+                  "cache table while no process had a near tier makes a new near tier wait "
+                  "until it ends (see pg_locks: advisory lock 1885826932/1)",
+                  e.sqlstate());
+    }
     m_listener->listen(k_near_channel);
     m_thread = std::thread{[this] { run(); }};
   }
@@ -278,8 +329,9 @@ near_tier::near_tier(near_options options, std::string schema, const std::string
     throw usage_error("near_options::max_bytes is " + std::to_string(m_options.max_bytes) +
                           ", less than the minimum of 1024",
                       "give the near tier at least 1 KiB");
-  auto shards = std::min({k_max_shards, m_options.max_entries,
-                          std::max<std::size_t>(1, m_options.max_bytes / k_min_shard_bytes)});
+  auto shards =
+      std::min({k_max_shards, std::max<std::size_t>(1, m_options.max_entries / k_min_shard_entries),
+                std::max<std::size_t>(1, m_options.max_bytes / k_min_shard_bytes)});
   for (std::size_t i = 0; i < shards; ++i)
     m_shards.push_back(std::make_unique<near_shard>());
   m_entries_per_shard = m_options.max_entries / shards;
@@ -291,29 +343,40 @@ near_tier::~near_tier() {
   m_hub->detach(this);
 }
 
-near_shard& near_tier::shard_of(const std::string& composite) {
-  return *m_shards[std::hash<std::string>{}(composite) % m_shards.size()];
+near_shard& near_tier::shard_of(std::string_view composite) {
+  return *m_shards[std::hash<std::string_view>{}(composite) % m_shards.size()];
+}
+
+near_tier::counter_slot& near_tier::counters_of_thread() {
+  // Each thread counts into its own slot (threads share one only beyond k_counter_slots), so
+  // hits on different cores never write to the same cache line.
+  static std::atomic<std::size_t> next_slot{0};
+  thread_local std::size_t slot = next_slot.fetch_add(1, std::memory_order_relaxed);
+  return m_counts[slot % m_counts.size()];
 }
 
 std::optional<std::string> near_tier::get(std::string_view resource_type, std::string_view key) {
-  if (!m_serving.load())
+  if (!m_serving.load(std::memory_order_acquire))
     return std::nullopt;
-  auto composite = composite_key(resource_type, key);
+  // The lookup key is built in a buffer of the thread's, so a hit allocates only its result.
+  thread_local std::string composite;
+  composite.assign(resource_type);
+  composite.push_back('\0');
+  composite.append(key);
+  auto& counters = counters_of_thread();
   auto& shard = shard_of(composite);
-  std::lock_guard<std::mutex> lock{shard.mutex};
+  std::shared_lock<std::shared_mutex> lock{shard.mutex};
   auto found = shard.by_key.find(composite);
-  if (found == shard.by_key.end()) {
-    ++shard.misses;
+  // An expired entry stays until a fill replaces it or the clock hand evicts it.
+  if (found == shard.by_key.end() || (found->second->expires != clock::time_point::max() &&
+                                      found->second->expires <= clock::now())) {
+    counters.misses.fetch_add(1, std::memory_order_relaxed);
     return std::nullopt;
   }
-  auto entry = found->second;
-  if (entry->expires != clock::time_point::max() && entry->expires <= clock::now()) {
-    shard.erase(entry);
-    ++shard.misses;
-    return std::nullopt;
-  }
-  shard.recency.splice(shard.recency.begin(), shard.recency, entry);
-  ++shard.hits;
+  auto* entry = found->second;
+  if (!entry->referenced.load(std::memory_order_relaxed))
+    entry->referenced.store(true, std::memory_order_relaxed);
+  counters.hits.fetch_add(1, std::memory_order_relaxed);
   return entry->value;
 }
 
@@ -345,31 +408,27 @@ void near_tier::fill(const fill_ticket& ticket, std::string_view resource_type,
     if (expires <= clock::now())
       return;
   }
-  near_entry entry;
-  entry.composite = composite_key(resource_type, key);
-  entry.bytes = k_entry_overhead + heap_bytes(entry.composite.size()) + heap_bytes(value.size());
-  if (entry.bytes > m_bytes_per_shard)
+  auto entry = std::make_unique<near_entry>();
+  entry->composite = composite_key(resource_type, key);
+  entry->bytes = k_entry_overhead + heap_bytes(entry->composite.size()) + heap_bytes(value.size());
+  if (entry->bytes > m_bytes_per_shard)
     return;
-  entry.value = std::string{value};
-  entry.digest = ticket.digest;
-  entry.type_digest = near_type_digest(resource_type);
-  entry.expires = expires;
-  auto& shard = shard_of(entry.composite);
-  std::lock_guard<std::mutex> lock{shard.mutex};
+  entry->value = std::string{value};
+  entry->digest = ticket.digest;
+  entry->type_digest = near_type_digest(resource_type);
+  entry->expires = expires;
+  auto& shard = shard_of(entry->composite);
+  std::unique_lock<std::shared_mutex> lock{shard.mutex};
   if (!m_serving.load() || m_generation.load() != ticket.generation ||
       m_counters[ticket.digest & 0xff].load() != ticket.counter) {
     return;
   }
-  auto found = shard.by_key.find(entry.composite);
+  auto found = shard.by_key.find(entry->composite);
   if (found != shard.by_key.end())
     shard.erase(found->second);
-  shard.bytes += entry.bytes;
-  shard.recency.push_front(std::move(entry));
-  auto inserted = shard.recency.begin();
-  shard.by_key.emplace(inserted->composite, inserted);
-  shard.by_digest.emplace(inserted->digest, inserted);
-  while (shard.recency.size() > m_entries_per_shard || shard.bytes > m_bytes_per_shard)
-    shard.erase(std::prev(shard.recency.end()));
+  shard.insert(std::move(entry));
+  while (shard.ring.size() > m_entries_per_shard || shard.bytes > m_bytes_per_shard)
+    shard.evict_one();
 }
 
 void near_tier::invalidate_digest(std::uint64_t digest) {
@@ -377,10 +436,10 @@ void near_tier::invalidate_digest(std::uint64_t digest) {
   // before has inserted already, so the erase below finds its entry.
   m_counters[digest & 0xff].fetch_add(1);
   for (auto& shard : m_shards) {
-    std::lock_guard<std::mutex> lock{shard->mutex};
+    std::unique_lock<std::shared_mutex> lock{shard->mutex};
     auto [it, last] = shard->by_digest.equal_range(digest);
     while (it != last) {
-      auto entry = it->second;
+      auto* entry = it->second;
       ++it;  // erase() removes the element `it` was on, which invalidates only that iterator
       shard->erase(entry);
     }
@@ -398,13 +457,15 @@ void near_tier::invalidate_type(std::string_view resource_type) {
 void near_tier::erase_types(const std::vector<std::uint64_t>& type_digests) {
   m_generation.fetch_add(1);
   for (auto& shard : m_shards) {
-    std::lock_guard<std::mutex> lock{shard->mutex};
-    for (auto it = shard->recency.begin(); it != shard->recency.end();) {
-      auto next = std::next(it);
-      if (std::find(type_digests.begin(), type_digests.end(), it->type_digest) !=
-          type_digests.end())
-        shard->erase(it);
-      it = next;
+    std::unique_lock<std::shared_mutex> lock{shard->mutex};
+    for (std::size_t i = 0; i < shard->ring.size();) {
+      auto* entry = shard->ring[i].get();
+      if (std::find(type_digests.begin(), type_digests.end(), entry->type_digest) !=
+          type_digests.end()) {
+        shard->erase(entry);  // the last entry moves into slot i, looked at next
+      } else {
+        ++i;
+      }
     }
   }
 }
@@ -412,7 +473,7 @@ void near_tier::erase_types(const std::vector<std::uint64_t>& type_digests) {
 void near_tier::flush_all(bool count_flush) {
   m_generation.fetch_add(1);
   for (auto& shard : m_shards) {
-    std::lock_guard<std::mutex> lock{shard->mutex};
+    std::unique_lock<std::shared_mutex> lock{shard->mutex};
     shard->clear();
   }
   if (count_flush)
@@ -467,11 +528,13 @@ void near_tier::report(near_event::kind what, const std::string& reason) noexcep
 
 near_stats near_tier::statistics() const {
   near_stats stats;
+  for (const auto& counters : m_counts) {
+    stats.hits += counters.hits.load(std::memory_order_relaxed);
+    stats.misses += counters.misses.load(std::memory_order_relaxed);
+  }
   for (const auto& shard : m_shards) {
-    std::lock_guard<std::mutex> lock{shard->mutex};
-    stats.hits += shard->hits;
-    stats.misses += shard->misses;
-    stats.entries += shard->recency.size();
+    std::shared_lock<std::shared_mutex> lock{shard->mutex};
+    stats.entries += shard->ring.size();
     stats.bytes += shard->bytes;
   }
   stats.invalidations = m_invalidations.load();

@@ -1,5 +1,6 @@
 #pragma once
-// The near tier of pgkit::cache_store: a bounded, sharded LRU map in the process, kept coherent
+// The near tier of pgkit::cache_store: a bounded, sharded map in the process (evicting with a
+// clock hand, an approximation of LRU that lets readers share a shard's lock), kept coherent
 // with the cache table by the notifications that the cache module's trigger sends on channel
 // "pgkit_cache" after every committed statement that changed or removed live entries. One
 // listener thread per connection target serves every tier of the process (near_hub in
@@ -92,7 +93,14 @@ class near_tier {
   void start_serving();
 
  private:
-  near_shard& shard_of(const std::string& composite);
+  // Hit and miss counters of a group of threads, on a cache line of their own.
+  struct alignas(64) counter_slot {
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> misses{0};
+  };
+
+  near_shard& shard_of(std::string_view composite);
+  counter_slot& counters_of_thread();
   void invalidate_digest(std::uint64_t digest);
   void erase_types(const std::vector<std::uint64_t>& type_digests);
   void flush_all(bool count_flush);
@@ -108,6 +116,7 @@ class near_tier {
   std::array<std::atomic<std::uint64_t>, 256> m_counters{};
   std::atomic<std::uint64_t> m_invalidations{0};
   std::atomic<std::uint64_t> m_flushes{0};
+  std::array<counter_slot, 32> m_counts{};
   std::shared_ptr<near_hub> m_hub;
 };
 
