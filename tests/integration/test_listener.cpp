@@ -295,6 +295,38 @@ TEST_CASE("pgkit::listener refusals") {
   }
 }
 
+TEST_CASE("pgkit::listener session_setup runs on every connection, before LISTEN") {
+  pgkit_test::scratch_database db{"listener_setup"};
+  auto holds_lock = [&](int pid) {
+    return pgkit_test::query_value(db.url(),
+                                   "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                   "AND classid = 42 AND objid = 7 AND granted AND pid = " +
+                                       std::to_string(pid)) == "1";
+  };
+  pgkit::listener_options options;
+  options.reconnect_initial_delay = 50ms;
+  options.session_setup = "SELECT pg_advisory_lock_shared(42, 7)";
+  pgkit::listener listener{db.url(), options};
+  listener.listen("setup");
+  auto first_pid = listener.backend_pid();
+  CHECK(holds_lock(first_pid));
+  pgkit_test::query_value(db.url(),
+                          "SELECT pg_terminate_backend(" + std::to_string(first_pid) + ")");
+  CHECK(pgkit_test::eventually([&] {
+    listener.receive(50ms);
+    return listener.reconnects() == 1 && listener.connected();
+  }));
+  CHECK(listener.backend_pid() != first_pid);
+  CHECK(holds_lock(listener.backend_pid()));
+
+  SUBCASE("a setup the server refuses fails the first connection and says so") {
+    options.session_setup = "SELECT no_such_function()";
+    auto failure = pgkit_test::expect_error([&] { pgkit::listener refused{db.url(), options}; });
+    CHECK(std::string{failure.what()}.find("session setup") != std::string::npos);
+    CHECK(std::string{failure.what()}.find("no_such_function") != std::string::npos);
+  }
+}
+
 TEST_CASE("pgkit::listener::listen refused by the server") {
   pgkit_test::scratch_database scratch{"listener_refused"};
   // A LATIN1 database: the server refuses (22P05) a channel name that is valid UTF-8 but has
