@@ -619,7 +619,9 @@ stream_end wire::stream(std::string_view sql, const params& parameters,
       drain(control, context, false);
       checked(m_conn, next.release(), context, text, control, false);
     }
-    note_command_tag(next.get(), end.command_tag);
+    // A single-row result never carries the tag; a chunk may (libpq 17 puts it on the last).
+    if (status != PGRES_SINGLE_TUPLE)
+      note_command_tag(next.get(), end.command_tag);
     bool go_on = true;
     try {
       go_on = !on_batch || on_batch(next.get());
