@@ -454,6 +454,20 @@ TEST_CASE("pgkit::status and pgkit::close") {
     pgkit::close(*conn);
   }
 
+  SUBCASE("a statement on a closed connection is a usage error, not a lost connection") {
+    pgkit::close(*conn);
+    try {
+      pgkit::execute_no_data(*conn, "SELECT 1 WHERE false");
+      FAIL("a statement ran on a closed connection");
+    } catch (const pgkit::error& e) {
+      CHECK(e.kind() == pgkit::error_kind::usage);
+      CHECK(std::string{e.what()}.find("closed") != std::string::npos);
+      CHECK(std::string{e.what()}.find("NULL") == std::string::npos);
+    }
+    collected rows;
+    CHECK_THROWS_AS(collect(*conn, "SELECT 1", {}, rows), pgkit::usage_error);
+  }
+
   SUBCASE("failed after pg_terminate_backend, and a statement then reports the server's reason") {
     auto pid = value_of(*conn, "SELECT pg_backend_pid()");
     auto other = pgkit::connect(db.url());

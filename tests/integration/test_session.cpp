@@ -153,6 +153,14 @@ TEST_CASE("pgkit::session_store") {
                          pgkit::usage_error);
     CHECK_THROWS_AS(f.store->set(key, "y", forever), pgkit::usage_error);
     CHECK_THROWS_AS(f.store->set_default_period(forever), pgkit::usage_error);
+    // The hint speaks of sessions, not of the cache's never_expires.
+    try {
+      f.store->generate("y", forever);
+    } catch (const pgkit::error& e) {
+      CHECK(e.hint().find("never_expires") == std::string::npos);
+      CHECK(e.hint().find("cache") == std::string::npos);
+      CHECK(e.hint().find("session") != std::string::npos);
+    }
     CHECK(f.rows() == 1);
     CHECK(f.store->get(key)->data == "x");
   }

@@ -69,7 +69,7 @@ void check_ttl(const std::optional<ttl>& lifetime) {
                       "give a ttl of zero or more, or never_expires");
   }
   if (lifetime)
-    detail::check_ttl_limit(*lifetime, "the cache ttl");
+    detail::check_ttl_limit(*lifetime, "the cache ttl", detail::ttl_of::cache_entry);
 }
 
 std::optional<std::int64_t> ttl_param(const std::optional<ttl>& lifetime) {

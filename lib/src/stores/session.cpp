@@ -56,7 +56,7 @@ void check_ttl(milliseconds period, const char* what) {
     throw usage_error(std::string{what} + " must be positive, not " +
                       std::to_string(period.count()) + " ms");
   }
-  detail::check_ttl_limit(period, what);
+  detail::check_ttl_limit(period, what, detail::ttl_of::session);
 }
 
 // Runs one of the store's statements on a connection leased for it; a missing table gets a
