@@ -111,7 +111,7 @@ TEST_CASE("a dry run keeps to --max-seconds while a lock holds its count up") {
     auto command = table == "cache" ? "cache-gc" : "session-purge";
     // The lock is held until the command has ended: only its own deadline can end the count.
     pgkit_test::child_process pgkit{{pgkit_test::pgkit_binary(), command, "--addr", db.url(),
-                                     "--dry-run", "--max-seconds", "0.5"}};
+                                     "--dry-run", "--max-seconds", "0.5", "--lock-timeout", "600"}};
     int exit_code = pgkit.wait(60s);
     INFO(command << " stderr: " << pgkit.err());
     CHECK(exit_code == 1);

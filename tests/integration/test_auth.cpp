@@ -907,8 +907,8 @@ TEST_CASE("pgkit::auth_store under attack (the probe's findings)") {
       pgkit::new_user u;
       (field == 0 ? u.email : u.phone_number) = nul;
       u.password = "correct horse";
-      CHECK_THROWS_WITH_AS(f.store->create_user(u), doctest::Contains("must not contain a NUL byte"),
-                           pgkit::usage_error);
+      CHECK_THROWS_WITH_AS(f.store->create_user(u),
+                           doctest::Contains("must not contain a NUL byte"), pgkit::usage_error);
     }
     auto existing = f.user("nul@example.org");
     pgkit::user_update changes;
@@ -923,8 +923,9 @@ TEST_CASE("pgkit::auth_store under attack (the probe's findings)") {
     auth_fixture f{"auth_row_data"};
     // An application's own constraint on the store's table, which the server reports with
     // the whole failing row (the password hash in it).
-    f.run("ALTER TABLE pgkit.auth_user ADD CONSTRAINT small_metadata "
-          "CHECK (length(user_metadata::text) < 40)");
+    f.run(
+        "ALTER TABLE pgkit.auth_user ADD CONSTRAINT small_metadata "
+        "CHECK (length(user_metadata::text) < 40)");
     pgkit::new_user u;
     u.email = "row@example.org";
     u.password = "correct horse";
@@ -944,10 +945,12 @@ TEST_CASE("pgkit::auth_store under attack (the probe's findings)") {
     auto owner = f.user("token@example.org");
     f.run("CREATE TABLE pgkit.token_audit (user_id uuid PRIMARY KEY)");
     f.run("INSERT INTO pgkit.token_audit VALUES ('" + owner.id + "')");
-    f.run("CREATE FUNCTION pgkit.audit_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-          "INSERT INTO pgkit.token_audit VALUES (NEW.user_id); RETURN NEW; END $$");
-    f.run("CREATE TRIGGER audit AFTER INSERT ON pgkit.auth_one_time_token FOR EACH ROW "
-          "EXECUTE FUNCTION pgkit.audit_token()");
+    f.run(
+        "CREATE FUNCTION pgkit.audit_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO pgkit.token_audit VALUES (NEW.user_id); RETURN NEW; END $$");
+    f.run(
+        "CREATE TRIGGER audit AFTER INSERT ON pgkit.auth_one_time_token FOR EACH ROW "
+        "EXECUTE FUNCTION pgkit.audit_token()");
     try {
       f.store->create_one_time_token(owner.id, pgkit::token_type::magic_link);
       FAIL("the audit table's key did not refuse the second row");
@@ -1006,7 +1009,6 @@ TEST_CASE("pgkit::auth_store under attack (the probe's findings)") {
       worker.join();
     INFO(first_failure);
     CHECK(failures.load() == 0);
-    CHECK(f.sql("SELECT count(*) FROM pgkit.auth_one_time_token WHERE deleted_at IS NULL") ==
-          "1");
+    CHECK(f.sql("SELECT count(*) FROM pgkit.auth_one_time_token WHERE deleted_at IS NULL") == "1");
   }
 }

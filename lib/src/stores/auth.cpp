@@ -216,7 +216,8 @@ struct auth_store::state {
   // True for a hash made under limits other than the store's.
   bool needs_rehash(const std::string& hash) const {
     return crypto_pwhash_str_needs_rehash(hash.c_str(), options.password_ops_limit,
-                                          static_cast<std::size_t>(options.password_mem_limit)) != 0;
+                                          static_cast<std::size_t>(options.password_mem_limit)) !=
+           0;
   }
 
   std::string statement_name(const std::string& what) const {
@@ -651,10 +652,10 @@ std::string auth_store::create_one_time_token(std::string_view user_id, token_ty
   detail::block transaction{on, context};
   if (s.run(lease, s.lock_user, {text_param(user_id)}, context).rows() == 0)
     throw no_live_user("creating a one-time token");
-  s.run(lease, s.create_token,
-        {text_param(user_id), text_param(type_name), binary_param(digest),
-         int_param(period.count())},
-        context);
+  s.run(
+      lease, s.create_token,
+      {text_param(user_id), text_param(type_name), binary_param(digest), int_param(period.count())},
+      context);
   transaction.commit(context);
   return token;
 }

@@ -58,8 +58,8 @@ std::uint64_t expiry_sweep::sweep(const sweep_target& target) {
     std::int64_t counted = 0;
     try {
       counted = m_wire
-                    .run(*target.count, target.extra, result_format::binary,
-                         "counting " + m_what, m_control)
+                    .run(*target.count, target.extra, result_format::binary, "counting " + m_what,
+                         m_control)
                     .int8(0, 0);
     } catch (const error&) {
       fail("counting " + m_what);
@@ -148,9 +148,8 @@ void expiry_sweep::fail(const std::string& context) {
   } catch (const error& e) {
     if (e.kind() == error_kind::canceled && m_control.deadline &&
         steady_clock::now() >= *m_control.deadline) {
-      const std::string limit =
-          context + ": the time limit of " + std::to_string(m_options.max_duration->count()) +
-          " ms passed";
+      const std::string limit = context + ": the time limit of " +
+                                std::to_string(m_options.max_duration->count()) + " ms passed";
       if (m_options.dry_run) {
         throw error(error_kind::timeout,
                     limit + " while counting (a dry run; nothing was deleted) after counting " +
@@ -160,8 +159,9 @@ void expiry_sweep::fail(const std::string& context) {
       }
       throw error(
           error_kind::timeout,
-          limit + " while a batch was running; it was canceled and rolled back, the "
-                  "batches before it stay committed (" +
+          limit +
+              " while a batch was running; it was canceled and rolled back, the "
+              "batches before it stay committed (" +
               so_far + ")",
           "run " + m_rerun + " again to go on, with a longer time limit or a smaller batch size");
     }

@@ -474,8 +474,9 @@ void wire::check_sendable(std::string_view context, const stop_control& control)
     throw canceled_error(context, control);
   if (m_conn == nullptr) {
     // Closed by its owner (pgkit::close), not lost: using it is the caller's mistake.
-    throw usage_error(with_context(context, "the connection was closed (pgkit::close); nothing "
-                                            "was sent"),
+    throw usage_error(with_context(context,
+                                   "the connection was closed (pgkit::close); nothing "
+                                   "was sent"),
                       "open a new connection (pgkit::connect) for further statements");
   }
   switch (state()) {
