@@ -280,7 +280,7 @@ near_stats cache_store::near_statistics() const {
 cache_store::~cache_store() = default;
 
 void cache_store::check() {
-  detail::check_module_table(m_pool->acquire(), "cache", m_schema, "cache");
+  detail::check_module_table(*m_pool->acquire(), "cache", m_schema, "cache");
 }
 
 namespace {

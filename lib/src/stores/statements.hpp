@@ -47,21 +47,29 @@ inline std::string without_row_data(std::string_view message) {
   return std::string{message.substr(0, message.find("\nDETAIL:"))};
 }
 
-/// Runs `stmt` on the lease's connection (results in `format`). Outside a transaction block it
-/// commits by itself. Throws pgkit::error, never with the row data of the server's DETAIL;
-/// `context` says what the store was doing.
-inline result run_statement(const lease& borrowed, const statement& stmt,
+/// Runs `stmt` on `on` (results in `format`). Outside a transaction block it commits by
+/// itself. Throws pgkit::error, never with the row data of the server's DETAIL; `context` says
+/// what the store was doing.
+inline result run_statement(const wire& on, const statement& stmt,
                             const std::vector<bound_param>& parameters, std::string_view context,
                             const stop_control& control = {},
                             result_format format = result_format::binary) {
   try {
-    return wire_of(borrowed).run(stmt, parameters, format, context, control);
+    return on.run(stmt, parameters, format, context, control);
   } catch (const sql_error& e) {
     std::string_view message = e.what();
     if (message.find("\nDETAIL:") == std::string_view::npos)
       throw;
     throw sql_error(without_row_data(message), e.sqlstate(), e.query(), e.hint());
   }
+}
+
+/// Same, on the lease's connection.
+inline result run_statement(const lease& borrowed, const statement& stmt,
+                            const std::vector<bound_param>& parameters, std::string_view context,
+                            const stop_control& control = {},
+                            result_format format = result_format::binary) {
+  return run_statement(wire_of(borrowed), stmt, parameters, context, control, format);
 }
 
 /// The command that applies `module` in `schema` ("run pgkit apply cache --schema app").
