@@ -19,6 +19,7 @@
 
 #include "harness.hpp"
 #include "pgkit/auth.hpp"
+#include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/query.hpp"
@@ -872,6 +873,40 @@ TEST_CASE("Pevensie bugs that must not come back") {
     CHECK(f.sql("SELECT count(*) FROM pgkit.auth_one_time_token t WHERE position('" + token +
                 "' IN t::text) > 0 OR position('" + token + "'::bytea IN t.token_hash) > 0") ==
           "0");
+  }
+
+  SUBCASE("pevensie: select fields and decoders with a table alias and in a join") {
+    auth_fixture f{"pevensie_alias_join"};
+    auto ada = f.user("ada@example.org");
+    auto token = f.store->create_session(ada.id, std::string{"192.0.2.7"}, std::nullopt, 1h);
+    auto connection = pgkit::connect(f.db.url());
+    std::vector<std::pair<pgkit::user, pgkit::auth_session>> found;
+    pgkit::stream_query(
+        *connection,
+        "SELECT " + pgkit::auth_store::user_select_fields("u") + ", " +
+            pgkit::auth_store::session_select_fields("Session List") +
+            " FROM pgkit.auth_user AS u JOIN pgkit.auth_session AS \"Session List\" "
+            "ON \"Session List\".user_id = u.id WHERE u.deleted_at IS NULL",
+        {}, {}, [&](const pgkit::row_view& row) {
+          found.emplace_back(pgkit::decode_user(row), pgkit::decode_session(row, 12));
+          return pgkit::row_action::next;
+        });
+    REQUIRE(found.size() == 1);
+    CHECK(found[0].first.id == ada.id);
+    CHECK(found[0].first.email == "ada@example.org");
+    CHECK(found[0].second.user_id == ada.id);
+    CHECK(found[0].second.ip == "192.0.2.7");
+    CHECK(f.store->get_session(token)->id == found[0].second.id);
+    // A decoder told to start where too few columns are left says so.
+    pgkit::stream_query(
+        *connection,
+        "SELECT " + pgkit::auth_store::user_select_fields("x") + " FROM pgkit.auth_user AS x", {},
+        {}, [&](const pgkit::row_view& row) {
+          CHECK_THROWS_WITH_AS(pgkit::decode_session(row, 8), doctest::Contains("from column 8"),
+                               pgkit::usage_error);
+          return pgkit::row_action::next;
+        });
+    CHECK_THROWS_AS(pgkit::auth_store::user_select_fields(""), pgkit::usage_error);
   }
 
   SUBCASE("pevensie: TTLs and IPs are spliced into SQL") {

@@ -77,18 +77,6 @@ timestamp time_at(const row_view& row, std::size_t column) {
   return *value;
 }
 
-// The session columns of a row, starting at `first`.
-auth_session session_at(const row_view& row, std::size_t first) {
-  auth_session out;
-  out.id = text_at(row, first);
-  out.user_id = text_at(row, first + 1);
-  out.ip = optional_text_at(row, first + 2);
-  out.user_agent = optional_text_at(row, first + 3);
-  out.created_at = time_at(row, first + 4);
-  out.expires_at = optional_time_at(row, first + 5);
-  return out;
-}
-
 row_view row_of(const detail::result& rows, int row) {
   return row_view{rows.get(), row};
 }
@@ -291,35 +279,69 @@ const std::string& auth_store::session_select_fields() {
   return fields;
 }
 
-user decode_user(const row_view& row) {
-  if (row.size() < static_cast<std::size_t>(sql::k_user_columns)) {
-    throw usage_error("decode_user needs the " + std::to_string(sql::k_user_columns) +
-                      " columns of auth_store::user_select_fields(), not " +
-                      std::to_string(row.size()));
+namespace {
+
+// Throws usage_error unless `row` has `columns` columns from `first` on.
+void check_columns(const row_view& row, std::size_t first, int columns, const char* decoder,
+                   const char* fields) {
+  if (row.size() < first + static_cast<std::size_t>(columns)) {
+    throw usage_error(std::string{decoder} + " needs the " + std::to_string(columns) +
+                      " columns of auth_store::" + fields + "() from column " +
+                      std::to_string(first) + ", but the row has " + std::to_string(row.size()));
   }
+}
+
+// The select list `fields`, whose columns name `table`, naming `alias` instead.
+std::string with_alias(std::string fields, std::string_view table, std::string_view alias) {
+  if (alias.empty() || alias.find('\0') != std::string_view::npos)
+    throw usage_error("a table alias must be a non-empty name without NUL bytes");
+  const std::string from = std::string{table} + ".";
+  const std::string to = detail::quote_identifier(alias) + ".";
+  for (auto at = fields.find(from); at != std::string::npos; at = fields.find(from, at)) {
+    fields.replace(at, from.size(), to);
+    at += to.size();
+  }
+  return fields;
+}
+
+}  // namespace
+
+std::string auth_store::user_select_fields(std::string_view alias) {
+  return with_alias(sql::k_user_fields, "auth_user", alias);
+}
+
+std::string auth_store::session_select_fields(std::string_view alias) {
+  return with_alias(sql::k_session_fields, "auth_session", alias);
+}
+
+user decode_user(const row_view& row, std::size_t first) {
+  check_columns(row, first, sql::k_user_columns, "decode_user", "user_select_fields");
   user out;
-  out.id = text_at(row, 0);
-  out.role = text_at(row, 1);
-  out.email = optional_text_at(row, 2);
-  out.phone_number = optional_text_at(row, 3);
-  out.email_confirmed_at = optional_time_at(row, 4);
-  out.phone_number_confirmed_at = optional_time_at(row, 5);
-  out.last_sign_in = optional_time_at(row, 6);
-  out.banned_until = optional_time_at(row, 7);
-  out.app_metadata = text_at(row, 8);
-  out.user_metadata = text_at(row, 9);
-  out.created_at = time_at(row, 10);
-  out.updated_at = time_at(row, 11);
+  out.id = text_at(row, first);
+  out.role = text_at(row, first + 1);
+  out.email = optional_text_at(row, first + 2);
+  out.phone_number = optional_text_at(row, first + 3);
+  out.email_confirmed_at = optional_time_at(row, first + 4);
+  out.phone_number_confirmed_at = optional_time_at(row, first + 5);
+  out.last_sign_in = optional_time_at(row, first + 6);
+  out.banned_until = optional_time_at(row, first + 7);
+  out.app_metadata = text_at(row, first + 8);
+  out.user_metadata = text_at(row, first + 9);
+  out.created_at = time_at(row, first + 10);
+  out.updated_at = time_at(row, first + 11);
   return out;
 }
 
-auth_session decode_session(const row_view& row) {
-  if (row.size() < static_cast<std::size_t>(sql::k_session_columns)) {
-    throw usage_error("decode_session needs the " + std::to_string(sql::k_session_columns) +
-                      " columns of auth_store::session_select_fields(), not " +
-                      std::to_string(row.size()));
-  }
-  return session_at(row, 0);
+auth_session decode_session(const row_view& row, std::size_t first) {
+  check_columns(row, first, sql::k_session_columns, "decode_session", "session_select_fields");
+  auth_session out;
+  out.id = text_at(row, first);
+  out.user_id = text_at(row, first + 1);
+  out.ip = optional_text_at(row, first + 2);
+  out.user_agent = optional_text_at(row, first + 3);
+  out.created_at = time_at(row, first + 4);
+  out.expires_at = optional_time_at(row, first + 5);
+  return out;
 }
 
 void auth_store::check() {
@@ -563,7 +585,7 @@ std::optional<signed_in> auth_store::sign_in(std::string_view email, std::string
   if (rows.rows() == 0)
     return std::nullopt;  // deleted between the password check and now
   auto row = row_of(rows, 0);
-  return signed_in{decode_user(row), session_at(row, sql::k_user_columns), std::move(token)};
+  return signed_in{decode_user(row), decode_session(row, sql::k_user_columns), std::move(token)};
 }
 
 std::string auth_store::create_session(std::string_view user_id, std::optional<std::string> ip,
