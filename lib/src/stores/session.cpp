@@ -321,9 +321,9 @@ purge_result session_store::purge(std::size_t batch_size,
 }
 
 purge_result session_store::purge(const purge_options& options) {
-  purge_result result;
-  static_cast<sweep_result&>(result) = sweep(options);
-  return result;
+  return on_connection([&](pqxx::connection& connection, const detail::wire&) {
+    return purge_expired_sessions(connection, m_schema, options);
+  });
 }
 #pragma GCC diagnostic pop
 
