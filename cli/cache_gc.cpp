@@ -19,6 +19,7 @@ namespace {
 struct cache_gc_options {
   std::size_t batch_size = 10000;
   std::optional<std::chrono::milliseconds> max_duration;  // std::nullopt: no limit
+  std::optional<std::chrono::milliseconds> lock_timeout;  // std::nullopt: the store's default
   std::optional<std::string> resource_type;
   bool dry_run = false;
 };
@@ -47,18 +48,21 @@ int run_cache_gc(const cache_gc_options& options, context& ctx) {
        options.resource_type ? nlohmann::json(*options.resource_type) : nlohmann::json(nullptr)},
       {"dry_run", options.dry_run}};
   std::string summary;
+  sweep_options settings;
+  settings.batch_size = options.batch_size;
+  settings.max_duration = options.max_duration;
+  settings.lock_timeout = options.lock_timeout;
+  settings.dry_run = options.dry_run;
+  settings.resource_type = options.resource_type;
   if (options.dry_run) {
-    auto started = std::chrono::steady_clock::now();
-    auto expired = store.count_expired(options.resource_type);
+    // Counted by the sweep, so that --max-seconds holds while a lock keeps the count waiting.
+    auto result = store.sweep(settings);
+    auto expired = static_cast<std::size_t>(result.deleted);
     report["deleted"] = 0;
     report["expired"] = expired;
-    report["seconds"] = duration_seconds(std::chrono::steady_clock::now() - started);
+    report["seconds"] = duration_seconds(result.elapsed);
     summary = "would delete " + entries(expired) + " (dry run)";
   } else {
-    sweep_options settings;
-    settings.batch_size = options.batch_size;
-    settings.resource_type = options.resource_type;
-    settings.max_duration = options.max_duration;
     if (out.verbose()) {
       settings.progress = [&out](std::size_t batch, std::size_t total) {
         out.detail("batch deleted " + std::to_string(batch) + " (" + std::to_string(total) +
@@ -90,6 +94,8 @@ void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_
                    "rows deleted per batch, each its own transaction, default 10000");
   add_seconds_option(command, "--max-seconds", options->max_duration, zero_seconds::refused,
                      "start no new batch after this long, default no limit");
+  add_seconds_option(command, "--lock-timeout", options->lock_timeout, zero_seconds::refused,
+                     "how long a batch may wait for a table lock, default 2");
   command
       .add_option_function<std::string>(
           "--resource-type",

@@ -17,6 +17,7 @@ namespace {
 struct session_purge_options {
   std::size_t batch_size = 1000;
   std::optional<std::chrono::milliseconds> max_duration;  // std::nullopt: run until done
+  std::optional<std::chrono::milliseconds> lock_timeout;  // std::nullopt: the store's default
   std::string only;                                       // "", "session" or "auth"
   bool dry_run = false;
 };
@@ -52,6 +53,7 @@ int run_session_purge(const session_purge_options& options, context& ctx) {
   sweep_options settings;
   settings.batch_size = options.batch_size;
   settings.max_duration = options.max_duration;
+  settings.lock_timeout = options.lock_timeout;
   settings.scope = options.only == "session" ? sweep_scope::session
                    : options.only == "auth"  ? sweep_scope::auth
                                              : sweep_scope::all;
@@ -80,6 +82,8 @@ void setup_session_purge(CLI::App& command, const global_options& globals, int& 
                    "rows deleted per transaction, default 1000");
   add_seconds_option(command, "--max-seconds", options->max_duration, zero_seconds::refused,
                      "start no new batch after this long, default run until done");
+  add_seconds_option(command, "--lock-timeout", options->lock_timeout, zero_seconds::refused,
+                     "how long a batch may wait for a table lock, default 2");
   command
       .add_option("--only", options->only,
                   "purge only the session module's table or only the auth module's tables")

@@ -16,8 +16,8 @@ _pgkit_command_options() {
     new) echo "--migrations-dir" ;;
     listen) echo "--count --timeout --heartbeat --exec" ;;
     notify) echo "" ;;
-    session-purge) echo "--batch-size --max-seconds --only --dry-run" ;;
-    cache-gc) echo "--batch-size --max-seconds --resource-type --dry-run" ;;
+    session-purge) echo "--batch-size --max-seconds --lock-timeout --only --dry-run" ;;
+    cache-gc) echo "--batch-size --max-seconds --lock-timeout --resource-type --dry-run" ;;
     *) echo "" ;;
   esac
 }

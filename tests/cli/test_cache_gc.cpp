@@ -194,12 +194,14 @@ TEST_CASE("pgkit cache-gc: two runs at once on 60 000 expired rows") {
 
 TEST_CASE("pgkit cache-gc --max-seconds is a deadline for the batch in flight") {
   cache_database c{100};
-  // A table lock held elsewhere keeps the first batch waiting (the lock timeout, 2 s, is longer
-  // than the time limit); the batch is canceled when the limit passes.
+  // A table lock held elsewhere keeps the first batch waiting (its lock timeout, 600 s, is far
+  // longer than the time limit, so that only the limit can end the wait however loaded the
+  // machine); the batch is canceled when the limit passes.
   pqxx::connection holder{c.db.url()};
   pqxx::work lock{holder};
   lock.exec("LOCK TABLE " + c.table + " IN ACCESS EXCLUSIVE MODE");
-  auto result = run_pgkit({"cache-gc", "--addr", c.db.url(), "--max-seconds", "0.5"});
+  auto result = run_pgkit(
+      {"cache-gc", "--addr", c.db.url(), "--max-seconds", "0.5", "--lock-timeout", "600"});
   lock.abort();
   CHECK(result.exit_code == 1);
   CHECK(result.out == "");

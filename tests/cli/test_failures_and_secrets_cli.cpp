@@ -87,12 +87,39 @@ TEST_CASE("a connection lost mid-run reports the server's reason") {
                          " IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n");
       REQUIRE(holder.read_line(30s) == std::optional<std::string>{"locked"});
       auto command = table == "cache" ? "cache-gc" : "session-purge";
-      auto result = cut_off(db, {command, "--addr", db.url()}, "wait_event_type = 'Lock'");
+      // The command's lock timeout is far longer than the test's search for its backend, so
+      // that only the termination can end its wait, however loaded the machine.
+      auto result = cut_off(db, {command, "--addr", db.url(), "--lock-timeout", "600"},
+                            "wait_event_type = 'Lock'");
       check_cut_off_report(result);
       holder.write_stdin("ROLLBACK;\n");
       holder.close_stdin();
       holder.wait(30s);
     }
+  }
+}
+
+TEST_CASE("a dry run keeps to --max-seconds while a lock holds its count up") {
+  pgkit_test::scratch_database db{"dry_run_deadline"};
+  auto applied = run_pgkit({"apply", "--addr", db.url(), "cache", "session"});
+  REQUIRE_MESSAGE(applied.exit_code == 0, applied.err);
+  for (const std::string table : {"cache", "session"}) {
+    pgkit_test::child_process holder{{"psql", "-X", "-q", "-A", "-t", db.url()}};
+    holder.write_stdin("BEGIN; LOCK TABLE pgkit." + table +
+                       " IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n");
+    REQUIRE(holder.read_line(30s) == std::optional<std::string>{"locked"});
+    auto command = table == "cache" ? "cache-gc" : "session-purge";
+    // The lock is held until the command has ended: only its own deadline can end the count.
+    pgkit_test::child_process pgkit{{pgkit_test::pgkit_binary(), command, "--addr", db.url(),
+                                     "--dry-run", "--max-seconds", "0.5", "--lock-timeout", "600"}};
+    int exit_code = pgkit.wait(60s);
+    INFO(command << " stderr: " << pgkit.err());
+    CHECK(exit_code == 1);
+    CHECK(contains(pgkit.err(), "time limit of 500 ms passed while counting"));
+    CHECK(contains(pgkit.err(), "nothing was deleted"));
+    holder.write_stdin("ROLLBACK;\n");
+    holder.close_stdin();
+    holder.wait(30s);
   }
 }
 

@@ -1,4 +1,5 @@
 #include <iostream>
+#include <string_view>
 
 #include <pgkit/pgkit.hpp>
 #include <pqxx/pqxx>
@@ -22,7 +23,8 @@ int main() {
     tx.commit();
   } catch (const pgkit::error& e) {
     std::cerr << "app: " << e.what() << '\n';
-    if (!e.hint().empty())
+    // pgkit::start's errors end with their hint already (so that one left uncaught shows it).
+    if (!e.hint().empty() && std::string_view{e.what()}.find(e.hint()) == std::string_view::npos)
       std::cerr << "app: hint: " << e.hint() << '\n';
     return 1;
   }

@@ -19,6 +19,7 @@
 
 #include "harness.hpp"
 #include "pgkit/auth.hpp"
+#include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/query.hpp"
@@ -874,6 +875,40 @@ TEST_CASE("Pevensie bugs that must not come back") {
           "0");
   }
 
+  SUBCASE("pevensie: select fields and decoders with a table alias and in a join") {
+    auth_fixture f{"pevensie_alias_join"};
+    auto ada = f.user("ada@example.org");
+    auto token = f.store->create_session(ada.id, std::string{"192.0.2.7"}, std::nullopt, 1h);
+    auto connection = pgkit::connect(f.db.url());
+    std::vector<std::pair<pgkit::user, pgkit::auth_session>> found;
+    pgkit::stream_query(
+        *connection,
+        "SELECT " + pgkit::auth_store::user_select_fields("u") + ", " +
+            pgkit::auth_store::session_select_fields("Session List") +
+            " FROM pgkit.auth_user AS u JOIN pgkit.auth_session AS \"Session List\" "
+            "ON \"Session List\".user_id = u.id WHERE u.deleted_at IS NULL",
+        {}, {}, [&](const pgkit::row_view& row) {
+          found.emplace_back(pgkit::decode_user(row), pgkit::decode_session(row, 12));
+          return pgkit::row_action::next;
+        });
+    REQUIRE(found.size() == 1);
+    CHECK(found[0].first.id == ada.id);
+    CHECK(found[0].first.email == "ada@example.org");
+    CHECK(found[0].second.user_id == ada.id);
+    CHECK(found[0].second.ip == "192.0.2.7");
+    CHECK(f.store->get_session(token)->id == found[0].second.id);
+    // A decoder told to start where too few columns are left says so.
+    pgkit::stream_query(
+        *connection,
+        "SELECT " + pgkit::auth_store::user_select_fields("x") + " FROM pgkit.auth_user AS x", {},
+        {}, [&](const pgkit::row_view& row) {
+          CHECK_THROWS_WITH_AS(pgkit::decode_session(row, 8), doctest::Contains("from column 8"),
+                               pgkit::usage_error);
+          return pgkit::row_action::next;
+        });
+    CHECK_THROWS_AS(pgkit::auth_store::user_select_fields(""), pgkit::usage_error);
+  }
+
   SUBCASE("pevensie: TTLs and IPs are spliced into SQL") {
     auth_fixture f{"pevensie_splice", fast(), 1};
     auto u = f.user("s@example.org", "pw");
@@ -896,5 +931,119 @@ TEST_CASE("Pevensie bugs that must not come back") {
     CHECK(text.find("198.51.100.23") == std::string::npos);
     CHECK(text.find("4242") == std::string::npos);
     CHECK(text.find("3131") == std::string::npos);
+  }
+}
+
+TEST_CASE("pgkit::auth_store under attack (the probe's findings)") {
+  SUBCASE("an email or phone number that is a NUL byte is refused before anything is sent") {
+    auth_fixture f{"auth_nul_email"};
+    const std::string nul(1, '\0');
+    for (int field = 0; field < 2; ++field) {
+      pgkit::new_user u;
+      (field == 0 ? u.email : u.phone_number) = nul;
+      u.password = "correct horse";
+      CHECK_THROWS_WITH_AS(f.store->create_user(u),
+                           doctest::Contains("must not contain a NUL byte"), pgkit::usage_error);
+    }
+    auto existing = f.user("nul@example.org");
+    pgkit::user_update changes;
+    changes.email = std::optional<std::string>{"a" + nul};
+    CHECK_THROWS_WITH_AS(f.store->update_user(existing.id, changes),
+                         doctest::Contains("must not contain a NUL byte"), pgkit::usage_error);
+    CHECK(f.sql("SELECT count(*) FROM pgkit.auth_user") == "1");
+    CHECK(f.sql("SELECT email FROM pgkit.auth_user") == "nul@example.org");
+  }
+
+  SUBCASE("a refused row never shows in the error: no hash, salt or user id from DETAIL") {
+    auth_fixture f{"auth_row_data"};
+    // An application's own constraint on the store's table, which the server reports with
+    // the whole failing row (the password hash in it).
+    f.run(
+        "ALTER TABLE pgkit.auth_user ADD CONSTRAINT small_metadata "
+        "CHECK (length(user_metadata::text) < 40)");
+    pgkit::new_user u;
+    u.email = "row@example.org";
+    u.password = "correct horse";
+    u.user_metadata = R"({"note": "this metadata is longer than forty characters"})";
+    try {
+      f.store->create_user(u);
+      FAIL("the constraint did not refuse the row");
+    } catch (const pgkit::error& e) {
+      const std::string message = e.what();
+      INFO(message);
+      CHECK(message.find("small_metadata") != std::string::npos);
+      CHECK(message.find("Failing row") == std::string::npos);
+      CHECK(message.find("argon2id") == std::string::npos);
+      CHECK(message.find("row@example.org") == std::string::npos);
+    }
+    // A unique violation's DETAIL names the key's values (here the user id of a token).
+    auto owner = f.user("token@example.org");
+    f.run("CREATE TABLE pgkit.token_audit (user_id uuid PRIMARY KEY)");
+    f.run("INSERT INTO pgkit.token_audit VALUES ('" + owner.id + "')");
+    f.run(
+        "CREATE FUNCTION pgkit.audit_token() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO pgkit.token_audit VALUES (NEW.user_id); RETURN NEW; END $$");
+    f.run(
+        "CREATE TRIGGER audit AFTER INSERT ON pgkit.auth_one_time_token FOR EACH ROW "
+        "EXECUTE FUNCTION pgkit.audit_token()");
+    try {
+      f.store->create_one_time_token(owner.id, pgkit::token_type::magic_link);
+      FAIL("the audit table's key did not refuse the second row");
+    } catch (const pgkit::error& e) {
+      INFO(e.what());
+      CHECK(e.kind() == pgkit::error_kind::unique_violation);
+      CHECK(std::string{e.what()}.find(owner.id) == std::string::npos);
+    }
+  }
+
+  SUBCASE("a wrong password for a hash under older limits takes as long as an unknown email") {
+    // The store's limits cost tens of milliseconds; the account's hash was made under the
+    // minimum (a few), before the limits were raised.
+    auth_fixture f{"auth_timing"};
+    f.user("old@example.org", "old password");
+    auto raised = fast();
+    raised.password_ops_limit = 3;
+    raised.password_mem_limit = 32U << 20U;
+    pgkit::auth_store upgraded{f.pool, raised};
+    auto elapsed = [&](const std::string& email) {
+      auto started = std::chrono::steady_clock::now();
+      CHECK_FALSE(upgraded.verify_password(email, "wrong password"));
+      return std::chrono::steady_clock::now() - started;
+    };
+    auto unknown = elapsed("nobody@example.org");
+    auto known = elapsed("old@example.org");
+    // A lower bound only: the refusal waits at least as long as the store's last verify at its
+    // own limits, which the unknown email's call measured; half of that call leaves room for
+    // its round trip.
+    CHECK(known * 2 >= unknown);
+    // The account still signs in, and is then rehashed under the raised limits.
+    CHECK(upgraded.verify_password("old@example.org", "old password"));
+    CHECK(f.sql("SELECT password_hash FROM pgkit.auth_user").find("m=32768,t=3") !=
+          std::string::npos);
+  }
+
+  SUBCASE("1 200 concurrent create_one_time_token calls for one user and type all succeed") {
+    auth_fixture f{"auth_token_storm", fast(), 12};
+    auto u = f.user("storm@example.org");
+    std::atomic<int> failures{0};
+    std::string first_failure;
+    std::vector<std::thread> workers;
+    for (int worker = 0; worker < 12; ++worker) {
+      workers.emplace_back([&] {
+        for (int call = 0; call < 100; ++call) {
+          try {
+            f.store->create_one_time_token(u.id, pgkit::token_type::password_reset);
+          } catch (const pgkit::error& e) {
+            if (failures++ == 0)
+              first_failure = e.what();
+          }
+        }
+      });
+    }
+    for (auto& worker : workers)
+      worker.join();
+    INFO(first_failure);
+    CHECK(failures.load() == 0);
+    CHECK(f.sql("SELECT count(*) FROM pgkit.auth_one_time_token WHERE deleted_at IS NULL") == "1");
   }
 }

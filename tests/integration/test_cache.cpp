@@ -15,6 +15,7 @@
 #include "harness.hpp"
 #include "pgkit/cache.hpp"
 #include "pgkit/migration.hpp"
+#include "pgkit/named_cache.hpp"
 #include "pgkit/pool.hpp"
 #include "wire/wire.hpp"
 
@@ -702,5 +703,36 @@ TEST_CASE("pgkit::cache_store statements: prepared once per connection, or unnam
     pgkit::cache_store store{connections};
     exercise(store);
     CHECK(prepared_names(*connections).empty());
+  }
+}
+
+TEST_CASE("glimr seeds") {
+  SUBCASE("glimr: named caches never share a key; clear, sweep and count are per name") {
+    cache_fixture f;
+    pgkit::named_cache users{f.connections, "users"};
+    auto shared = std::make_shared<pgkit::cache_store>(f.connections);
+    pgkit::named_cache pages{shared, "pages"};
+    pgkit::named_cache pages_again{shared, "pages"};
+    users.set("42", "Ada", 1h);
+    pages.set("42", "<h1>home</h1>", 1h);
+    CHECK(users.get("42") == "Ada");
+    CHECK(pages_again.get("42") == "<h1>home</h1>");
+    // Expired entries of both names.
+    users.set("old", "u", 0ms);
+    pages.set("old", "p", 0ms);
+    pages.set("older", "p", 0ms);
+    CHECK(users.count_expired() == 1);
+    CHECK(pages.count_expired() == 2);
+    CHECK(pages.sweep().deleted == 2);
+    CHECK(f.value("SELECT count(*) FROM pgkit.cache WHERE key = 'old'") == "1");
+    CHECK(pages.clear() == 1);
+    CHECK_FALSE(pages.get("42"));
+    CHECK(users.get("42") == "Ada");
+    CHECK(users.remove("42"));
+    pgkit::sweep_options other;
+    other.resource_type = "pages";
+    CHECK_THROWS_AS(users.sweep(other), pgkit::usage_error);
+    CHECK_THROWS_AS(pgkit::named_cache(f.connections, ""), pgkit::usage_error);
+    CHECK_THROWS_AS(pgkit::named_cache(f.connections, std::string(1, '\0')), pgkit::usage_error);
   }
 }

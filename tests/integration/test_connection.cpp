@@ -69,6 +69,33 @@ TEST_CASE("pgkit::connect") {
   }
 }
 
+TEST_CASE("glimr seeds") {
+  SUBCASE("glimr: a missing database gets its own hint, from pgkit::start and the listener") {
+    pgkit_test::scratch_database db{"glimr_missing"};
+    // The scratch database's address with a database name the server does not have.
+    auto url = db.url();
+    url.replace(url.rfind(db.name()), db.name().size(), db.name() + "_nowhere");
+    auto hint_of = [](const auto& attempt) {
+      try {
+        attempt();
+      } catch (const pgkit::error& e) {
+        CHECK(e.kind() == pgkit::error_kind::connection);
+        return e.hint();
+      }
+      FAIL("connected to a database that does not exist");
+      return std::string{};
+    };
+    for (const auto& hint :
+         {hint_of([&] { pgkit::connect(url); }),
+          hint_of([&] { pgkit::start(pgkit::config_from_url(url, "glimr")); }),
+          hint_of([&] { pgkit::listener{pgkit::config_from_url(url, "glimr").conninfo()}; })}) {
+      CHECK(hint.find("no database of that name") != std::string::npos);
+      CHECK(hint.find("createdb") != std::string::npos);
+      CHECK(hint.find("server is running") == std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("pgkit::detail::rethrow_as_pgkit") {
   pgkit_test::scratch_database db{"errors"};
   auto connection = pgkit::connect(db.url());

@@ -27,7 +27,8 @@ TEST_CASE("README example: pgkit::start") {
     CHECK(result.exit_code == 1);
     CHECK(result.err.find("app: pgkit::start(\"main\") found no configuration file") !=
           std::string::npos);
-    CHECK(result.err.find("app: hint: create database.toml") != std::string::npos);
+    CHECK(result.err.find("\nhint: create database.toml") != std::string::npos);
+    CHECK(result.err.find("app: hint:") == std::string::npos);
   }
   SUBCASE("the README shows this very program") {
     CHECK(pgkit_test::readme_shows("tests/integration/example_start.cpp"));

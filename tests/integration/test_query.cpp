@@ -6,7 +6,10 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
+#include <functional>
+#include <limits>
 #include <string>
 #include <thread>
 #include <utility>
@@ -454,6 +457,20 @@ TEST_CASE("pgkit::status and pgkit::close") {
     pgkit::close(*conn);
   }
 
+  SUBCASE("a statement on a closed connection is a usage error, not a lost connection") {
+    pgkit::close(*conn);
+    try {
+      pgkit::execute_no_data(*conn, "SELECT 1 WHERE false");
+      FAIL("a statement ran on a closed connection");
+    } catch (const pgkit::error& e) {
+      CHECK(e.kind() == pgkit::error_kind::usage);
+      CHECK(std::string{e.what()}.find("closed") != std::string::npos);
+      CHECK(std::string{e.what()}.find("NULL") == std::string::npos);
+    }
+    collected rows;
+    CHECK_THROWS_AS(collect(*conn, "SELECT 1", {}, rows), pgkit::usage_error);
+  }
+
   SUBCASE("failed after pg_terminate_backend, and a statement then reports the server's reason") {
     auto pid = value_of(*conn, "SELECT pg_backend_pid()");
     auto other = pgkit::connect(db.url());
@@ -539,5 +556,87 @@ TEST_CASE("pgkit::query_options against a stopped server") {
     CHECK(kind_of([&] { pgkit::connect(config, stop); }) == pgkit::error_kind::canceled);
     trigger.join();
     CHECK(steady::now() - started < 15s);
+  }
+}
+
+TEST_CASE("liteorm seeds") {
+  pgkit_test::scratch_database db{"liteorm"};
+  auto conn = pgkit::connect(db.url());
+  // Calls `read` on the one row of `sql`.
+  auto on_row = [&](const std::string& sql,
+                    const std::function<void(const pgkit::row_view&)>& read) {
+    int rows = 0;
+    pgkit::stream_query(*conn, sql, {}, {}, [&](const pgkit::row_view& row) {
+      ++rows;
+      read(row);
+      return pgkit::row_action::next;
+    });
+    CHECK(rows == 1);
+  };
+
+  SUBCASE("liteorm: typed row_view reads of int32, int64, double, bool, bytes, time and uuid") {
+    on_row(
+        "SELECT 7::int2, '-2147483648'::int4, 9223372036854775807::int8, 2.5::float4, "
+        "'-1e300'::float8, 12345.678::numeric, 'NaN'::float8, true, false, "
+        "'\\x00ff41'::bytea, ''::bytea, '2026-12-06 16:26:05.123456+00'::timestamptz, "
+        "'0193a1f2-7c4e-7abc-8def-0123456789ab'::uuid, NULL::int4, NULL::timestamptz",
+        [](const pgkit::row_view& row) {
+          CHECK(row.get_int32(0) == 7);
+          CHECK(row.get_int32(1) == std::numeric_limits<std::int32_t>::min());
+          CHECK(row.get_int64(1) == std::numeric_limits<std::int32_t>::min());
+          CHECK(row.get_int64(2) == std::numeric_limits<std::int64_t>::max());
+          CHECK(row.get_double(3) == 2.5);
+          CHECK(row.get_double(4) == -1e300);
+          CHECK(row.get_double(5) == 12345.678);
+          CHECK(std::isnan(*row.get_double(6)));
+          CHECK(row.get_bool(7) == true);
+          CHECK(row.get_bool(8) == false);
+          CHECK(row.get_bytes(9) == std::string{"\0\xff"
+                                                "A",
+                                                3});
+          CHECK(row.get_bytes(10) == std::string{});
+          auto when = *row.get_time(11);
+          CHECK(std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch())
+                    .count() == 1796574365123456);
+          CHECK(row.get_uuid(12) == "0193a1f2-7c4e-7abc-8def-0123456789ab");
+          CHECK_FALSE(row.get_int32(13));
+          CHECK_FALSE(row.get_time(14));
+        });
+  }
+
+  SUBCASE("liteorm: a time in another session time zone is the same instant") {
+    pgkit::execute_no_data(*conn, "SET TimeZone = 'Asia/Kolkata'");
+    on_row("SELECT '2026-12-06 16:26:05+00'::timestamptz, '1969-07-20 20:17:40.5+00'::timestamptz",
+           [](const pgkit::row_view& row) {
+             auto micros = [](std::chrono::system_clock::time_point t) {
+               return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch())
+                   .count();
+             };
+             CHECK(micros(*row.get_time(0)) == 1796574365000000);
+             CHECK(micros(*row.get_time(1)) == -14182939500000);
+           });
+  }
+
+  SUBCASE("liteorm: a mismatch is a usage error naming the column, its type and the fix") {
+    on_row(
+        "SELECT 'x'::text AS label, 5000000000::int8 AS big, 'infinity'::timestamptz AS never, "
+        "now()::timestamp AS local",
+        [](const pgkit::row_view& row) {
+          try {
+            row.get_int64(0);
+            FAIL("text read as int64");
+          } catch (const pgkit::usage_error& e) {
+            CHECK(std::string{e.what()} ==
+                  "column 0 (\"label\") is text, which get_int64 does not read");
+            CHECK(e.hint().find("cast it in SQL") != std::string::npos);
+          }
+          CHECK_THROWS_WITH_AS(row.get_int32(1), doctest::Contains("int8, which get_int32"),
+                               pgkit::usage_error);
+          CHECK_THROWS_WITH_AS(row.get_time(2), doctest::Contains("is not a finite time"),
+                               pgkit::usage_error);
+          CHECK_THROWS_WITH_AS(row.get_time(3), doctest::Contains("timestamp (without time zone)"),
+                               pgkit::usage_error);
+          CHECK_THROWS_AS(row.get_bool(9), pgkit::usage_error);
+        });
   }
 }

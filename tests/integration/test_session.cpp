@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/session.hpp"
@@ -153,6 +154,14 @@ TEST_CASE("pgkit::session_store") {
                          pgkit::usage_error);
     CHECK_THROWS_AS(f.store->set(key, "y", forever), pgkit::usage_error);
     CHECK_THROWS_AS(f.store->set_default_period(forever), pgkit::usage_error);
+    // The hint speaks of sessions, not of the cache's never_expires.
+    try {
+      f.store->generate("y", forever);
+    } catch (const pgkit::error& e) {
+      CHECK(e.hint().find("never_expires") == std::string::npos);
+      CHECK(e.hint().find("cache") == std::string::npos);
+      CHECK(e.hint().find("session") != std::string::npos);
+    }
     CHECK(f.rows() == 1);
     CHECK(f.store->get(key)->data == "x");
   }
@@ -216,26 +225,22 @@ TEST_CASE("pgkit::session_store") {
     CHECK(f.column(old, "convert_from(data, 'UTF8')") == "old");
   }
 
-  SUBCASE("set keeps the expiry when the new one is within the touch interval of it") {
+  SUBCASE("set without a ttl keeps an expiry within the touch interval of the default period") {
     pgkit::session_options options;
     options.touch_interval = 1min;
+    options.default_period = 1h;
     session_fixture f{"session_set_expiry", options};
-    auto key = f.store->generate("a", 1h);
+    auto key = f.store->generate("a");
     auto expiry = f.column(key, "expires_at");
-    // Moments later the same ttl lands within a minute of the current expiry: it stays, so
-    // no indexed column changes (the row can be updated in place).
-    CHECK(f.store->set(key, "b", 1h) == pgkit::set_result::updated);
+    // Moments later the default period lands within a minute of the current expiry: it stays,
+    // so no indexed column changes (the row can be updated in place).
+    CHECK(f.store->set(key, "b") == pgkit::set_result::updated);
     CHECK(f.column(key, "expires_at") == expiry);
     CHECK(f.column(key, "convert_from(data, 'UTF8')") == "b");
-    // Further away, later or sooner, it moves.
-    CHECK(f.store->set(key, "c", 2h) == pgkit::set_result::updated);
-    CHECK(f.store->get(key)->remaining > 119min);
-    CHECK(f.store->set(key, "d", 10min) == pgkit::set_result::updated);
-    CHECK(f.store->get(key)->remaining <= 10min);
     auto cas_expiry = f.column(key, "expires_at");
-    CHECK(f.store->compare_and_set(key, 4, "e", 10min) == pgkit::set_result::updated);
+    CHECK(f.store->compare_and_set(key, 2, "c") == pgkit::set_result::updated);
     CHECK(f.column(key, "expires_at") == cas_expiry);
-    CHECK(f.store->get(key)->version == 5);
+    CHECK(f.store->get(key)->version == 3);
   }
 
   SUBCASE("touch extends, but skips the write when the session was touched recently") {
@@ -465,5 +470,62 @@ TEST_CASE("pgkit::session_store") {
     auto lease = pool->acquire();
     pqxx::nontransaction tx{*lease};
     CHECK(tx.exec("SELECT count(*) FROM pg_prepared_statements")[0][0].as<int>() == 0);
+  }
+}
+
+TEST_CASE("ocaml-session seeds") {
+  SUBCASE("ocaml-session: set with an explicit expiry sets exactly that expiry") {
+    pgkit::session_options options;
+    options.touch_interval = 10min;
+    session_fixture f{"ocaml_set_expiry", options};
+    auto key = f.store->generate("a", 1h);
+    // A minute less than the current expiry is within the touch interval, and is set all the
+    // same: the database's clock decides, and the stored expiry is now() + 59 min exactly.
+    for (auto lifetime : {59min, 61min}) {
+      CHECK(f.store->set(key, "b", lifetime) == pgkit::set_result::updated);
+      const auto minutes = std::to_string(lifetime.count());
+      CHECK(f.sql("SELECT abs(extract(epoch FROM expires_at - (now() + interval '" + minutes +
+                  " minutes'))) < 5 FROM pgkit.session") == "t");
+    }
+    auto version = f.store->get(key)->version;
+    CHECK(f.store->compare_and_set(key, version, "c", 55min) == pgkit::set_result::updated);
+    CHECK(f.sql("SELECT abs(extract(epoch FROM expires_at - (now() + interval '55 minutes'))) "
+                "< 5 FROM pgkit.session") == "t");
+  }
+
+  SUBCASE("ocaml-session: a session store on one connection") {
+    pgkit_test::scratch_database db{"ocaml_one_connection"};
+    auto connection = pgkit::connect(db.url());
+    pgkit::apply_modules(*connection, {"session"});
+    pgkit::session_store store{*connection};
+    store.check();
+    auto key = store.generate("on one connection", 1h);
+    CHECK(store.get(key)->data == "on one connection");
+    CHECK(store.set(key, "changed") == pgkit::set_result::updated);
+    CHECK(store.compare_and_set(key, 1, "stale") == pgkit::set_result::conflict);
+    CHECK(store.touch(key, std::chrono::hours{24 * 14}) == pgkit::touch_result::extended);
+    // Calls from several threads take turns on the one connection.
+    std::vector<std::future<void>> writers;
+    for (int i = 0; i < 4; ++i) {
+      writers.push_back(std::async(std::launch::async, [&] {
+        for (int n = 0; n < 20; ++n)
+          store.generate("w");
+      }));
+    }
+    for (auto& writer : writers)
+      writer.get();
+    CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.session") == "81");
+    // The application's transaction holds the store's writes until it commits.
+    {
+      pqxx::work tx{*connection};
+      store.generate("rolled back", 1h);
+      tx.abort();
+    }
+    CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.session") == "81");
+    CHECK(store.clear(key));
+    CHECK(store.sweep().complete);
+    pgkit::session_options with_replica;
+    with_replica.replica = std::make_shared<pgkit::pool>(pgkit::config_from_url(db.url(), "r"));
+    CHECK_THROWS_AS(pgkit::session_store(*connection, with_replica), pgkit::usage_error);
   }
 }

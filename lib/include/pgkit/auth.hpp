@@ -170,6 +170,12 @@ class auth_store {
   static const std::string& user_select_fields();
   /// Returns the select list that decode_session() reads, for queries on `auth_session`.
   static const std::string& session_select_fields();
+  /// Returns the select list that decode_user() reads, naming the users' table `alias` (as in
+  /// `FROM pgkit.auth_user AS u`, or a join). Throws usage_error for an empty alias or one with
+  /// a NUL byte (any other name is quoted).
+  static std::string user_select_fields(std::string_view alias);
+  /// Same for decode_session(), naming the sessions' table `alias`.
+  static std::string session_select_fields(std::string_view alias);
 
   /// Returns the schema the store works in.
   const std::string& schema() const noexcept;
@@ -179,12 +185,12 @@ class auth_store {
   std::unique_ptr<state> m_state;
 };
 
-/// Reads a user from a row (of stream_query) whose first columns are
-/// auth_store::user_select_fields(). Throws usage_error for a row that has fewer columns or
-/// other values there.
-user decode_user(const row_view& row);
-/// Reads a session from a row (of stream_query) whose first columns are
+/// Reads a user from a row (of stream_query) whose columns from `first` on are
+/// auth_store::user_select_fields() (with or without an alias; in a join, `first` is where they
+/// start). Throws usage_error for a row that has fewer columns or other values there.
+user decode_user(const row_view& row, std::size_t first = 0);
+/// Reads a session from a row (of stream_query) whose columns from `first` on are
 /// auth_store::session_select_fields(). Throws like decode_user.
-auth_session decode_session(const row_view& row);
+auth_session decode_session(const row_view& row, std::size_t first = 0);
 
 }  // namespace pgkit

@@ -8,6 +8,7 @@
 #include "pgkit/error.hpp"
 #include "pgkit/listener.hpp"
 #include "pgkit/migration.hpp"
+#include "pgkit/named_cache.hpp"
 #include "pgkit/notify.hpp"
 #include "pgkit/pool.hpp"
 #include "pgkit/query.hpp"

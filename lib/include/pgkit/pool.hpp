@@ -141,7 +141,8 @@ class pool {
 /// `name` and warms it up. This convenience entry is the one place pgkit reads files and the
 /// environment on its own; start(const connection_config&) and the pool constructor take a
 /// configuration the application built. Throws config_error or a connection error whose
-/// message says what to fix.
+/// message ends with its hint on a line of its own ("\nhint: ..."; hint() holds it too), so
+/// that an error left uncaught shows what to fix.
 std::shared_ptr<pool> start(const std::string& name = "main");
 
 /// Builds a pool for `config` and warms it up. Throws like pool::warm_up().

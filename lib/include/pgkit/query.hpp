@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,11 +54,32 @@ class row_view {
   /// column out of range.
   std::optional<std::string_view> get(std::size_t column) const;
 
+  /// Typed reads of `column`, std::nullopt for NULL. Each accepts the PostgreSQL types named
+  /// and throws usage_error naming the column, its type and what to do for another type (cast
+  /// it in SQL), for a column out of range, or for a value it cannot convert (docs/query.md).
+  /// int2 or int4.
+  std::optional<std::int32_t> get_int32(std::size_t column) const;
+  /// int2, int4 or int8.
+  std::optional<std::int64_t> get_int64(std::size_t column) const;
+  /// float4, float8 or numeric (NaN and the infinities included; numeric rounded to a double).
+  std::optional<double> get_double(std::size_t column) const;
+  /// bool.
+  std::optional<bool> get_bool(std::size_t column) const;
+  /// bytea, decoded from the hex text format (bytea_output = hex, the default).
+  std::optional<std::string> get_bytes(std::size_t column) const;
+  /// timestamptz in ISO DateStyle (the default), as UTC microseconds; infinity is refused.
+  std::optional<std::chrono::system_clock::time_point> get_time(std::size_t column) const;
+  /// uuid, as its canonical lower-case text (36 characters).
+  std::optional<std::string_view> get_uuid(std::size_t column) const;
+
   /// Wraps one row of `result` (for pgkit's own code).
   row_view(const pg_result* result, int row) noexcept : m_result(result), m_row(row) {}
 
  private:
   void check(std::size_t column) const;
+  // The text of `column` when its type is one of `types` (OIDs); throws usage_error otherwise.
+  std::optional<std::string_view> typed(std::size_t column, const char* wanted,
+                                        std::initializer_list<std::uint32_t> types) const;
 
   const pg_result* m_result;
   int m_row;

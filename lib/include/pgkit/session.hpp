@@ -107,13 +107,22 @@ bool is_well_formed_session_key(std::string_view key) noexcept;
 /// The session store: web sessions for any framework, kept in the `session` table. Keys are 32
 /// bytes from the operating system's CSPRNG in URL-safe base64 without padding; the table
 /// holds only their SHA-256 digest. Expiry is decided by the database clock. Every operation is
-/// one short statement on a connection leased for it. Thread-safe; non-copyable.
+/// one short statement on a connection leased for it, or on the one connection the store was
+/// given. Thread-safe; non-copyable.
 class session_store {
  public:
   /// Creates a store on `pool`. Throws usage_error for an unusable schema name or a
   /// non-positive period or negative touch interval, and pgkit::error of kind internal when
   /// libsodium cannot be initialised. Checks nothing on the server (see check()).
   explicit session_store(std::shared_ptr<pool> pool, session_options options = {});
+  /// Creates a store on one connection that the application owns and keeps open while the
+  /// store is used (options.schema empty: "pgkit"; options.replica must be null). Statements
+  /// are prepared on it, so it must not go through a transaction-mode pooler; they run one at
+  /// a time (the store serializes its own calls), in the connection's transaction block when
+  /// the application has one open. Throws like the pool constructor, and usage_error for a
+  /// replica.
+  explicit session_store(pqxx::connection& connection, session_options options = {});
+  ~session_store();
   session_store(const session_store&) = delete;
   session_store& operator=(const session_store&) = delete;
 
@@ -130,9 +139,9 @@ class session_store {
   /// transaction holds its row, in which case it is left for purge (the reader never waits).
   std::optional<session_value> get(std::string_view key);
 
-  /// Replaces a live session's data and sets it to expire `lifetime` from now (default_period()
-  /// when unset); an expiry within the touch interval of the current one is kept as it is.
-  /// Returns updated or missing; never creates a session.
+  /// Replaces a live session's data and sets it to expire exactly `lifetime` from now; without
+  /// a lifetime, default_period() from now, except that an expiry within the touch interval of
+  /// the current one is kept as it is. Returns updated or missing; never creates a session.
   set_result set(std::string_view key, std::string_view data,
                  std::optional<ttl> lifetime = std::nullopt);
 
@@ -171,8 +180,15 @@ class session_store {
 
  private:
   struct statements;
+  struct single_connection;
+
+  // Calls body(connection, wire) with a connection leased for it, or with the store's one
+  // connection while no other call of the store uses it.
+  template <typename Body>
+  auto on_connection(Body&& body);
 
   std::shared_ptr<pool> m_pool;
+  std::unique_ptr<single_connection> m_single;
   std::shared_ptr<pool> m_replica;
   std::string m_schema;
   ttl m_touch_interval;

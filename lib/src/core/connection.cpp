@@ -8,6 +8,7 @@
 
 #include "core/notices.hpp"
 #include "core/pqxx_compat.hpp"
+#include "core/sqlstate.hpp"
 #include "core/text.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/error.hpp"
@@ -133,7 +134,7 @@ std::unique_ptr<pqxx::connection> connect(const connection_config& config) {
     std::string from = config.source.empty() ? "" : " (" + config.source + ")";
     throw error(error_kind::connection,
                 "cannot connect to " + config.describe() + from + ": " + detail::trimmed(e.what()),
-                "check that the server is running and accepts connections at that address");
+                detail::connect_failure_hint(e.what()));
   }
 }
 

@@ -18,7 +18,7 @@ constexpr const char* k_session_ended =
 
 // Exact codes first; a class row (two characters) applies to the codes of its class that have
 // no row of their own.
-constexpr std::array<sqlstate_row, 32> k_table{{
+constexpr std::array<sqlstate_row, 33> k_table{{
     {"23505", error_kind::unique_violation, ""},
     {"23503", error_kind::foreign_key_violation, ""},
     {"23514", error_kind::check_violation, ""},
@@ -49,6 +49,10 @@ constexpr std::array<sqlstate_row, 32> k_table{{
     {"08007", error_kind::connection_lost,
      "the connection broke during COMMIT; check whether the change was applied"},
     {"08001", error_kind::connection, ""},
+    {"3D000", error_kind::connection,
+     "the server runs, but has no database of that name: create it (createdb, or CREATE DATABASE) "
+     "or "
+     "correct the database name in the address"},
     {"08004", error_kind::connection, ""},
     {"57P01", error_kind::connection_lost, k_session_ended},
     {"57P02", error_kind::connection_lost, k_session_ended},
@@ -61,7 +65,7 @@ constexpr std::array<sqlstate_row, 32> k_table{{
 }};
 
 // The code of each sql_condition, in the enum's order.
-constexpr std::array<std::string_view, 15> k_conditions{{
+constexpr std::array<std::string_view, 16> k_conditions{{
     "23505",
     "23503",
     "23514",
@@ -77,9 +81,10 @@ constexpr std::array<std::string_view, 15> k_conditions{{
     "40P01",
     "08P01",
     "08006",
+    "3D000",
 }};
 static_assert(std::size(k_conditions) ==
-              static_cast<std::size_t>(sql_condition::connection_failure) + 1);
+              static_cast<std::size_t>(sql_condition::invalid_catalog_name) + 1);
 
 const sqlstate_row* find(std::string_view sqlstate) noexcept {
   if (sqlstate.size() != 5)
@@ -113,6 +118,17 @@ error_kind kind_of_sqlstate(std::string_view sqlstate) noexcept {
 std::string hint_of_sqlstate(std::string_view sqlstate) {
   const auto* row = find(sqlstate);
   return row == nullptr ? std::string{} : std::string{row->hint};
+}
+
+std::string connect_failure_hint(std::string_view reason) {
+  // The server's words, in English unless its lc_messages say otherwise (then the general
+  // hint applies).
+  constexpr std::string_view database = "FATAL:  database \"";
+  constexpr std::string_view missing = "\" does not exist";
+  auto at = reason.find(database);
+  if (at != std::string_view::npos && reason.find(missing, at) != std::string_view::npos)
+    return hint_of_sqlstate(sqlstate_of(sql_condition::invalid_catalog_name));
+  return "check that the server is running and accepts connections at that address";
 }
 
 }  // namespace pgkit::detail

@@ -27,6 +27,7 @@ enum class sql_condition {
   deadlock_detected,
   protocol_violation,
   connection_failure,
+  invalid_catalog_name,
 };
 
 /// Returns the five-character SQLSTATE of `condition`.
@@ -40,5 +41,10 @@ error_kind kind_of_sqlstate(std::string_view sqlstate) noexcept;
 
 /// Returns the table's hint for `sqlstate` (empty when it has none).
 std::string hint_of_sqlstate(std::string_view sqlstate);
+
+/// Returns the hint for a connection attempt that failed with libpq's `reason`: the table's
+/// hint for a database that does not exist (3D000, which libpq reports only in words: the
+/// server refuses it during the handshake), else to check the server and the address.
+std::string connect_failure_hint(std::string_view reason);
 
 }  // namespace pgkit::detail

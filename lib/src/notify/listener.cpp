@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "core/notices.hpp"
+#include "core/sqlstate.hpp"
 #include "notify/listener_backoff.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/notify.hpp"
@@ -289,7 +290,7 @@ struct listener::impl {
       return;
     if (first_connect) {
       throw error(error_kind::connection, "cannot connect to " + address + ": " + reason,
-                  "check that the server is running and accepts connections at that address");
+                  detail::connect_failure_hint(reason));
     }
     ++attempts;
     if (options.max_reconnect_attempts != 0 && attempts >= options.max_reconnect_attempts) {

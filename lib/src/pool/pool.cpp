@@ -672,14 +672,39 @@ std::shared_ptr<pool> start(const connection_config& config) {
   return started;
 }
 
+namespace {
+
+// Rethrows the pgkit::error being handled with its hint on a line of its own in what(), so that
+// a program that lets it escape (glimr's crash-early style: std::terminate prints what()) still
+// shows what to do. hint() stays as it was.
+[[noreturn]] void rethrow_with_hint_in_message() {
+  try {
+    throw;
+  } catch (const config_error& e) {
+    if (e.hint().empty())
+      throw;
+    throw config_error(std::string{e.what()} + "\nhint: " + e.hint(), e.hint());
+  } catch (const error& e) {
+    if (e.hint().empty())
+      throw;
+    throw error(e.kind(), std::string{e.what()} + "\nhint: " + e.hint(), e.hint(), e.sqlstate());
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<pool> start(const std::string& name) {
-  if (auto file = detail::find_config_file({}))
-    return start(load_config(*file, process_environment()).connection(name));
-  throw config_error("pgkit::start(\"" + name + "\") found no configuration file (looked for " +
-                         join_words(default_config_files(), " and ") + " in " +
-                         std::filesystem::current_path().string() + ")",
-                     "create database.toml with a [connections." + name +
-                         "] table, or build a connection_config and call pgkit::start(config)");
+  try {
+    if (auto file = detail::find_config_file({}))
+      return start(load_config(*file, process_environment()).connection(name));
+    throw config_error("pgkit::start(\"" + name + "\") found no configuration file (looked for " +
+                           join_words(default_config_files(), " and ") + " in " +
+                           std::filesystem::current_path().string() + ")",
+                       "create database.toml with a [connections." + name +
+                           "] table, or build a connection_config and call pgkit::start(config)");
+  } catch (const error&) {
+    rethrow_with_hint_in_message();
+  }
 }
 
 }  // namespace pgkit

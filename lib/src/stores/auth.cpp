@@ -2,9 +2,12 @@
 
 #include <sodium.h>
 
+#include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "core/pqxx_compat.hpp"
@@ -74,18 +77,6 @@ timestamp time_at(const row_view& row, std::size_t column) {
   return *value;
 }
 
-// The session columns of a row, starting at `first`.
-auth_session session_at(const row_view& row, std::size_t first) {
-  auth_session out;
-  out.id = text_at(row, first);
-  out.user_id = text_at(row, first + 1);
-  out.ip = optional_text_at(row, first + 2);
-  out.user_agent = optional_text_at(row, first + 3);
-  out.created_at = time_at(row, first + 4);
-  out.expires_at = optional_time_at(row, first + 5);
-  return out;
-}
-
 row_view row_of(const detail::result& rows, int row) {
   return row_view{rows.get(), row};
 }
@@ -126,12 +117,15 @@ void check_positive(ttl lifetime, const char* what) {
     throw usage_error(std::string{what} + " must be positive, not " +
                       std::to_string(lifetime.count()) + " ms");
   }
-  detail::check_ttl_limit(lifetime, what);
+  detail::check_ttl_limit(lifetime, what, detail::ttl_of::session);
 }
 
+// An email or phone number: not empty, and no NUL byte, which PostgreSQL's text cannot hold.
 void check_not_empty(const std::optional<std::string>& value, const char* what) {
   if (value && value->empty())
     throw usage_error(std::string{what} + " must not be empty; leave it unset instead");
+  if (value && value->find('\0') != std::string::npos)
+    throw usage_error(std::string{what} + " must not contain a NUL byte");
 }
 
 // Found before anything was sent: the kind a missing user would get from the server, but no
@@ -169,9 +163,12 @@ struct auth_store::state {
   std::string schema;
   auth_options options;
   std::string dummy_hash;
+  // How long the last verify at the store's limits took (the dummy's at first): what a refusal
+  // of a hash made under older limits is made to last.
+  std::atomic<std::chrono::steady_clock::duration> verify_cost{};
   statement create_user, get_user, get_user_by_email, delete_user, set_password, password_of,
       rehash, sign_in, create_session, get_session, remove_expired_session, delete_session,
-      delete_user_sessions, create_token, use_token, check;
+      delete_user_sessions, lock_user, create_token, use_token, check;
 
   // Runs `stmt` on `borrowed` in autocommit, results in text (what row_view reads).
   detail::result run(const lease& borrowed, const statement& stmt,
@@ -202,6 +199,13 @@ struct auth_store::state {
                                             " MiB of memory");
     }
     return hashed;
+  }
+
+  // True for a hash made under limits other than the store's.
+  bool needs_rehash(const std::string& hash) const {
+    return crypto_pwhash_str_needs_rehash(hash.c_str(), options.password_ops_limit,
+                                          static_cast<std::size_t>(options.password_mem_limit)) !=
+           0;
   }
 
   std::string statement_name(const std::string& what) const {
@@ -237,7 +241,9 @@ auth_store::auth_store(std::shared_ptr<pool> pool, auth_options options)
   s.options = options;
   // Verified against when the email is unknown, so that an unknown email costs what a wrong
   // password costs. The random password makes sure it never matches.
+  const auto hashing_started = std::chrono::steady_clock::now();
   s.dummy_hash = s.hash_password(detail::new_session_key());
+  s.verify_cost = std::chrono::steady_clock::now() - hashing_started;
 
   for (const auto& [entry, text] :
        {std::pair{&s.create_user, &sql::k_create_user}, std::pair{&s.get_user, &sql::k_get_user},
@@ -251,6 +257,7 @@ auth_store::auth_store(std::shared_ptr<pool> pool, auth_options options)
         std::pair{&s.remove_expired_session, &sql::k_remove_expired_session},
         std::pair{&s.delete_session, &sql::k_delete_session},
         std::pair{&s.delete_user_sessions, &sql::k_delete_user_sessions},
+        std::pair{&s.lock_user, &sql::k_lock_user},
         std::pair{&s.create_token, &sql::k_create_token},
         std::pair{&s.use_token, &sql::k_use_token}, std::pair{&s.check, &sql::k_check}})
     *entry = detail::make_statement("auth", *text, s.schema);
@@ -272,35 +279,69 @@ const std::string& auth_store::session_select_fields() {
   return fields;
 }
 
-user decode_user(const row_view& row) {
-  if (row.size() < static_cast<std::size_t>(sql::k_user_columns)) {
-    throw usage_error("decode_user needs the " + std::to_string(sql::k_user_columns) +
-                      " columns of auth_store::user_select_fields(), not " +
-                      std::to_string(row.size()));
+namespace {
+
+// Throws usage_error unless `row` has `columns` columns from `first` on.
+void check_columns(const row_view& row, std::size_t first, int columns, const char* decoder,
+                   const char* fields) {
+  if (row.size() < first + static_cast<std::size_t>(columns)) {
+    throw usage_error(std::string{decoder} + " needs the " + std::to_string(columns) +
+                      " columns of auth_store::" + fields + "() from column " +
+                      std::to_string(first) + ", but the row has " + std::to_string(row.size()));
   }
+}
+
+// The select list `fields`, whose columns name `table`, naming `alias` instead.
+std::string with_alias(std::string fields, std::string_view table, std::string_view alias) {
+  if (alias.empty() || alias.find('\0') != std::string_view::npos)
+    throw usage_error("a table alias must be a non-empty name without NUL bytes");
+  const std::string from = std::string{table} + ".";
+  const std::string to = detail::quote_identifier(alias) + ".";
+  for (auto at = fields.find(from); at != std::string::npos; at = fields.find(from, at)) {
+    fields.replace(at, from.size(), to);
+    at += to.size();
+  }
+  return fields;
+}
+
+}  // namespace
+
+std::string auth_store::user_select_fields(std::string_view alias) {
+  return with_alias(sql::k_user_fields, "auth_user", alias);
+}
+
+std::string auth_store::session_select_fields(std::string_view alias) {
+  return with_alias(sql::k_session_fields, "auth_session", alias);
+}
+
+user decode_user(const row_view& row, std::size_t first) {
+  check_columns(row, first, sql::k_user_columns, "decode_user", "user_select_fields");
   user out;
-  out.id = text_at(row, 0);
-  out.role = text_at(row, 1);
-  out.email = optional_text_at(row, 2);
-  out.phone_number = optional_text_at(row, 3);
-  out.email_confirmed_at = optional_time_at(row, 4);
-  out.phone_number_confirmed_at = optional_time_at(row, 5);
-  out.last_sign_in = optional_time_at(row, 6);
-  out.banned_until = optional_time_at(row, 7);
-  out.app_metadata = text_at(row, 8);
-  out.user_metadata = text_at(row, 9);
-  out.created_at = time_at(row, 10);
-  out.updated_at = time_at(row, 11);
+  out.id = text_at(row, first);
+  out.role = text_at(row, first + 1);
+  out.email = optional_text_at(row, first + 2);
+  out.phone_number = optional_text_at(row, first + 3);
+  out.email_confirmed_at = optional_time_at(row, first + 4);
+  out.phone_number_confirmed_at = optional_time_at(row, first + 5);
+  out.last_sign_in = optional_time_at(row, first + 6);
+  out.banned_until = optional_time_at(row, first + 7);
+  out.app_metadata = text_at(row, first + 8);
+  out.user_metadata = text_at(row, first + 9);
+  out.created_at = time_at(row, first + 10);
+  out.updated_at = time_at(row, first + 11);
   return out;
 }
 
-auth_session decode_session(const row_view& row) {
-  if (row.size() < static_cast<std::size_t>(sql::k_session_columns)) {
-    throw usage_error("decode_session needs the " + std::to_string(sql::k_session_columns) +
-                      " columns of auth_store::session_select_fields(), not " +
-                      std::to_string(row.size()));
-  }
-  return session_at(row, 0);
+auth_session decode_session(const row_view& row, std::size_t first) {
+  check_columns(row, first, sql::k_session_columns, "decode_session", "session_select_fields");
+  auth_session out;
+  out.id = text_at(row, first);
+  out.user_id = text_at(row, first + 1);
+  out.ip = optional_text_at(row, first + 2);
+  out.user_agent = optional_text_at(row, first + 3);
+  out.created_at = time_at(row, first + 4);
+  out.expires_at = optional_time_at(row, first + 5);
+  return out;
 }
 
 void auth_store::check() {
@@ -507,11 +548,20 @@ std::optional<user> auth_store::verify_password(std::string_view email, std::str
   }
   // The same argon2id work whether the email is unknown, has no password, or is banned.
   const auto& against = hash ? *hash : s.dummy_hash;
+  const bool current_limits = !hash || !s.needs_rehash(*hash);
+  const auto started = std::chrono::steady_clock::now();
   bool matches = crypto_pwhash_str_verify(against.c_str(), password.data(), password.size()) == 0;
-  if (!found || !hash || !matches || banned)
+  if (current_limits)
+    s.verify_cost = std::chrono::steady_clock::now() - started;
+  if (!found || !hash || !matches || banned) {
+    // A hash made under older (cheaper) limits is verified faster than the dummy: a refusal
+    // then takes as long as a verify at the current limits, or an attacker would tell the
+    // accounts that exist (and have not signed in since the limits rose) from unknown emails.
+    if (!current_limits)
+      std::this_thread::sleep_until(started + s.verify_cost.load());
     return std::nullopt;
-  if (crypto_pwhash_str_needs_rehash(hash->c_str(), s.options.password_ops_limit,
-                                     static_cast<std::size_t>(s.options.password_mem_limit)) != 0) {
+  }
+  if (!current_limits) {
     s.run(s.rehash,
           {text_param(found->id), text_param(s.hash_password(password)), text_param(*hash)},
           "rehashing a password");
@@ -535,7 +585,7 @@ std::optional<signed_in> auth_store::sign_in(std::string_view email, std::string
   if (rows.rows() == 0)
     return std::nullopt;  // deleted between the password check and now
   auto row = row_of(rows, 0);
-  return signed_in{decode_user(row), session_at(row, sql::k_user_columns), std::move(token)};
+  return signed_in{decode_user(row), decode_session(row, sql::k_user_columns), std::move(token)};
 }
 
 std::string auth_store::create_session(std::string_view user_id, std::optional<std::string> ip,
@@ -618,20 +668,18 @@ std::string auth_store::create_one_time_token(std::string_view user_id, token_ty
     throw no_live_user("creating a one-time token");
   auto token = detail::new_session_key();
   auto digest = detail::session_key_digest(token);
-  const std::vector<bound_param> parameters{text_param(user_id), text_param(type_name),
-                                            binary_param(digest), int_param(period.count())};
-  // A concurrent creation for the same user and type committed between this statement's
-  // snapshot and its insert: run it again, with a snapshot that sees that token to retire.
-  for (int attempt = 1;; ++attempt) {
-    try {
-      if (s.run(s.create_token, parameters, "creating a one-time token").rows() == 0)
-        throw no_live_user("creating a one-time token");
-      return token;
-    } catch (const error& e) {
-      if (e.kind() != error_kind::unique_violation || attempt == 5)
-        throw;
-    }
-  }
+  const std::string context = "creating a one-time token";
+  auto lease = s.connections->acquire();
+  const auto on = detail::wire_of(lease);
+  detail::block transaction{on, context};
+  if (s.run(lease, s.lock_user, {text_param(user_id)}, context).rows() == 0)
+    throw no_live_user("creating a one-time token");
+  s.run(
+      lease, s.create_token,
+      {text_param(user_id), text_param(type_name), binary_param(digest), int_param(period.count())},
+      context);
+  transaction.commit(context);
+  return token;
 }
 
 std::optional<std::string> auth_store::use_one_time_token(std::string_view token, token_type type) {

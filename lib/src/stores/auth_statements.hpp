@@ -102,10 +102,16 @@ inline constexpr statement_text k_delete_session{
     "delete_session", "DELETE FROM {S}.auth_session WHERE token_hash = $1"};
 inline constexpr statement_text k_delete_user_sessions{
     "delete_user_sessions", "DELETE FROM {S}.auth_session WHERE user_id = $1::uuid"};
+// Locks the live user's row for the transaction that creates a token: concurrent creations
+// for one user take turns, and each one's next statement (a new snapshot in READ COMMITTED)
+// sees the token the one before committed. FOR NO KEY UPDATE leaves the foreign key checks of
+// other inserts alone.
+inline constexpr statement_text k_lock_user{
+    "lock_user",
+    "SELECT 1 FROM {S}.auth_user WHERE id = $1::uuid AND deleted_at IS NULL FOR NO KEY UPDATE"};
 // Retires the user's live token of the type, then inserts the new one: the insert waits for
 // `retired` (it counts its rows), so the old row has left the one-live-token index by then.
-// Two concurrent creations for one user and type: the second hits that index (23505) and is
-// run again by the store.
+// Run after k_lock_user in one transaction, so that no concurrent creation inserts in between.
 inline constexpr statement_text k_create_token{
     "create_token",
     "WITH retired AS (UPDATE {S}.auth_one_time_token SET deleted_at = now() "

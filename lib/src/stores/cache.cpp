@@ -69,7 +69,7 @@ void check_ttl(const std::optional<ttl>& lifetime) {
                       "give a ttl of zero or more, or never_expires");
   }
   if (lifetime)
-    detail::check_ttl_limit(*lifetime, "the cache ttl");
+    detail::check_ttl_limit(*lifetime, "the cache ttl", detail::ttl_of::cache_entry);
 }
 
 std::optional<std::int64_t> ttl_param(const std::optional<ttl>& lifetime) {
@@ -292,7 +292,7 @@ near_stats cache_store::near_statistics() const {
 cache_store::~cache_store() = default;
 
 void cache_store::check() {
-  detail::check_module_table(m_pool->acquire(), "cache", m_schema, "cache");
+  detail::check_module_table(*m_pool->acquire(), "cache", m_schema, "cache");
 }
 
 namespace {

@@ -50,10 +50,20 @@ void expiry_sweep::check(const sweep_options& options) {
 std::uint64_t expiry_sweep::sweep(const sweep_target& target) {
   const std::string context = "deleting " + m_what;
   if (m_options.dry_run) {
-    auto counted = m_wire
-                       .run(*target.count, target.extra, result_format::binary,
-                            "counting " + m_what, m_control)
-                       .int8(0, 0);
+    // The count waits for the table's lock like a batch does, under the same deadline.
+    if (m_options.max_duration) {
+      m_control.deadline =
+          std::max(m_started + *m_options.max_duration, m_started + k_first_batch_floor);
+    }
+    std::int64_t counted = 0;
+    try {
+      counted = m_wire
+                    .run(*target.count, target.extra, result_format::binary, "counting " + m_what,
+                         m_control)
+                    .int8(0, 0);
+    } catch (const error&) {
+      fail("counting " + m_what);
+    }
     m_result.deleted += static_cast<std::uint64_t>(counted);
     return static_cast<std::uint64_t>(counted);
   }
@@ -138,10 +148,19 @@ void expiry_sweep::fail(const std::string& context) {
   } catch (const error& e) {
     if (e.kind() == error_kind::canceled && m_control.deadline &&
         steady_clock::now() >= *m_control.deadline) {
+      const std::string limit = context + ": the time limit of " +
+                                std::to_string(m_options.max_duration->count()) + " ms passed";
+      if (m_options.dry_run) {
+        throw error(error_kind::timeout,
+                    limit + " while counting (a dry run; nothing was deleted) after counting " +
+                        std::to_string(m_result.deleted) + " " + m_what,
+                    "something holds a lock on the table (a migration, VACUUM FULL, LOCK "
+                    "TABLE); count again later, or with a longer time limit");
+      }
       throw error(
           error_kind::timeout,
-          context + ": the time limit of " + std::to_string(m_options.max_duration->count()) +
-              " ms passed while a batch was running; it was canceled and rolled back, the "
+          limit +
+              " while a batch was running; it was canceled and rolled back, the "
               "batches before it stay committed (" +
               so_far + ")",
           "run " + m_rerun + " again to go on, with a longer time limit or a smaller batch size");

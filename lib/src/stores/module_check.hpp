@@ -11,15 +11,15 @@
 
 namespace pgkit::detail {
 
-/// Throws module_not_applied unless `table` exists in `schema`, asking on the lease's
-/// connection; other failures as pgkit::error.
-inline void check_module_table(const lease& borrowed, std::string_view module,
+/// Throws module_not_applied unless `table` exists in `schema`, asking on
+/// `connection`; other failures as pgkit::error.
+inline void check_module_table(pqxx::connection& connection, std::string_view module,
                                const std::string& schema, std::string_view table) {
   // Unnamed: a check runs once, and a prepared name would be one more per connection.
   const auto qualified = quote_identifier(schema) + "." + quote_identifier(table);
-  auto found = wire{libpq_handle(borrowed.connection())}.run(
-      "SELECT to_regclass($1) IS NOT NULL", {qualified}, result_format::text,
-      "checking the " + std::string{module} + " table");
+  auto found = wire::of(connection)
+                   .run("SELECT to_regclass($1) IS NOT NULL", {qualified}, result_format::text,
+                        "checking the " + std::string{module} + " table");
   if (found.view(0, 0) != "t") {
     throw module_not_applied(module, schema,
                              "there is no table " + schema + "." + std::string{table});

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <mutex>
 
 #include "core/pqxx_compat.hpp"
 #include "core/text.hpp"
@@ -56,16 +57,15 @@ void check_ttl(milliseconds period, const char* what) {
     throw usage_error(std::string{what} + " must be positive, not " +
                       std::to_string(period.count()) + " ms");
   }
-  detail::check_ttl_limit(period, what);
+  detail::check_ttl_limit(period, what, detail::ttl_of::session);
 }
 
-// Runs one of the store's statements on a connection leased for it; a missing table gets a
-// hint.
-detail::result run_session(const lease& borrowed, const statement& stmt,
+// Runs one of the store's statements; a missing table gets a hint.
+detail::result run_session(const detail::wire& on, const statement& stmt,
                            const std::vector<bound_param>& parameters, const char* context,
                            const std::string& schema) {
   try {
-    return detail::run_statement(borrowed, stmt, parameters, context);
+    return detail::run_statement(on, stmt, parameters, context);
   } catch (const error& e) {
     detail::rethrow_store_error(e, "session", schema);
   }
@@ -77,7 +77,7 @@ bound_param ms_param(milliseconds duration) {
 
 // set and compare_and_set: the one upsert, matching `expected_version` when given. Returns the
 // rows it changed, or std::nullopt for a key that cannot name a session.
-std::optional<std::size_t> write_session(pool& connections, const statement& upsert,
+std::optional<std::size_t> write_session(const detail::wire& on, const statement& upsert,
                                          std::string_view key, std::string_view data,
                                          milliseconds lifetime, milliseconds touch_interval,
                                          std::optional<std::int64_t> expected_version,
@@ -86,7 +86,7 @@ std::optional<std::size_t> write_session(pool& connections, const statement& ups
   if (!is_well_formed_session_key(key))
     return std::nullopt;
   auto digest = detail::session_key_digest(key);
-  auto rows = run_session(connections.acquire(), upsert,
+  auto rows = run_session(on, upsert,
                           {binary_param(digest), binary_param(data), ms_param(lifetime),
                            ms_param(touch_interval), int_param(expected_version)},
                           "writing a session", schema);
@@ -101,6 +101,23 @@ bool is_well_formed_session_key(std::string_view key) noexcept {
            return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                   c == '-' || c == '_';
          });
+}
+
+struct session_store::single_connection {
+  pqxx::connection* connection;
+  detail::prepared_statements prepared;
+  std::mutex in_use;
+};
+
+template <typename Body>
+auto session_store::on_connection(Body&& body) {
+  if (m_single) {
+    std::lock_guard<std::mutex> lock{m_single->in_use};
+    auto& connection = *m_single->connection;
+    return body(connection, detail::wire{detail::libpq_handle(connection), &m_single->prepared});
+  }
+  auto lease = m_pool->acquire();
+  return body(lease.connection(), detail::wire_of(lease));
 }
 
 struct session_store::statements {
@@ -137,14 +154,36 @@ session_store::session_store(std::shared_ptr<pool> pool, session_options options
   m_sql = std::make_shared<const statements>(m_schema);
 }
 
+session_store::session_store(pqxx::connection& connection, session_options options)
+    : m_single{std::make_unique<single_connection>()},
+      m_touch_interval{options.touch_interval},
+      m_default_period_ms{options.default_period.count()} {
+  if (options.replica) {
+    throw usage_error("a session store on one connection reads no replica",
+                      "give the store a pool to read a replica first");
+  }
+  m_single->connection = &connection;
+  m_schema = options.schema.empty() ? std::string{"pgkit"} : options.schema;
+  validate_schema_name(m_schema);
+  check_ttl(options.default_period, "the default session period");
+  if (m_touch_interval.count() < 0)
+    throw usage_error("the touch interval must not be negative");
+  detail::ensure_sodium();
+  m_sql = std::make_shared<const statements>(m_schema);
+}
+
+session_store::~session_store() = default;
+
 std::string session_store::generate(std::string_view data, std::optional<ttl> lifetime) {
   auto period = lifetime.value_or(default_period());
   check_ttl(period, "a session's ttl");
   auto key = detail::new_session_key();
   auto digest = detail::session_key_digest(key);
-  run_session(m_pool->acquire(), m_sql->generate,
-              {binary_param(digest), binary_param(data), ms_param(period)}, "creating a session",
-              m_schema);
+  on_connection([&](pqxx::connection&, const detail::wire& on) {
+    return run_session(on, m_sql->generate,
+                       {binary_param(digest), binary_param(data), ms_param(period)},
+                       "creating a session", m_schema);
+  });
   return key;
 }
 
@@ -153,17 +192,16 @@ namespace {
 // What a read does with an expired session it finds: a replica cannot delete it.
 enum class expired_session { remove, keep };
 
-std::optional<session_value> read_session(pool& from, const statement& get,
+std::optional<session_value> read_session(const detail::wire& on, const statement& get,
                                           const statement& remove_expired,
                                           const std::string& digest, expired_session expired,
                                           const std::string& schema) {
-  auto lease = from.acquire();
-  auto rows = run_session(lease, get, {binary_param(digest)}, "reading a session", schema);
+  auto rows = run_session(on, get, {binary_param(digest)}, "reading a session", schema);
   if (rows.rows() == 0)
     return std::nullopt;
   if (!rows.boolean(0, 1)) {
     if (expired == expired_session::remove)
-      run_session(lease, remove_expired, {binary_param(digest)}, "reading a session", schema);
+      run_session(on, remove_expired, {binary_param(digest)}, "reading a session", schema);
     return std::nullopt;
   }
   session_value value;
@@ -183,36 +221,45 @@ std::optional<session_value> session_store::get(std::string_view key) {
     // The replica may not have replayed a session created a moment ago, or may be down: the
     // primary answers then. What the replica has is returned as it is (see docs/scaling.md).
     try {
-      if (auto found = read_session(*m_replica, m_sql->get, m_sql->remove_expired, digest,
-                                    expired_session::keep, m_schema))
+      auto lease = m_replica->acquire();
+      if (auto found = read_session(detail::wire_of(lease), m_sql->get, m_sql->remove_expired,
+                                    digest, expired_session::keep, m_schema))
         return found;
     } catch (const error&) {
     }
   }
-  return read_session(*m_pool, m_sql->get, m_sql->remove_expired, digest, expired_session::remove,
-                      m_schema);
+  return on_connection([&](pqxx::connection&, const detail::wire& on) {
+    return read_session(on, m_sql->get, m_sql->remove_expired, digest, expired_session::remove,
+                        m_schema);
+  });
 }
 
 set_result session_store::set(std::string_view key, std::string_view data,
                               std::optional<ttl> lifetime) {
-  auto written = write_session(*m_pool, m_sql->set, key, data, lifetime.value_or(default_period()),
-                               m_touch_interval, std::nullopt, m_schema);
+  // An expiry the caller gave is set exactly; the touch interval only spares writes of the
+  // default period.
+  auto written = on_connection([&](pqxx::connection&, const detail::wire& on) {
+    return write_session(on, m_sql->set, key, data, lifetime.value_or(default_period()),
+                         lifetime ? milliseconds{0} : m_touch_interval, std::nullopt, m_schema);
+  });
   return written.value_or(0) == 0 ? set_result::missing : set_result::updated;
 }
 
 set_result session_store::compare_and_set(std::string_view key, std::int64_t expected_version,
                                           std::string_view data, std::optional<ttl> lifetime) {
-  auto written = write_session(*m_pool, m_sql->set, key, data, lifetime.value_or(default_period()),
-                               m_touch_interval, expected_version, m_schema);
-  if (!written)
-    return set_result::missing;
-  if (*written > 0)
-    return set_result::updated;
-  // Nothing matched: the session is gone, or its version moved on.
-  auto live =
-      run_session(m_pool->acquire(), m_sql->is_live,
-                  {binary_param(detail::session_key_digest(key))}, "writing a session", m_schema);
-  return live.rows() == 0 ? set_result::missing : set_result::conflict;
+  return on_connection([&](pqxx::connection&, const detail::wire& on) {
+    auto written =
+        write_session(on, m_sql->set, key, data, lifetime.value_or(default_period()),
+                      lifetime ? milliseconds{0} : m_touch_interval, expected_version, m_schema);
+    if (!written)
+      return set_result::missing;
+    if (*written > 0)
+      return set_result::updated;
+    // Nothing matched: the session is gone, or its version moved on.
+    auto live = run_session(on, m_sql->is_live, {binary_param(detail::session_key_digest(key))},
+                            "writing a session", m_schema);
+    return live.rows() == 0 ? set_result::missing : set_result::conflict;
+  });
 }
 
 touch_result session_store::touch(std::string_view key, std::optional<ttl> lifetime) {
@@ -221,9 +268,11 @@ touch_result session_store::touch(std::string_view key, std::optional<ttl> lifet
   if (!is_well_formed_session_key(key))
     return touch_result::missing;
   auto digest = detail::session_key_digest(key);
-  auto rows = run_session(m_pool->acquire(), m_sql->touch,
-                          {binary_param(digest), ms_param(period), ms_param(m_touch_interval)},
-                          "touching a session", m_schema);
+  auto rows = on_connection([&](pqxx::connection&, const detail::wire& on) {
+    return run_session(on, m_sql->touch,
+                       {binary_param(digest), ms_param(period), ms_param(m_touch_interval)},
+                       "touching a session", m_schema);
+  });
   if (rows.int8(0, 0) == 0)
     return touch_result::missing;
   return rows.int8(0, 1) == 0 ? touch_result::skipped : touch_result::extended;
@@ -233,8 +282,9 @@ bool session_store::clear(std::string_view key) {
   if (!is_well_formed_session_key(key))
     return false;
   auto digest = detail::session_key_digest(key);
-  auto rows = run_session(m_pool->acquire(), m_sql->clear, {binary_param(digest)},
-                          "clearing a session", m_schema);
+  auto rows = on_connection([&](pqxx::connection&, const detail::wire& on) {
+    return run_session(on, m_sql->clear, {binary_param(digest)}, "clearing a session", m_schema);
+  });
   return rows.affected_rows() > 0;
 }
 
@@ -248,12 +298,15 @@ void session_store::set_default_period(ttl period) {
 }
 
 void session_store::check() {
-  detail::check_module_table(m_pool->acquire(), "session", m_schema, "session");
+  on_connection([&](pqxx::connection& connection, const detail::wire&) {
+    detail::check_module_table(connection, "session", m_schema, "session");
+  });
 }
 
 sweep_result session_store::sweep(const sweep_options& options) {
-  auto lease = m_pool->acquire();
-  return sweep_expired_sessions(lease.connection(), m_schema, options);
+  return on_connection([&](pqxx::connection& connection, const detail::wire&) {
+    return sweep_expired_sessions(connection, m_schema, options);
+  });
 }
 
 // The deprecated purge() forwards to sweep().
@@ -268,8 +321,9 @@ purge_result session_store::purge(std::size_t batch_size,
 }
 
 purge_result session_store::purge(const purge_options& options) {
-  auto lease = m_pool->acquire();
-  return purge_expired_sessions(lease.connection(), m_schema, options);
+  return on_connection([&](pqxx::connection& connection, const detail::wire&) {
+    return purge_expired_sessions(connection, m_schema, options);
+  });
 }
 #pragma GCC diagnostic pop
 

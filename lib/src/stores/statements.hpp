@@ -40,13 +40,36 @@ inline wire wire_of(const lease& borrowed) noexcept {
   return wire{libpq_handle(borrowed.connection()), prepared_on(borrowed)};
 }
 
-/// Runs `stmt` on the lease's connection (results in `format`). Outside a transaction block it
-/// commits by itself. Throws pgkit::error; `context` says what the store was doing.
+/// Returns `message` without the server's DETAIL and what follows it: for a constraint the
+/// DETAIL repeats the row or the key ("Failing row contains (...)", "Key (...)=(...)"), which
+/// in a store holds password hashes, token digests and user ids.
+inline std::string without_row_data(std::string_view message) {
+  return std::string{message.substr(0, message.find("\nDETAIL:"))};
+}
+
+/// Runs `stmt` on `on` (results in `format`). Outside a transaction block it commits by
+/// itself. Throws pgkit::error, never with the row data of the server's DETAIL; `context` says
+/// what the store was doing.
+inline result run_statement(const wire& on, const statement& stmt,
+                            const std::vector<bound_param>& parameters, std::string_view context,
+                            const stop_control& control = {},
+                            result_format format = result_format::binary) {
+  try {
+    return on.run(stmt, parameters, format, context, control);
+  } catch (const sql_error& e) {
+    std::string_view message = e.what();
+    if (message.find("\nDETAIL:") == std::string_view::npos)
+      throw;
+    throw sql_error(without_row_data(message), e.sqlstate(), e.query(), e.hint());
+  }
+}
+
+/// Same, on the lease's connection.
 inline result run_statement(const lease& borrowed, const statement& stmt,
                             const std::vector<bound_param>& parameters, std::string_view context,
                             const stop_control& control = {},
                             result_format format = result_format::binary) {
-  return wire_of(borrowed).run(stmt, parameters, format, context, control);
+  return run_statement(wire_of(borrowed), stmt, parameters, context, control, format);
 }
 
 /// The command that applies `module` in `schema` ("run pgkit apply cache --schema app").

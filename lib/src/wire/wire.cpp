@@ -472,10 +472,16 @@ wire wire::of(pqxx::transaction_base& tx) noexcept {
 void wire::check_sendable(std::string_view context, const stop_control& control) const {
   if (control.expired())
     throw canceled_error(context, control);
+  if (m_conn == nullptr) {
+    // Closed by its owner (pgkit::close), not lost: using it is the caller's mistake.
+    throw usage_error(with_context(context,
+                                   "the connection was closed (pgkit::close); nothing "
+                                   "was sent"),
+                      "open a new connection (pgkit::connect) for further statements");
+  }
   switch (state()) {
     case session_state::broken:
-      throw connection_lost_error(context, m_conn == nullptr ? "the connection is closed"
-                                                             : trimmed(PQerrorMessage(m_conn)));
+      throw connection_lost_error(context, trimmed(PQerrorMessage(m_conn)));
     case session_state::busy:
       throw usage_error(
           with_context(context,
