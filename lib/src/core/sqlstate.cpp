@@ -61,7 +61,7 @@ constexpr std::array<sqlstate_row, 32> k_table{{
 }};
 
 // The code of each sql_condition, in the enum's order.
-constexpr std::array<std::string_view, 15> k_conditions{{
+constexpr std::array<std::string_view, 16> k_conditions{{
     "23505",
     "23503",
     "23514",
@@ -72,6 +72,7 @@ constexpr std::array<std::string_view, 15> k_conditions{{
     "25006",
     "25P02",
     "57014",
+    "55P03",
     "40000",
     "40001",
     "40P01",
