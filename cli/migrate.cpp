@@ -119,10 +119,17 @@ void setup_migrate(CLI::App& command, const global_options& globals, int& exit_s
 }
 
 void setup_apply(CLI::App& command, const global_options& globals, int& exit_status) {
+  setup_apply_then(command, globals, exit_status, nullptr);
+}
+
+void setup_apply_then(CLI::App& command, const global_options& globals, int& exit_status,
+                      void (*before)(context&)) {
   auto options = std::make_shared<migrate_options>();
   add_run_options(command, *options);
-  command.callback([options, &globals, &exit_status] {
+  command.callback([options, &globals, &exit_status, before] {
     context ctx{globals};
+    if (before != nullptr)
+      before(ctx);
     exit_status = run_apply(*options, ctx);
   });
 }

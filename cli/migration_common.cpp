@@ -12,7 +12,7 @@ namespace pgkit::cli {
 
 void add_migrations_dir_option(CLI::App& command, migration_cli_options& options) {
   command
-      .add_option("--migrations-dir", options.migrations_dirs,
+      .add_option("-d,--migrations-dir", options.migrations_dirs,
                   "directory of your own modules, one subdirectory each (repeatable)")
       ->option_text("DIR")
       ->allow_extra_args(false);

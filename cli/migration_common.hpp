@@ -40,6 +40,11 @@ void add_wait_option(CLI::App& command, migration_cli_options& options);
 /// Adds --lock-wait, --lock-timeout, --lock-retries and --statement-timeout.
 void add_lock_options(CLI::App& command, migration_cli_options& options);
 
+/// Sets up `apply`'s options and callback on `command`, running `before` (when not null) on the
+/// run's context first: `up` is `apply` after `create`.
+void setup_apply_then(CLI::App& command, const global_options& globals, int& exit_status,
+                      void (*before)(context&));
+
 /// Returns the library options for `options` and the run's schema, with progress lines going
 /// to stderr unless --quiet.
 migration_options library_options(context& ctx, const migration_cli_options& options);

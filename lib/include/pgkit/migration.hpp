@@ -213,6 +213,16 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
                                             const std::string& module,
                                             const rollback_target& target);
 
+/// Records the migrations of `module` up to and including `version` as applied, with the
+/// checksums of today's files, without running them: for a database that has their schema
+/// already. Applies what the module depends on first (core's bookkeeping tables), then records
+/// under the advisory lock in one transaction. Returns what it recorded. Throws usage_error
+/// when the module is unknown, `version` is none of its files' versions, or any of them is
+/// recorded already (nothing is recorded then).
+std::vector<migration_step> baseline_module(pqxx::connection& connection,
+                                            const migration_options& options,
+                                            const std::string& module, const std::string& version);
+
 /// Returns the SQL that applies `migrations` (in this order) from the state where none of them
 /// is applied, as one script for `psql -v ON_ERROR_STOP=1 -f`: the statements apply_modules
 /// runs, bookkeeping included.

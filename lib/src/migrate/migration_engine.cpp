@@ -692,4 +692,63 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
   return done;
 }
 
+std::vector<migration_step> baseline_module(pqxx::connection& connection,
+                                            const migration_options& options,
+                                            const std::string& module_name,
+                                            const std::string& version) {
+  validate_schema_name(options.schema);
+  auto catalog = module_catalog::load(options.migrations_dirs);
+  catalog.select({module_name});
+  const auto* module = catalog.find(module_name);
+  bool known = std::any_of(module->migrations.begin(), module->migrations.end(),
+                           [&](const migration& m) { return m.version == version; });
+  if (!known) {
+    std::string versions;
+    for (const auto& m : module->migrations)
+      versions += (versions.empty() ? "" : ", ") + m.version;
+    throw usage_error("--to " + version + " is not a version of module " + module_name,
+                      "give one of its files' versions: " + versions);
+  }
+  if (!module->depends_on.empty()) {
+    auto dependencies = options;
+    dependencies.modules = module->depends_on;
+    apply_modules(connection, dependencies);
+  }
+  check_before_lock(connection, options);
+  migration_lock lock{connection, options};
+  auto applied = read_applied(connection, options.schema);
+  std::vector<const migration*> chosen;
+  std::string recorded;
+  for (const auto& m : module->migrations) {
+    if (m.version > version)
+      break;
+    chosen.push_back(&m);
+    bool done = std::any_of(applied.begin(), applied.end(), [&](const applied_migration& row) {
+      return row.module == m.module && row.version == m.version;
+    });
+    if (done)
+      recorded += "\n  " + m.path;
+  }
+  if (!recorded.empty()) {
+    throw usage_error("refusing to baseline module " + module_name +
+                          ": these migrations are recorded as applied already:" + recorded,
+                      "baseline is for a database where none of them is recorded; run pgkit "
+                      "status " +
+                          module_name + " to see what is");
+  }
+  const auto tx = wire::of(connection);
+  detail::block transaction_block{tx, "starting the baseline transaction"};
+  std::vector<migration_step> done;
+  for (const auto* m : chosen) {
+    exec_all(tx, {detail::record_up_sql(*m, options.schema, "interval '0'")},
+             "recording migration " + describe(*m));
+    done.push_back({m->module, m->version, m->name, std::chrono::microseconds{0}});
+  }
+  transaction_block.commit("committing the baseline");
+  for (const auto& step : done)
+    report(options,
+           "recorded " + step.module + " " + step.version + "_" + step.name + " as applied");
+  return done;
+}
+
 }  // namespace pgkit
