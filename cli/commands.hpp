@@ -21,6 +21,8 @@ void setup_drop(CLI::App& command, const global_options& globals, int& exit_stat
 void setup_wait(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_up(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_baseline(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_dump(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_load(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql new up down baseline create drop wait listen notify session-purge cache-gc"
+_pgkit_commands="migrate apply status rollback print-sql new up down baseline create drop wait dump load listen notify session-purge cache-gc"
 _pgkit_global_options="--addr --config --connection --schema --env-file --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --allow-out-of-order --wait"
@@ -15,6 +15,7 @@ _pgkit_command_options() {
     baseline) echo "--to --migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --wait" ;;
     wait) echo "--wait-timeout" ;;
     drop) echo "--force" ;;
+    dump|load) echo "--schema-file" ;;
     print-sql) echo "--format --out --migrations-dir" ;;
     new) echo "--migrations-dir" ;;
     listen) echo "--count --timeout --heartbeat --exec" ;;
@@ -75,7 +76,7 @@ _pgkit() {
 
   case $prev in
     --migrations-dir|-d) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
-    --out) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+    --out|--schema-file) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --format) COMPREPLY=($(compgen -W "plain dbmate" -- "$cur")); return 0 ;;
     --lock-wait|--lock-timeout|--lock-retries|--statement-timeout|--wait|--wait-timeout|--steps|--to) return 0 ;;
     --only) COMPREPLY=($(compgen -W "session auth" -- "$cur")); return 0 ;;

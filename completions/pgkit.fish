@@ -59,6 +59,9 @@ complete -c pgkit -n __pgkit_no_command -a baseline -d 'record migrations up to 
 complete -c pgkit -n __pgkit_no_command -a create -d 'create the database named in the connection'
 complete -c pgkit -n __pgkit_no_command -a drop -d 'drop the database named in the connection'
 complete -c pgkit -n __pgkit_no_command -a wait -d 'wait until the server accepts connections'
+complete -c pgkit -n __pgkit_no_command -a dump -d 'write the database'"'"'s schema and bookkeeping as SQL'
+complete -c pgkit -n __pgkit_no_command -a load -d 'load what dump wrote into an empty database'
+complete -c pgkit -n '__fish_seen_subcommand_from dump load' -l schema-file -r -F -d 'schema file (default db/schema.sql)'
 set -l pgkit_migration_commands 'migrate apply status rollback print-sql up down baseline'
 complete -c pgkit -n "__fish_seen_subcommand_from $pgkit_migration_commands" -a '(pgkit __complete modules 2>/dev/null)' -d module
 complete -c pgkit -n '__fish_seen_subcommand_from migrate' -l apply -d 'apply the pending migrations instead of printing'

@@ -257,3 +257,92 @@ TEST_CASE("pgkit baseline, --env-file and .env") {
     CHECK(contains(missing.err, "cannot read env file missing.env: no such file"));
   }
 }
+
+TEST_CASE("pgkit dump and load") {
+  scratch_database db{"ops_dump"};
+  auto addr = "--addr=" + db.url();
+  auto dir = pgkit_test::temp_dir("pgkit-ops-dump");
+  // One object of each kind the dump covers, in a module of the application's.
+  write_file(fs::path{dir} / "modules" / "shop" / "20260301000000_shop.sql",
+             migration_text(R"(CREATE SCHEMA shop;
+CREATE TYPE shop.state AS ENUM ('new', 'paid', 'shipped');
+CREATE DOMAIN shop.price AS numeric(12, 2) CHECK (VALUE >= 0);
+CREATE SEQUENCE shop.ticket START WITH 100;
+CREATE TABLE shop.customers (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  email text NOT NULL UNIQUE,
+  name text DEFAULT 'anonymous'
+);
+CREATE TABLE shop.orders (
+  id serial PRIMARY KEY,
+  customer_id bigint NOT NULL REFERENCES shop.customers (id) ON DELETE CASCADE,
+  state shop.state NOT NULL DEFAULT 'new',
+  total shop.price NOT NULL,
+  total_cents bigint GENERATED ALWAYS AS ((total * 100)::bigint) STORED,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CHECK (total < 1000000)
+);
+CREATE INDEX orders_created_at_idx ON shop.orders (created_at DESC) WHERE state <> 'shipped';
+CREATE FUNCTION shop.touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.created_at := now();
+  RETURN NEW;
+END $$;
+CREATE TRIGGER orders_touch BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.touch();
+CREATE FUNCTION shop.open_orders() RETURNS bigint LANGUAGE sql STABLE AS
+  $$ SELECT count(*) FROM shop.orders WHERE state <> 'shipped' $$;
+CREATE VIEW shop.open AS SELECT id, customer_id FROM shop.orders WHERE state <> 'shipped';
+CREATE VIEW shop.open_count AS SELECT count(*) AS n FROM shop.open;
+CREATE MATERIALIZED VIEW shop.totals AS SELECT customer_id, sum(total) AS total FROM shop.orders GROUP BY customer_id;
+CREATE UNIQUE INDEX totals_customer ON shop.totals (customer_id);)"));
+  auto applied = run_pgkit({"apply", addr, "-d", dir + "/modules", "shop", "cache", "session"});
+  REQUIRE_MESSAGE(applied.exit_code == 0, applied.err);
+  const auto file = dir + "/db/schema.sql";
+  auto dumped = run_pgkit({"dump", addr, "--schema-file", file});
+  REQUIRE_MESSAGE(dumped.exit_code == 0, dumped.err);
+  const auto text = pgkit_test::read_file(file);
+  const auto status_of = [&](const scratch_database& target) {
+    return run_pgkit({"status", "--addr=" + target.url(), "-d", dir + "/modules"}).out;
+  };
+
+  SUBCASE("load into an empty database: the same catalog and the same status") {
+    CHECK(contains(text, "CREATE TABLE shop.orders ("));
+    CHECK(contains(text,
+                   "INSERT INTO pgkit.schema_migration (module, version, name, checksum) "
+                   "VALUES ('shop', '20260301000000', 'shop', "));
+    CHECK_FALSE(contains(text, "\nSET "));
+    CHECK_FALSE(contains(text, "PostgreSQL"));
+    scratch_database copy{"ops_dump_copy"};
+    auto loaded = run_pgkit({"load", "--addr=" + copy.url(), "--schema-file", file});
+    REQUIRE_MESSAGE(loaded.exit_code == 0, loaded.err);
+    CHECK(schema_catalog(copy) == schema_catalog(db));
+    CHECK(status_of(copy) == status_of(db));
+    CHECK(contains(status_of(copy), "shop"));
+    // The copy dumps to the same text.
+    auto again = run_pgkit({"dump", "--addr=" + copy.url(), "--schema-file", file + ".copy"});
+    REQUIRE(again.exit_code == 0);
+    CHECK(pgkit_test::read_file(file + ".copy") == text);
+
+    // A database with tables is refused, and stays as it was.
+    auto before = schema_catalog(copy);
+    auto refused = run_pgkit({"load", "--addr=" + copy.url(), "--schema-file", file});
+    CHECK(refused.exit_code == 2);
+    CHECK(contains(refused.err, "refusing to load a schema into a database that has tables: "));
+    CHECK(schema_catalog(copy) == before);
+  }
+  SUBCASE("a --schema-file that is a directory, a FIFO or unwritable: exit 2, nothing written") {
+    auto fifo = dir + "/fifo.sql";
+    REQUIRE(pgkit_test::run_process({"mkfifo", fifo}).exit_code == 0);
+    for (const auto& [path, reason] : std::vector<std::pair<std::string, std::string>>{
+             {dir + "/db", "is a directory"},
+             {fifo, "is not a regular file"},
+             {file + "/under-a-file.sql", "cannot write --schema-file"}}) {
+      auto result = run_pgkit({"dump", addr, "--schema-file", path});
+      CHECK(result.exit_code == 2);
+      CHECK_MESSAGE(contains(result.err, reason), result.err);
+    }
+    CHECK(pgkit_test::read_file(file) == text);
+    auto from_fifo = run_pgkit({"load", addr, "--schema-file", fifo});
+    CHECK(from_fifo.exit_code == 2);
+  }
+}

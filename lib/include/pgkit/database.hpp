@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 
+#include <pqxx/connection>
+
 #include "pgkit/config.hpp"
 
 namespace pgkit {
@@ -47,5 +49,20 @@ database_change drop_database(const connection_config& config, drop_mode mode);
 /// canceled once `interrupted` (when set) returns true.
 void wait_for_server(const connection_config& config, std::chrono::milliseconds timeout,
                      const std::function<bool()>& interrupted = {});
+
+/// Returns the schema of the database as SQL that load_schema takes: schemas, extensions,
+/// enum types and domains, functions and procedures, sequences, tables (columns with type,
+/// default, identity, generated expression, NOT NULL), constraints, views and materialized
+/// views, indexes, triggers, then the rows of `schema`'s schema_migration and module_version
+/// (without times). Read from the catalogs, so any server major works; the same schema gives
+/// the same text, in a stable order, without version banners or SET lines. Throws
+/// pgkit::error.
+std::string dump_schema(pqxx::connection& connection, const std::string& schema = "pgkit");
+
+/// Runs `sql` (dump_schema's text) in one transaction, with function bodies unchecked until
+/// the end. Throws usage_error, changing nothing, when the database has any table, view or
+/// sequence outside the system schemas; the server's error (nothing loaded) when a statement
+/// fails.
+void load_schema(pqxx::connection& connection, const std::string& sql);
 
 }  // namespace pgkit
