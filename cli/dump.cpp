@@ -9,18 +9,17 @@
 #include <memory>
 
 #include "commands.hpp"
-#include "context.hpp"
+#include "database_common.hpp"
 #include "pgkit/database.hpp"
 #include "pgkit/error.hpp"
 
 namespace pgkit::cli {
-namespace {
 
 namespace fs = std::filesystem;
 
 // Refuses a path that exists and is not a regular file (a directory, a FIFO, a device): a
 // schema file is replaced whole, and a FIFO would block.
-void require_regular_or_missing(const std::string& path) {
+void check_schema_file(const std::string& path) {
   std::error_code ignored;
   auto status = fs::status(path, ignored);
   if (!fs::exists(status) || fs::is_regular_file(status))
@@ -31,8 +30,8 @@ void require_regular_or_missing(const std::string& path) {
                     "name a file, such as db/schema.sql");
 }
 
-int run_dump(const std::string& path, context& ctx) {
-  require_regular_or_missing(path);
+std::size_t write_schema(const std::string& path, context& ctx) {
+  check_schema_file(path);
   auto parent = fs::path{path}.parent_path();
   std::error_code failed;
   if (!parent.empty())
@@ -43,7 +42,8 @@ int run_dump(const std::string& path, context& ctx) {
   auto temporary = path + ".pgkit-tmp";
   std::ofstream out{temporary, std::ios::binary | std::ios::trunc};
   if (failed || !out) {
-    throw usage_error("cannot write --schema-file " + path + ": " + std::strerror(errno),
+    throw usage_error("cannot write --schema-file " + path + ": " +
+                          (failed ? failed.message() : std::string{std::strerror(errno)}),
                       "check that its directory exists and is writable, or name another file");
   }
   std::string text;
@@ -61,22 +61,20 @@ int run_dump(const std::string& path, context& ctx) {
     throw error(error_kind::internal, "cannot write --schema-file " + path,
                 "check the free space and permissions of its directory");
   }
-  if (ctx.out().json())
-    ctx.out().document({{"schema_file", path}, {"bytes", text.size()}});
-  else
-    ctx.out().report("wrote the schema to " + path);
-  return exit_ok;
+  ctx.out().report("wrote the schema to " + path);
+  return text.size();
 }
 
-}  // namespace
-
 void setup_dump(CLI::App& command, const global_options& globals, int& exit_status) {
-  auto path = std::make_shared<std::string>("db/schema.sql");
+  auto path = std::make_shared<std::string>(k_default_schema_file);
   command.add_option("--schema-file", *path, "file to write, default db/schema.sql")
       ->option_text("FILE");
   command.callback([path, &globals, &exit_status] {
     context ctx{globals};
-    exit_status = run_dump(*path, ctx);
+    auto bytes = write_schema(*path, ctx);
+    if (ctx.out().json())
+      ctx.out().document({{"schema_file", *path}, {"bytes", bytes}});
+    exit_status = exit_ok;
   });
 }
 

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "context.hpp"
+#include "database_common.hpp"
 #include "pgkit/database.hpp"
 #include "pgkit/error.hpp"
 
@@ -33,7 +33,7 @@ std::string read_schema_file(const std::string& path) {
 }  // namespace
 
 void setup_load(CLI::App& command, const global_options& globals, int& exit_status) {
-  auto path = std::make_shared<std::string>("db/schema.sql");
+  auto path = std::make_shared<std::string>(k_default_schema_file);
   command.add_option("--schema-file", *path, "file to load, default db/schema.sql")
       ->option_text("FILE");
   command.callback([path, &globals, &exit_status] {

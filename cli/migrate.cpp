@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "database_common.hpp"
 #include "migration_common.hpp"
 #include "pgkit/migration.hpp"
 
@@ -126,11 +127,18 @@ void setup_apply_then(CLI::App& command, const global_options& globals, int& exi
                       void (*before)(context&)) {
   auto options = std::make_shared<migrate_options>();
   add_run_options(command, *options);
-  command.callback([options, &globals, &exit_status, before] {
+  auto dump = std::make_shared<bool>(false);
+  command.add_flag("--dump-schema", *dump,
+                   "after a successful run, write the schema to db/schema.sql (pgkit dump)");
+  command.callback([options, dump, &globals, &exit_status, before] {
     context ctx{globals};
+    if (*dump)
+      check_schema_file(k_default_schema_file);
     if (before != nullptr)
       before(ctx);
     exit_status = run_apply(*options, ctx);
+    if (*dump)
+      write_schema(k_default_schema_file, ctx);
   });
 }
 

@@ -10,7 +10,7 @@ _pgkit_command_options() {
   case $1 in
     migrate) echo "--apply $_pgkit_migration_run_options" ;;
     status) echo "--migrations-dir --exit-code --wait" ;;
-    apply|up) echo "$_pgkit_migration_run_options" ;;
+    apply|up) echo "$_pgkit_migration_run_options --dump-schema" ;;
     rollback|down) echo "--steps --to --migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --wait" ;;
     baseline) echo "--to --migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --wait" ;;
     wait) echo "--wait-timeout" ;;

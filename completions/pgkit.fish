@@ -72,6 +72,7 @@ complete -c pgkit -n '__fish_seen_subcommand_from migrate apply rollback up down
 complete -c pgkit -n '__fish_seen_subcommand_from migrate apply up' -l allow-out-of-order -d 'apply migrations older than the newest applied one'
 complete -c pgkit -n '__fish_seen_subcommand_from migrate apply status rollback up down baseline' -l wait -r -d 'wait up to SECONDS for the server (0 to 2147483.647)'
 complete -c pgkit -n '__fish_seen_subcommand_from migrate apply rollback up down baseline' -l lock-retries -r -d 'run a transaction that hit lock_timeout again up to N times (0 to 100)'
+complete -c pgkit -n '__fish_seen_subcommand_from apply up' -l dump-schema -d 'write db/schema.sql after a successful run'
 complete -c pgkit -n '__fish_seen_subcommand_from baseline' -l to -r -d 'record migrations up to and including VERSION'
 complete -c pgkit -n '__fish_seen_subcommand_from drop' -l force -d 'end the other sessions of the database'
 complete -c pgkit -n '__fish_seen_subcommand_from wait' -l wait-timeout -r -d 'give up after SECONDS (0 to 2147483.647)'

@@ -323,6 +323,16 @@ CREATE UNIQUE INDEX totals_customer ON shop.totals (customer_id);)"));
     REQUIRE(again.exit_code == 0);
     CHECK(pgkit_test::read_file(file + ".copy") == text);
 
+    // apply --dump-schema writes the same file after a successful run (here: nothing to do).
+    fs::remove(file);
+    pgkit_test::process_options in_dir;
+    in_dir.cwd = dir;
+    auto with_dump = run_pgkit(
+        {"apply", addr, "-d", "modules", "shop", "cache", "session", "--dump-schema"}, in_dir);
+    CHECK_MESSAGE(with_dump.exit_code == 0, with_dump.err);
+    CHECK(contains(with_dump.err, "wrote the schema to db/schema.sql"));
+    CHECK(pgkit_test::read_file(file) == text);
+
     // A database with tables is refused, and stays as it was.
     auto before = schema_catalog(copy);
     auto refused = run_pgkit({"load", "--addr=" + copy.url(), "--schema-file", file});
