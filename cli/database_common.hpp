@@ -6,8 +6,15 @@
 #include <string>
 
 #include "context.hpp"
+#include "pgkit/database.hpp"
 
 namespace pgkit::cli {
+
+/// Runs `change` (creating or dropping the database the run's connection names) and says what
+/// it did: "DONE database NAME" as a summary, or a note "database NAME UNCHANGED; nothing to
+/// do". Returns true when it changed something.
+bool change_database(context& ctx, database_change (*change)(const connection_config&),
+                     const std::string& done, const std::string& unchanged);
 
 /// Creates the database the run's connection names unless it exists, saying which it was
 /// (`pgkit create`, and the first step of `pgkit up`).

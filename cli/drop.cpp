@@ -5,26 +5,18 @@
 #include <memory>
 
 #include "commands.hpp"
-#include "context.hpp"
+#include "database_common.hpp"
 #include "pgkit/database.hpp"
 
 namespace pgkit::cli {
 namespace {
 
-int run_drop(bool force, context& ctx) {
-  const auto& config = ctx.connection();
-  auto name = database_name(config);
-  ctx.out().detail("connecting to " + std::string{maintenance_database} + " on " +
-                   config.describe() + " (from " + config.source + ")");
-  bool dropped = drop_database(config, force ? drop_mode::force : drop_mode::refuse_in_use) ==
-                 database_change::done;
-  if (dropped)
-    ctx.out().report("dropped database " + name);
-  else
-    ctx.out().note("database " + name + " does not exist; nothing to do");
-  if (ctx.out().json())
-    ctx.out().document({{"database", name}, {"dropped", dropped}});
-  return exit_ok;
+database_change drop_refusing_in_use(const connection_config& config) {
+  return drop_database(config, drop_mode::refuse_in_use);
+}
+
+database_change drop_forcing(const connection_config& config) {
+  return drop_database(config, drop_mode::force);
 }
 
 }  // namespace
@@ -35,7 +27,11 @@ void setup_drop(CLI::App& command, const global_options& globals, int& exit_stat
                    "end the other sessions of the database instead of refusing to drop it");
   command.callback([force, &globals, &exit_status] {
     context ctx{globals};
-    exit_status = run_drop(*force, ctx);
+    bool dropped = change_database(ctx, *force ? drop_forcing : drop_refusing_in_use, "dropped",
+                                   "does not exist");
+    if (ctx.out().json())
+      ctx.out().document({{"database", database_name(ctx.connection())}, {"dropped", dropped}});
+    exit_status = exit_ok;
   });
 }
 
