@@ -30,6 +30,7 @@ struct global_options {
   std::string config_file;          ///< --config FILE (empty: the default search)
   std::string connection = "main";  ///< --connection NAME
   std::string schema;               ///< --schema NAME (empty: not given; see resolve_schema)
+  std::string env_file;             ///< --env-file FILE (empty: ./.env when there is one)
   bool json = false;                ///< --json
   bool quiet = false;               ///< --quiet
   bool verbose = false;             ///< --verbose

@@ -16,6 +16,13 @@ void setup_rollback(CLI::App& command, const global_options& globals, int& exit_
 void setup_listen(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_notify(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_session_purge(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_create(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_drop(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_wait(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_up(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_baseline(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_dump(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_load(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

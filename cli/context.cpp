@@ -1,5 +1,7 @@
 #include "context.hpp"
 
+#include "env_file.hpp"
+
 #include <cctype>
 #include <cstdlib>
 #include <thread>
@@ -10,6 +12,7 @@
 namespace pgkit::cli {
 
 context::context(const global_options& globals) : m_globals{globals}, m_output{globals} {
+  load_env_file(globals.env_file);
   if (m_output.verbose()) {
     // The library never prints; with -v the server's notices and warnings are shown.
     set_notice_handler([out = m_output](const server_notice& notice) {

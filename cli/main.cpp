@@ -32,6 +32,16 @@ const command_entry k_commands[] = {
      setup_print_sql},
     {"new", "create a migration file for a module of your own (DIR/MODULE/<version>_NAME.sql)",
      setup_new},
+    {"up", "create the database if it is missing, then apply MODULE... (dbmate up)", setup_up},
+    {"down", "rollback under dbmate's name", setup_rollback},
+    {"baseline", "record a module's migrations up to --to VERSION as applied, without running them",
+     setup_baseline},
+    {"create", "create the database named in the connection (dbmate create)", setup_create},
+    {"drop", "drop the database named in the connection (dbmate drop)", setup_drop},
+    {"wait", "wait until the server accepts connections (dbmate wait)", setup_wait},
+    {"dump", "write the database's schema and pgkit's bookkeeping as SQL (db/schema.sql)",
+     setup_dump},
+    {"load", "load what dump wrote into an empty database", setup_load},
     {"listen", "print (or run a command for) each notification on CHANNEL...", setup_listen,
      "--exec"},
     {"notify", "send one notification on CHANNEL", setup_notify},
@@ -65,7 +75,8 @@ int find_command_index(int argc, char** argv) {
     std::string_view arg = argv[i];
     if (arg == "--")
       return i + 1 < argc ? i + 1 : argc;
-    if (arg == "--addr" || arg == "--config" || arg == "--connection" || arg == "--schema") {
+    if (arg == "--addr" || arg == "--config" || arg == "--connection" || arg == "--schema" ||
+        arg == "--env-file") {
       ++i;
       continue;
     }
@@ -156,6 +167,9 @@ int run(int argc, char** argv) {
       ->option_text("NAME");
   app.add_option("--schema", globals.schema, "schema holding pgkit's tables (default pgkit)")
       ->option_text("NAME");
+  app.add_option("--env-file", globals.env_file,
+                 "dotenv file whose variables are set when not set already (default ./.env)")
+      ->option_text("FILE");
   app.add_flag("--json", globals.json, "print one JSON document (JSON lines for listen)");
   app.add_flag("-q,--quiet", globals.quiet,
                "print no summary, progress, note or status report (data, warnings, errors stay)");

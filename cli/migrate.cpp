@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "database_common.hpp"
 #include "migration_common.hpp"
 #include "pgkit/migration.hpp"
 
@@ -119,11 +120,25 @@ void setup_migrate(CLI::App& command, const global_options& globals, int& exit_s
 }
 
 void setup_apply(CLI::App& command, const global_options& globals, int& exit_status) {
+  setup_apply_then(command, globals, exit_status, nullptr);
+}
+
+void setup_apply_then(CLI::App& command, const global_options& globals, int& exit_status,
+                      void (*before)(context&)) {
   auto options = std::make_shared<migrate_options>();
   add_run_options(command, *options);
-  command.callback([options, &globals, &exit_status] {
+  auto dump = std::make_shared<bool>(false);
+  command.add_flag("--dump-schema", *dump,
+                   "after a successful run, write the schema to db/schema.sql (pgkit dump)");
+  command.callback([options, dump, &globals, &exit_status, before] {
     context ctx{globals};
+    if (*dump)
+      check_schema_file(k_default_schema_file);
+    if (before != nullptr)
+      before(ctx);
     exit_status = run_apply(*options, ctx);
+    if (*dump)
+      write_schema(k_default_schema_file, ctx);
   });
 }
 

@@ -12,7 +12,7 @@ namespace pgkit::cli {
 
 void add_migrations_dir_option(CLI::App& command, migration_cli_options& options) {
   command
-      .add_option("--migrations-dir", options.migrations_dirs,
+      .add_option("-d,--migrations-dir", options.migrations_dirs,
                   "directory of your own modules, one subdirectory each (repeatable)")
       ->option_text("DIR")
       ->allow_extra_args(false);
@@ -28,7 +28,10 @@ void add_lock_options(CLI::App& command, migration_cli_options& options) {
                      "give up after this long waiting for another run's migration lock, "
                      "default 60");
   add_seconds_option(command, "--lock-timeout", options.lock_timeout, zero_seconds::refused,
-                     "lock_timeout for the migrations' statements, default 10");
+                     "lock_timeout for the migrations' statements, default 1");
+  add_count_option(command, "--lock-retries", options.lock_retries, 0, 100,
+                   "run a transaction that hit lock_timeout again, with backoff, up to N "
+                   "times, default 3");
   add_seconds_option(command, "--statement-timeout", options.statement_timeout,
                      zero_seconds::allowed,
                      "statement_timeout for the migrations' statements, default 0: none");
@@ -42,6 +45,7 @@ migration_options library_options(context& ctx, const migration_cli_options& opt
   result.migrations_dirs = options.migrations_dirs;
   result.lock_wait = options.lock_wait;
   result.lock_timeout = options.lock_timeout;
+  result.lock_retries = options.lock_retries;
   if (options.statement_timeout.count() > 0)
     result.statement_timeout = options.statement_timeout;
   result.out_of_order =

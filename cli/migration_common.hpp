@@ -26,7 +26,8 @@ struct migration_cli_options {
   std::vector<std::string> modules;                ///< MODULE... positionals
   std::vector<std::string> migrations_dirs;        ///< --migrations-dir DIR (repeatable)
   std::chrono::milliseconds lock_wait{60000};      ///< --lock-wait SECONDS
-  std::chrono::milliseconds lock_timeout{10000};   ///< --lock-timeout SECONDS
+  std::chrono::milliseconds lock_timeout{1000};    ///< --lock-timeout SECONDS
+  std::size_t lock_retries = 3;                    ///< --lock-retries N
   std::chrono::milliseconds statement_timeout{0};  ///< --statement-timeout SECONDS (0: none)
   bool allow_out_of_order = false;                 ///< --allow-out-of-order
   std::chrono::milliseconds wait{0};               ///< --wait SECONDS
@@ -36,8 +37,13 @@ struct migration_cli_options {
 void add_migrations_dir_option(CLI::App& command, migration_cli_options& options);
 /// Adds --wait.
 void add_wait_option(CLI::App& command, migration_cli_options& options);
-/// Adds --lock-wait, --lock-timeout and --statement-timeout.
+/// Adds --lock-wait, --lock-timeout, --lock-retries and --statement-timeout.
 void add_lock_options(CLI::App& command, migration_cli_options& options);
+
+/// Sets up `apply`'s options and callback on `command`, running `before` (when not null) on the
+/// run's context first: `up` is `apply` after `create`.
+void setup_apply_then(CLI::App& command, const global_options& globals, int& exit_status,
+                      void (*before)(context&));
 
 /// Returns the library options for `options` and the run's schema, with progress lines going
 /// to stderr unless --quiet.

@@ -1,17 +1,21 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql new listen notify session-purge cache-gc"
-_pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
+_pgkit_commands="migrate apply status rollback print-sql new up down baseline create drop wait dump load listen notify session-purge cache-gc"
+_pgkit_global_options="--addr --config --connection --schema --env-file --json --quiet -q --verbose -v --help -h --version"
 
-_pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait"
+_pgkit_migration_run_options="--migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --allow-out-of-order --wait"
 
 _pgkit_command_options() {
   case $1 in
     migrate) echo "--apply $_pgkit_migration_run_options" ;;
-    apply) echo "$_pgkit_migration_run_options" ;;
     status) echo "--migrations-dir --exit-code --wait" ;;
-    rollback) echo "--steps --to --migrations-dir --lock-wait --lock-timeout --statement-timeout --wait" ;;
+    apply|up) echo "$_pgkit_migration_run_options --dump-schema" ;;
+    rollback|down) echo "--steps --to --migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --wait" ;;
+    baseline) echo "--to --migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --wait" ;;
+    wait) echo "--wait-timeout" ;;
+    drop) echo "--force" ;;
+    dump|load) echo "--schema-file" ;;
     print-sql) echo "--format --out --migrations-dir" ;;
     new) echo "--migrations-dir" ;;
     listen) echo "--count --timeout --heartbeat --exec" ;;
@@ -26,7 +30,7 @@ _pgkit_command_options() {
 _pgkit_modules() {
   local i dirs=()
   for ((i = 1; i < COMP_CWORD; i++)); do
-    [[ ${COMP_WORDS[i]} == --migrations-dir ]] && dirs+=(--migrations-dir "${COMP_WORDS[i+1]}")
+    [[ ${COMP_WORDS[i]} == --migrations-dir || ${COMP_WORDS[i]} == -d ]] && dirs+=(--migrations-dir "${COMP_WORDS[i+1]}")
   done
   "${COMP_WORDS[0]}" __complete modules "${dirs[@]}" 2>/dev/null
 }
@@ -40,7 +44,7 @@ _pgkit() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     word=${COMP_WORDS[i]}
     case $word in
-      --addr|--config|--connection|--schema) ((i++)); continue ;;
+      --addr|--config|--connection|--schema|--env-file) ((i++)); continue ;;
       -*) continue ;;
     esac
     command=$word
@@ -50,7 +54,7 @@ _pgkit() {
   case $prev in
     --addr|--schema|--count|--timeout|--heartbeat) return 0 ;;
     --exec) COMPREPLY=($(compgen -c -- "$cur")); return 0 ;;
-    --config) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+    --config|--env-file) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --connection)
       # Names come from the configuration file the line names with --config, else the default.
       local config=()
@@ -71,10 +75,10 @@ _pgkit() {
   fi
 
   case $prev in
-    --migrations-dir) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
-    --out) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+    --migrations-dir|-d) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
+    --out|--schema-file) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --format) COMPREPLY=($(compgen -W "plain dbmate" -- "$cur")); return 0 ;;
-    --lock-wait|--lock-timeout|--statement-timeout|--wait|--steps|--to) return 0 ;;
+    --lock-wait|--lock-timeout|--lock-retries|--statement-timeout|--wait|--wait-timeout|--steps|--to) return 0 ;;
     --only) COMPREPLY=($(compgen -W "session auth" -- "$cur")); return 0 ;;
     --batch-size|--max-seconds|--resource-type) return 0 ;;
   esac
@@ -84,7 +88,7 @@ _pgkit() {
     return 0
   fi
   case $command in
-    migrate|apply|status|rollback|print-sql|new)
+    migrate|apply|status|rollback|print-sql|new|up|down|baseline)
       COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur")) ;;
   esac
   return 0

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   }
   try {
     pqxx::connection connection{argv[1]};
-    pgkit::migration_options options;  // schema "pgkit", lock_wait 60 s, lock_timeout 10 s
+    pgkit::migration_options options;  // schema "pgkit", lock_wait 60 s, lock_timeout 1 s
     options.modules = {"cache", "app"};
     options.migrations_dirs = {argv[2]};
     options.lock_wait = std::chrono::seconds{5};

@@ -101,11 +101,14 @@ struct migration_options {
   /// `apply_modules(connection, {"cache"})` picks the module-list overload.)
   migration_options() {}
 
-  std::string schema = "pgkit";                   ///< the schema holding pgkit's tables
-  std::vector<std::string> modules;               ///< modules to act on (dependencies are added)
-  std::vector<std::string> migrations_dirs;       ///< directories of user modules
-  std::chrono::milliseconds lock_wait{60000};     ///< how long to poll for the advisory lock
-  std::chrono::milliseconds lock_timeout{10000};  ///< SET LOCAL lock_timeout of each run
+  std::string schema = "pgkit";                  ///< the schema holding pgkit's tables
+  std::vector<std::string> modules;              ///< modules to act on (dependencies are added)
+  std::vector<std::string> migrations_dirs;      ///< directories of user modules
+  std::chrono::milliseconds lock_wait{60000};    ///< how long to poll for the advisory lock
+  std::chrono::milliseconds lock_timeout{1000};  ///< SET LOCAL lock_timeout of each migration
+  /// How often a transaction of migrations that failed on lock_timeout is run again, whole,
+  /// after a pause that doubles from 250 ms (capped at 4 s); 0: fail at the first timeout.
+  std::size_t lock_retries = 3;
   std::optional<std::chrono::milliseconds> statement_timeout;      ///< SET LOCAL statement_timeout
   out_of_order_policy out_of_order = out_of_order_policy::refuse;  ///< see out_of_order_policy
   std::function<void(const std::string&)> progress;  ///< receives one line per step, if set
@@ -179,7 +182,9 @@ struct apply_result {
 
 /// Applies every pending migration of the selected modules under the schema's advisory lock,
 /// all in one transaction (split only around `transaction:false` migrations), with
-/// bookkeeping. Throws pgkit::error of kind timeout naming the lock holder's pid, usage for
+/// bookkeeping. A transaction that fails on lock_timeout is rolled back and run again up to
+/// `options.lock_retries` times (a `transaction:false` migration is not: part of it may have
+/// committed). Throws pgkit::error of kind timeout naming the lock holder's pid, usage for
 /// unknown modules and refused out-of-order migrations, or the server's kind for a failing
 /// migration (whose message names module, version and file); nothing of a failed
 /// transaction remains.
@@ -207,6 +212,16 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
                                             const migration_options& options,
                                             const std::string& module,
                                             const rollback_target& target);
+
+/// Records the migrations of `module` up to and including `version` as applied, with the
+/// checksums of today's files, without running them: for a database that has their schema
+/// already. Applies what the module depends on first (core's bookkeeping tables), then records
+/// under the advisory lock in one transaction. Returns what it recorded. Throws usage_error
+/// when the module is unknown, `version` is none of its files' versions, or any of them is
+/// recorded already (nothing is recorded then).
+std::vector<migration_step> baseline_module(pqxx::connection& connection,
+                                            const migration_options& options,
+                                            const std::string& module, const std::string& version);
 
 /// Returns the SQL that applies `migrations` (in this order) from the state where none of them
 /// is applied, as one script for `psql -v ON_ERROR_STOP=1 -f`: the statements apply_modules

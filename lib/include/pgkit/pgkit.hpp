@@ -5,6 +5,7 @@
 #include "pgkit/cache.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"
+#include "pgkit/database.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/listener.hpp"
 #include "pgkit/migration.hpp"

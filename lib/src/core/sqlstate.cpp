@@ -76,6 +76,7 @@ constexpr std::array<std::string_view, 16> k_conditions{{
     "25006",
     "25P02",
     "57014",
+    "55P03",
     "40000",
     "40001",
     "40P01",

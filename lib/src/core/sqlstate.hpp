@@ -22,6 +22,7 @@ enum class sql_condition {
   read_only_sql_transaction,
   in_failed_sql_transaction,
   query_canceled,
+  lock_not_available,
   transaction_rollback,
   serialization_failure,
   deadlock_detected,

@@ -434,6 +434,45 @@ void apply_batch(pqxx::connection& connection, const std::vector<const migration
   applied.insert(applied.end(), steps.begin(), steps.end());
 }
 
+// Runs `attempt` (one transaction of migrations) and, while it fails on lock_timeout, rolls
+// back (the attempt's transaction block did) and runs it again after a pause, up to
+// options.lock_retries times: a migration stuck behind a long query gives up its place in the
+// lock queue quickly instead of holding every later query on the table behind it.
+template <typename Attempt>
+void with_lock_retries(const migration_options& options, std::size_t committed,
+                       const Attempt& attempt) {
+  auto pause = milliseconds{250};
+  for (std::size_t retry = 1;; ++retry) {
+    try {
+      attempt();
+      return;
+    } catch (const error& e) {
+      if (!detail::is(e.sqlstate(), detail::sql_condition::lock_not_available) ||
+          interrupted(options)) {
+        throw;
+      }
+      if (retry > options.lock_retries) {
+        throw error(e.kind(),
+                    std::string{e.what()} + " (gave up after " +
+                        std::to_string(options.lock_retries) + " retr" +
+                        (options.lock_retries == 1 ? "y" : "ies") + ")",
+                    "another transaction holds a lock the migration needs (see pg_locks and "
+                    "pg_stat_activity); end it, or raise --lock-timeout or --lock-retries",
+                    e.sqlstate());
+      }
+      report(options, "lock_timeout: the migration transaction was rolled back; retrying in " +
+                          std::to_string(pause.count()) + " ms (retry " + std::to_string(retry) +
+                          " of " + std::to_string(options.lock_retries) + ")");
+    }
+    for (auto until = clock_type::now() + pause; clock_type::now() < until;) {
+      if (interrupted(options))
+        throw_interrupted(committed);
+      std::this_thread::sleep_for(std::min(milliseconds{20}, pause));
+    }
+    pause = std::min(milliseconds{4000}, pause * 2);
+  }
+}
+
 // Applies one transaction:false migration on its own.
 void apply_alone(pqxx::connection& connection, const migration& m, const migration_options& options,
                  std::vector<migration_step>& applied) {
@@ -448,6 +487,16 @@ void apply_alone(pqxx::connection& connection, const migration& m, const migrati
   transaction_block.commit("recording migration " + describe(m));
   report(options, "applied " + m.module + " " + m.file_name + " in " + milliseconds_text(took));
   applied.push_back({m.module, m.version, m.name, took});
+}
+
+// Applies `batch` (when not empty) as apply_batch does, retried on lock_timeout, and empties it.
+void apply_retried(pqxx::connection& connection, std::vector<const migration*>& batch,
+                   const migration_options& options, std::vector<migration_step>& applied) {
+  if (batch.empty())
+    return;
+  with_lock_retries(options, applied.size(),
+                    [&] { apply_batch(connection, batch, options, applied); });
+  batch.clear();
 }
 
 }  // namespace
@@ -496,13 +545,10 @@ apply_result apply_modules(pqxx::connection& connection, const migration_options
         batch.push_back(m);
         continue;
       }
-      if (!batch.empty())
-        apply_batch(connection, batch, options, result.applied);
-      batch.clear();
+      apply_retried(connection, batch, options, result.applied);
       apply_alone(connection, *m, options, result.applied);
     }
-    if (!batch.empty())
-      apply_batch(connection, batch, options, result.applied);
+    apply_retried(connection, batch, options, result.applied);
   } catch (const error& e) {
     // A cancel request sent on the interruption makes the running statement fail.
     if (interrupted(options))
@@ -643,6 +689,65 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
   }
   for (const auto& step : done)
     report(options, "rolled back " + step.module + " " + step.version + "_" + step.name);
+  return done;
+}
+
+std::vector<migration_step> baseline_module(pqxx::connection& connection,
+                                            const migration_options& options,
+                                            const std::string& module_name,
+                                            const std::string& version) {
+  validate_schema_name(options.schema);
+  auto catalog = module_catalog::load(options.migrations_dirs);
+  catalog.select({module_name});
+  const auto* module = catalog.find(module_name);
+  bool known = std::any_of(module->migrations.begin(), module->migrations.end(),
+                           [&](const migration& m) { return m.version == version; });
+  if (!known) {
+    std::string versions;
+    for (const auto& m : module->migrations)
+      versions += (versions.empty() ? "" : ", ") + m.version;
+    throw usage_error("--to " + version + " is not a version of module " + module_name,
+                      "give one of its files' versions: " + versions);
+  }
+  if (!module->depends_on.empty()) {
+    auto dependencies = options;
+    dependencies.modules = module->depends_on;
+    apply_modules(connection, dependencies);
+  }
+  check_before_lock(connection, options);
+  migration_lock lock{connection, options};
+  auto applied = read_applied(connection, options.schema);
+  std::vector<const migration*> chosen;
+  std::string recorded;
+  for (const auto& m : module->migrations) {
+    if (m.version > version)
+      break;
+    chosen.push_back(&m);
+    bool done = std::any_of(applied.begin(), applied.end(), [&](const applied_migration& row) {
+      return row.module == m.module && row.version == m.version;
+    });
+    if (done)
+      recorded += "\n  " + m.path;
+  }
+  if (!recorded.empty()) {
+    throw usage_error("refusing to baseline module " + module_name +
+                          ": these migrations are recorded as applied already:" + recorded,
+                      "baseline is for a database where none of them is recorded; run pgkit "
+                      "status " +
+                          module_name + " to see what is");
+  }
+  const auto tx = wire::of(connection);
+  detail::block transaction_block{tx, "starting the baseline transaction"};
+  std::vector<migration_step> done;
+  for (const auto* m : chosen) {
+    exec_all(tx, {detail::record_up_sql(*m, options.schema, "interval '0'")},
+             "recording migration " + describe(*m));
+    done.push_back({m->module, m->version, m->name, std::chrono::microseconds{0}});
+  }
+  transaction_block.commit("committing the baseline");
+  for (const auto& step : done)
+    report(options,
+           "recorded " + step.module + " " + step.version + "_" + step.name + " as applied");
   return done;
 }
 
