@@ -790,9 +790,10 @@ std::set<std::string> select_rules(const std::vector<std::string>& include,
 
 linter::linter(options settings) : m_options(std::move(settings)) {}
 
-linter::~linter() {
-  pg_query_exit();
-}
+// libpg_query keeps one memory context per thread for all its parses; pg_query_exit() would
+// free it, but a later parse on the same thread then writes to freed memory (libpg_query
+// 15-4.0.0), so it is left to the thread's end.
+linter::~linter() = default;
 
 void linter::add(const section& part) {
   section_walker walker{m_options, m_created, m_findings, part};
