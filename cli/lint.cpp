@@ -13,7 +13,6 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "core/text.hpp"
 #include "migration_common.hpp"
 #include "number_option.hpp"
 #include "pgkit/error.hpp"
@@ -30,7 +29,7 @@ namespace fs = std::filesystem;
 
 struct lint_cli_options {
   std::vector<std::string> targets;  ///< MODULE... and FILE...
-  std::vector<std::string> migrations_dirs;
+  migration_cli_options run;         ///< --migrations-dir; the modules among the targets
   bool pending = false;
   bool down = false;
   std::size_t pg_version = 0;  ///< 0: the connected server's, else 13
@@ -95,12 +94,11 @@ void add_file(lint::linter& linter, const std::string& path, bool down) {
   }
 }
 
-lint::table_lookup live_tables(pqxx::connection& connection) {
+// Looks tables up as the migration engine's search_path (`SCHEMA, public`) resolves them.
+lint::table_lookup live_tables(pqxx::connection& connection, const std::string& run_schema) {
   auto cache = std::make_shared<std::map<std::string, std::optional<lint::table_stats>>>();
-  return [&connection, cache](const std::string& schema, const std::string& name) {
-    std::string key = schema.empty()
-                          ? detail::quote_identifier(name)
-                          : detail::quote_identifier(schema) + "." + detail::quote_identifier(name);
+  return [&connection, cache, run_schema](const std::string& schema, const std::string& name) {
+    std::string key = schema + "." + name;
     auto found = cache->find(key);
     if (found != cache->end())
       return found->second;
@@ -108,8 +106,11 @@ lint::table_lookup live_tables(pqxx::connection& connection) {
     stream_query(
         connection,
         "SELECT greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid) FROM pg_class c "
-        "WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p', 'm')",
-        {key}, [](const std::vector<column_info>&) {},
+        "WHERE c.oid = coalesce(to_regclass(quote_ident($1) || '.' || quote_ident($3)), "
+        "to_regclass(quote_ident($2) || '.' || quote_ident($3))) AND c.relkind IN ('r', 'p', "
+        "'m')",
+        {schema.empty() ? run_schema : schema, schema.empty() ? "public" : schema, name},
+        [](const std::vector<column_info>&) {},
         [&stats](const row_view& row) {
           stats = lint::table_stats{"", std::stoll(std::string{*row.get(0)}),
                                     std::stoll(std::string{*row.get(1)})};
@@ -211,8 +212,7 @@ int run_lint(const lint_cli_options& options, context& ctx) {
   settings.pg_version = options.pg_version != 0 ? static_cast<int>(options.pg_version) : 13;
 
   std::vector<std::string> files;
-  migration_cli_options module_options;
-  module_options.migrations_dirs = options.migrations_dirs;
+  migration_cli_options module_options = options.run;
   for (const auto& target : options.targets)
     (is_file_argument(target) ? files : module_options.modules).push_back(target);
   if (options.pending && !files.empty()) {
@@ -227,7 +227,7 @@ int run_lint(const lint_cli_options& options, context& ctx) {
   std::unique_ptr<pqxx::connection> connection;
   if (connect) {
     connection = ctx.connect();
-    settings.lookup = live_tables(*connection);
+    settings.lookup = live_tables(*connection, ctx.schema());
     if (options.pg_version == 0)
       settings.pg_version = connection->server_version() / 10000;
   }
@@ -238,7 +238,7 @@ int run_lint(const lint_cli_options& options, context& ctx) {
     for (const auto& m : plan.pending)
       add_migration(linter, m, options.down);
   } else if (!module_options.modules.empty() || files.empty()) {
-    auto catalog = module_catalog::load(options.migrations_dirs);
+    auto catalog = module_catalog::load(module_options.migrations_dirs);
     auto names = module_options.modules.empty() ? catalog.names() : module_options.modules;
     for (const auto* m : run_order(catalog.select(names)))
       add_migration(linter, *m, options.down);
@@ -273,7 +273,7 @@ void lint_before_apply(context& ctx, pqxx::connection& connection,
                        const std::vector<migration>& pending, const std::string& fail_on) {
 #ifdef PGKIT_HAVE_LINT
   lint::options settings;
-  settings.lookup = live_tables(connection);
+  settings.lookup = live_tables(connection, ctx.schema());
   settings.pg_version = connection.server_version() / 10000;
   lint::linter linter{settings};
   for (const auto& m : pending)
@@ -302,10 +302,7 @@ void setup_lint(CLI::App& command, const global_options& globals, int& exit_stat
   command.add_option("target", options->targets,
                      "modules (built in or from --migrations-dir) or migration files to lint "
                      "(default: every module)");
-  command
-      .add_option("--migrations-dir", options->migrations_dirs,
-                  "a directory of your own modules, one subdirectory each (repeatable)")
-      ->option_text("DIR");
+  add_migrations_dir_option(command, options->run);
   command.add_flag("--pending", options->pending,
                    "lint only what apply would run now (needs a connection)");
   command.add_flag("--down", options->down, "lint the down sections too");
@@ -315,10 +312,12 @@ void setup_lint(CLI::App& command, const global_options& globals, int& exit_stat
       .add_option("--include", options->include,
                   "enable these rules besides the default ones (comma-separated; all)")
       ->option_text("RULE,...")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   command.add_option("--exclude", options->exclude, "disable these rules (comma-separated; all)")
       ->option_text("RULE,...")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   add_fail_on_option(command, options->fail_on);
   command
       .add_option("--format", options->format,

@@ -352,6 +352,8 @@ class section_walker {
   void lock_taken(const table_ref& table) {
     if (m_timeout_reported || timeouts_in_effect() || m_created.count(table.name) != 0)
       return;
+    if (m_options.lookup && !table.name.empty() && !m_options.lookup(table.schema, table.name))
+      return;
     m_timeout_reported = true;
     report("require-timeout-settings", 0,
            m_part.engine_run
@@ -771,20 +773,34 @@ std::set<std::string> select_rules(const std::vector<std::string>& include,
     if (def.info.enabled_by_default)
       selected.emplace(def.info.name);
   }
-  auto apply = [](const std::vector<std::string>& names, auto&& change) {
-    for (const auto& given : names) {
-      std::string name = canonical_rule(lower(given));
+  // `all` first, then the names: --exclude all --include X means only X, and --include all
+  // --exclude X everything but X.
+  auto names_of = [](const std::vector<std::string>& given, bool& all) {
+    std::vector<std::string> names;
+    for (const auto& word : given) {
+      std::string name = canonical_rule(lower(word));
       if (name == "all") {
-        for (const auto& def : rule_table())
-          change(std::string{def.info.name});
+        all = true;
         continue;
       }
       check_rule_name(name);
-      change(name);
+      names.push_back(name);
     }
+    return names;
   };
-  apply(include, [&](const std::string& name) { selected.insert(name); });
-  apply(exclude, [&](const std::string& name) { selected.erase(name); });
+  bool include_all = false;
+  bool exclude_all = false;
+  auto included = names_of(include, include_all);
+  auto excluded = names_of(exclude, exclude_all);
+  for (const auto& def : rule_table()) {
+    if (include_all)
+      selected.emplace(def.info.name);
+    if (exclude_all)
+      selected.erase(std::string{def.info.name});
+  }
+  selected.insert(included.begin(), included.end());
+  for (const auto& name : excluded)
+    selected.erase(name);
   return selected;
 }
 

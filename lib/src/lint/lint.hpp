@@ -63,8 +63,9 @@ struct rule_info {
 /// Returns every rule pgkit knows, `unparsed` included, in the order docs/lint.md lists them.
 const std::vector<rule_info>& rules();
 
-/// Returns the rules enabled by default with `include` added and `exclude` removed (`all`
-/// names every rule; `prefer-timestamptz` is accepted for `prefer-timestamp-tz`). Throws
+/// Returns the rules enabled by default with `include` added and `exclude` removed; `all`
+/// (every rule) is applied before the names, so `--exclude all --include X` is X alone.
+/// `prefer-timestamptz` is accepted for `prefer-timestamp-tz`. Throws
 /// pgkit::usage_error naming an unknown rule and suggesting the nearest one.
 std::set<std::string> select_rules(const std::vector<std::string>& include,
                                    const std::vector<std::string>& exclude);
