@@ -1,10 +1,10 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql new listen notify session-purge cache-gc"
+_pgkit_commands="migrate apply status rollback print-sql lint new listen notify session-purge cache-gc"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
 
-_pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait"
+_pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait --lint --fail-on"
 
 _pgkit_command_options() {
   case $1 in
@@ -13,6 +13,7 @@ _pgkit_command_options() {
     status) echo "--migrations-dir --exit-code --wait" ;;
     rollback) echo "--steps --to --migrations-dir --lock-wait --lock-timeout --statement-timeout --wait" ;;
     print-sql) echo "--format --out --migrations-dir" ;;
+    lint) echo "--migrations-dir --pending --down --pg-version --include --exclude --fail-on --format --large-table-rows" ;;
     new) echo "--migrations-dir" ;;
     listen) echo "--count --timeout --heartbeat --exec" ;;
     notify) echo "" ;;
@@ -73,7 +74,12 @@ _pgkit() {
   case $prev in
     --migrations-dir) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
     --out) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
-    --format) COMPREPLY=($(compgen -W "plain dbmate" -- "$cur")); return 0 ;;
+    --format)
+      [[ $command == lint ]] && COMPREPLY=($(compgen -W "text json github" -- "$cur")) ||
+        COMPREPLY=($(compgen -W "plain dbmate" -- "$cur"))
+      return 0 ;;
+    --fail-on) COMPREPLY=($(compgen -W "error warning" -- "$cur")); return 0 ;;
+    --pg-version|--include|--exclude|--large-table-rows) return 0 ;;
     --lock-wait|--lock-timeout|--statement-timeout|--wait|--steps|--to) return 0 ;;
     --only) COMPREPLY=($(compgen -W "session auth" -- "$cur")); return 0 ;;
     --batch-size|--max-seconds|--resource-type) return 0 ;;
@@ -86,6 +92,7 @@ _pgkit() {
   case $command in
     migrate|apply|status|rollback|print-sql|new)
       COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur")) ;;
+    lint) COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur") $(compgen -f -X '!*.sql' -- "$cur")) ;;
   esac
   return 0
 }
