@@ -117,7 +117,7 @@ TEST_CASE("lint rules: each reports its unsafe statement and not the safe rewrit
     for (const auto& c : k_cases)
       covered.insert(c.rule);
     for (const auto& rule : pgkit::lint::rules()) {
-      if (rule.name != "require-timeout-settings")
+      if (rule.name != "require-lock-timeout" && rule.name != "require-statement-timeout")
         CHECK_MESSAGE(covered.count(std::string{rule.name}) == 1, rule.name);
     }
   }
@@ -171,13 +171,14 @@ TEST_CASE("lint knows what pgkit's engine does") {
   SUBCASE("timeouts: the engine's count, unless the file turns them off") {
     CHECK(rules_of(lint_sql("ALTER TABLE orders ADD COLUMN n text;")).empty());
     auto off = lint_sql("SET lock_timeout = 0;\nALTER TABLE orders ADD COLUMN n text;");
-    REQUIRE(find_rule(off, "require-timeout-settings") != nullptr);
-    CHECK(find_rule(off, "require-timeout-settings")->line == 2);
+    REQUIRE(rules_of(off) == std::set<std::string>{"require-lock-timeout"});
+    CHECK(find_rule(off, "require-lock-timeout")->line == 2);
     CHECK(rules_of(lint_sql("RESET statement_timeout; ALTER TABLE o ADD COLUMN n text;"))
-              .count("require-timeout-settings") == 1);
+              .count("require-statement-timeout") == 1);
     CHECK(rules_of(lint_sql("SET lock_timeout = '2s'; ALTER TABLE o ADD COLUMN n text;")).empty());
     section plain{"f.sql", "ALTER TABLE orders ADD COLUMN n text;", 1, false, false};
-    CHECK(rules_of(lint_sections({plain})).count("require-timeout-settings") == 1);
+    CHECK(rules_of(lint_sections({plain})) ==
+          std::set<std::string>{"require-lock-timeout", "require-statement-timeout"});
     plain.sql = "SET lock_timeout = '1s'; SET statement_timeout = '5s';\n" + plain.sql;
     CHECK(rules_of(lint_sections({plain})).empty());
   }

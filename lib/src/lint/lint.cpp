@@ -53,7 +53,8 @@ const std::vector<rule_def>& rule_table() {
       {{"ban-drop-database", level::error, true}, scope::plain},
       {{"ban-truncate-cascade", level::error, true}, scope::plain},
       {{"ban-concurrent-index-creation-in-transaction", level::error, true}, scope::plain},
-      {{"require-timeout-settings", level::warning, true}, scope::plain},
+      {{"require-lock-timeout", level::warning, true}, scope::plain},
+      {{"require-statement-timeout", level::warning, true}, scope::plain},
       {{"ban-char-field", level::warning, true}, scope::plain},
       {{"prefer-timestamp-tz", level::warning, true}, scope::plain},
       {{"prefer-text-field", level::warning, true}, scope::plain},
@@ -296,6 +297,8 @@ class section_walker {
              "DROP DATABASE removes the database and everything in it, for every client",
              "drop databases by hand, never from a migration");
     } else if (type == "TruncateStmt") {
+      each(s, "relations",
+           [&](const std::string&, const json& range) { lock_taken(table_of(&range)); });
       if (text_of(s, "behavior") == "DROP_CASCADE") {
         report("ban-truncate-cascade", find_word(0, "cascade"),
                "TRUNCATE ... CASCADE also empties every table with a foreign key to these, "
@@ -342,32 +345,45 @@ class section_walker {
   }
 
  private:
-  bool timeouts_in_effect() const {
-    if (m_part.engine_run)
-      return !m_timeouts_off;
-    return m_lock_timeout_set && m_statement_timeout_set;
-  }
-
-  // A statement that takes a lock on an existing table runs without timeouts.
+  // A statement that takes a lock on an existing table, run without lock_timeout (or
+  // statement_timeout): squawk's require-lock-timeout and require-statement-timeout, once per
+  // section. pgkit's engine sets both, so for its migrations only a file that turns one off is
+  // reported.
   void lock_taken(const table_ref& table) {
-    if (m_timeout_reported || timeouts_in_effect() || m_created.count(table.name) != 0)
+    if (m_created.count(table.name) != 0)
       return;
     if (m_options.lookup && !table.name.empty() && !m_options.lookup(table.schema, table.name))
       return;
-    m_timeout_reported = true;
-    report("require-timeout-settings", 0,
+    timeout_rule(m_lock_timeout, "require-lock-timeout", "lock_timeout", "'1s'");
+    timeout_rule(m_statement_timeout, "require-statement-timeout", "statement_timeout", "'5s'");
+  }
+
+  struct timeout_state {
+    bool set = false;       // a SET earlier in the section gave it a value
+    bool off = false;       // a SET or RESET earlier in the section turned it off
+    bool reported = false;  // reported once already
+  };
+
+  void timeout_rule(timeout_state& state, const char* rule, const std::string& name,
+                    const std::string& example) {
+    bool in_effect = m_part.engine_run ? !state.off : state.set;
+    if (state.reported || in_effect)
+      return;
+    state.reported = true;
+    report(rule, 0,
            m_part.engine_run
-               ? "this migration turned off the lock_timeout/statement_timeout pgkit's engine "
-                 "sets, so this statement can wait for its lock behind a long query while "
-                 "every later query on the table waits behind it"
-               : "this statement takes a lock without lock_timeout and statement_timeout set: "
-                 "waiting for its lock behind a long query, it blocks every later query on "
-                 "the table",
+               ? "this migration turned off the " + name +
+                     " pgkit's engine sets: waiting behind a long query, this statement makes "
+                     "every later query on the table wait behind it"
+               : "this statement takes a lock without " + name +
+                     " set: waiting behind a long query, it makes every later query on the "
+                     "table wait behind it",
            m_part.engine_run
-               ? "remove the SET that turns the timeouts off (pgkit apply --lock-timeout and "
-                 "--statement-timeout set them per run)"
-               : "start the file with SET lock_timeout = '1s'; SET statement_timeout = '5s'; "
-                 "or run it through pgkit apply, which sets them");
+               ? "remove the SET that turns " + name +
+                     " off (pgkit apply --lock-timeout and "
+                     "--statement-timeout set the engine's values)"
+               : "SET " + name + " = " + example +
+                     "; before it, or run the file as a pgkit migration, whose engine sets it");
   }
 
   void variable(const json& s) {
@@ -387,12 +403,9 @@ class section_walker {
                 text_of(*sval, "sval").rfind("0", 0) == 0;
       });
     }
-    if (off && m_part.engine_run)
-      m_timeouts_off = true;
-    if (name == "lock_timeout")
-      m_lock_timeout_set = !off;
-    else
-      m_statement_timeout_set = !off;
+    timeout_state& state = name == "lock_timeout" ? m_lock_timeout : m_statement_timeout;
+    state.set = !off;
+    state.off = off;
   }
 
   void check_type(const json& column) {
@@ -466,6 +479,7 @@ class section_walker {
   void drop(const json& s) {
     std::string kind = text_of(s, "removeType");
     if (kind == "OBJECT_INDEX" && !flag_of(s, "concurrent")) {
+      lock_taken({});
       report("require-concurrent-index-deletion", 0,
              "DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the index's "
              "table, blocking reads and writes until it ends",
@@ -623,7 +637,8 @@ class section_walker {
     bool not_valid = flag_of(constraint, "skip_validation");
     if (not_valid)
       m_not_valid.insert(text_of(constraint, "conname"));
-    if ((kind == "CONSTR_FOREIGN" || kind == "CONSTR_CHECK") && !not_valid) {
+    bool using_index = !text_of(constraint, "indexname").empty();
+    if (!not_valid && !using_index) {
       report("constraint-missing-not-valid", at,
              "adding a constraint without NOT VALID scans " + table.shown() +
                  " to check every row while holding its lock",
@@ -633,9 +648,9 @@ class section_walker {
     }
     if (kind == "CONSTR_FOREIGN" && !not_valid)
       foreign_key(at, table);
-    else if (kind == "CONSTR_UNIQUE" && text_of(constraint, "indexname").empty())
+    else if (kind == "CONSTR_UNIQUE" && !using_index)
       unique(at, table);
-    else if (kind == "CONSTR_PRIMARY" && text_of(constraint, "indexname").empty())
+    else if (kind == "CONSTR_PRIMARY" && !using_index)
       primary_key(at, table);
   }
 
@@ -736,10 +751,8 @@ class section_walker {
   const section& m_part;
   const statement_view* m_view = nullptr;
   bool m_in_transaction;
-  bool m_timeouts_off = false;
-  bool m_lock_timeout_set = false;
-  bool m_statement_timeout_set = false;
-  bool m_timeout_reported = false;
+  timeout_state m_lock_timeout;
+  timeout_state m_statement_timeout;
   std::set<std::string> m_not_valid;  // constraints added NOT VALID in this transaction
 };
 
