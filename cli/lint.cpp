@@ -269,6 +269,12 @@ CLI::Option* add_fail_on_option(CLI::App& command, std::string& target) {
       ->check(CLI::IsMember({"error", "warning"}));
 }
 
+void check_lint_available() {
+#ifndef PGKIT_HAVE_LINT
+  no_parser();
+#endif
+}
+
 void lint_before_apply(context& ctx, pqxx::connection& connection,
                        const std::vector<migration>& pending, const std::string& fail_on) {
 #ifdef PGKIT_HAVE_LINT

@@ -39,6 +39,8 @@ std::string module_list(const std::vector<std::string>& modules) {
 int run_apply(const migrate_options& options, context& ctx) {
   const auto& out = ctx.out();
   auto settings = library_options(ctx, options);
+  if (options.lint)
+    check_lint_available();
   auto connection = ctx.connect(options.wait);
   if (options.lint)
     lint_before_apply(ctx, *connection, plan_migrations(*connection, settings).pending,
