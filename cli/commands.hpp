@@ -11,6 +11,7 @@ void setup_migrate(CLI::App& command, const global_options& globals, int& exit_s
 void setup_apply(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_print_sql(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_status(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_lint(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_new(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_rollback(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_listen(CLI::App& command, const global_options& globals, int& exit_status);

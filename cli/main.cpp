@@ -30,6 +30,7 @@ const command_entry k_commands[] = {
     {"rollback", "run down sections of a module's newest migrations", setup_rollback},
     {"print-sql", "print the SQL of modules for psql or dbmate, without a database",
      setup_print_sql},
+    {"lint", "check migrations for statements that lock or break a live database", setup_lint},
     {"new", "create a migration file for a module of your own (DIR/MODULE/<version>_NAME.sql)",
      setup_new},
     {"up", "create the database if it is missing, then apply MODULE... (dbmate up)", setup_up},
@@ -55,7 +56,8 @@ const char* const k_footer = R"(Exit codes:
   1  a database or runtime failure
   2  a usage or configuration error
   3  a check failed (status --exit-code found pending or drifted migrations,
-     listen --timeout passed without a notification)
+     listen --timeout passed without a notification, lint or apply --lint found
+     findings at or above --fail-on)
 
 Output: data (SQL, reports, notifications, --json documents) goes to stdout; summaries,
 progress, notes, warnings and errors go to stderr. A failed write to stdout exits 1.

@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "database_common.hpp"
+#include "lint.hpp"
 #include "migration_common.hpp"
 #include "pgkit/migration.hpp"
 
@@ -14,6 +15,8 @@ namespace {
 
 struct migrate_options : migration_cli_options {
   bool apply = false;
+  bool lint = false;              ///< --lint: lint the pending migrations first
+  std::string fail_on = "error";  ///< --fail-on
 };
 
 nlohmann::ordered_json migration_json(const migration& m) {
@@ -37,7 +40,12 @@ std::string module_list(const std::vector<std::string>& modules) {
 int run_apply(const migrate_options& options, context& ctx) {
   const auto& out = ctx.out();
   auto settings = library_options(ctx, options);
+  if (options.lint)
+    check_lint_available();
   auto connection = ctx.connect(options.wait);
+  if (options.lint)
+    lint_before_apply(ctx, *connection, plan_migrations(*connection, settings).pending,
+                      options.fail_on);
   apply_result result;
   {
     interrupt_guard guard{*connection};
@@ -105,6 +113,10 @@ void add_run_options(CLI::App& command, migrate_options& options) {
   command.add_flag("--allow-out-of-order", options.allow_out_of_order,
                    "apply pending migrations older than their module's newest applied one");
   add_wait_option(command, options);
+  command.add_flag("--lint", options.lint,
+                   "lint the pending migrations first; refuse (exit 3, nothing applied) on a "
+                   "finding at or above --fail-on");
+  add_fail_on_option(command, options.fail_on);
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql new up down baseline create drop wait dump load listen notify session-purge cache-gc"
+_pgkit_commands="migrate apply status rollback print-sql lint new up down baseline create drop wait dump load listen notify session-purge cache-gc"
 _pgkit_global_options="--addr --config --connection --schema --env-file --json --quiet -q --verbose -v --help -h --version"
 
-_pgkit_migration_run_options="--migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --allow-out-of-order --wait"
+_pgkit_migration_run_options="--migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --allow-out-of-order --wait --lint --fail-on"
 
 _pgkit_command_options() {
   case $1 in
@@ -17,6 +17,7 @@ _pgkit_command_options() {
     drop) echo "--force" ;;
     dump|load) echo "--schema-file" ;;
     print-sql) echo "--format --out --migrations-dir" ;;
+    lint) echo "--migrations-dir --pending --down --pg-version --include --exclude --fail-on --format --large-table-rows" ;;
     new) echo "--migrations-dir" ;;
     listen) echo "--count --timeout --heartbeat --exec" ;;
     notify) echo "" ;;
@@ -77,7 +78,12 @@ _pgkit() {
   case $prev in
     --migrations-dir|-d) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
     --out|--schema-file) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
-    --format) COMPREPLY=($(compgen -W "plain dbmate" -- "$cur")); return 0 ;;
+    --format)
+      [[ $command == lint ]] && COMPREPLY=($(compgen -W "text json github" -- "$cur")) ||
+        COMPREPLY=($(compgen -W "plain dbmate" -- "$cur"))
+      return 0 ;;
+    --fail-on) COMPREPLY=($(compgen -W "error warning" -- "$cur")); return 0 ;;
+    --pg-version|--include|--exclude|--large-table-rows) return 0 ;;
     --lock-wait|--lock-timeout|--lock-retries|--statement-timeout|--wait|--wait-timeout|--steps|--to) return 0 ;;
     --only) COMPREPLY=($(compgen -W "session auth" -- "$cur")); return 0 ;;
     --batch-size|--max-seconds|--resource-type) return 0 ;;
@@ -90,6 +96,7 @@ _pgkit() {
   case $command in
     migrate|apply|status|rollback|print-sql|new|up|down|baseline)
       COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur")) ;;
+    lint) COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur") $(compgen -f -X '!*.sql' -- "$cur")) ;;
   esac
   return 0
 }
