@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "context.hpp"
 #include "core/utf8.hpp"
+#include "job_metrics.hpp"
 #include "number_option.hpp"
 #include "pgkit/cache.hpp"
 #include "pgkit/error.hpp"
@@ -21,6 +22,7 @@ struct cache_gc_options {
   std::optional<std::chrono::milliseconds> max_duration;  // std::nullopt: no limit
   std::optional<std::string> resource_type;
   bool dry_run = false;
+  std::string metrics_file;
 };
 
 std::string entries(std::size_t count) {
@@ -35,7 +37,7 @@ std::string checked_resource_type(const std::string& type) {
   return type;
 }
 
-int run_cache_gc(const cache_gc_options& options, context& ctx) {
+int run_cache_gc(const cache_gc_options& options, context& ctx, job_outcome& outcome) {
   cache_options store_options;
   store_options.schema = ctx.schema();
   cache_store store{ctx.connect_pool(), store_options};
@@ -66,6 +68,7 @@ int run_cache_gc(const cache_gc_options& options, context& ctx) {
       };
     }
     auto result = store.sweep(settings);
+    outcome.record(result, false);
     auto deleted = static_cast<std::size_t>(result.deleted);
     report["deleted"] = deleted;
     report["batches"] = result.batches;
@@ -99,9 +102,12 @@ void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_
           "only entries of this resource type")
       ->option_text("T");
   command.add_flag("--dry-run", options->dry_run, "count expired entries without deleting them");
+  add_metrics_file_option(command, options->metrics_file);
   command.callback([options, &globals, &exit_status] {
     context ctx{globals};
-    exit_status = run_cache_gc(*options, ctx);
+    exit_status = run_job("cache-gc", options->metrics_file, [&](job_outcome& outcome) {
+      return run_cache_gc(*options, ctx, outcome);
+    });
   });
 }
 

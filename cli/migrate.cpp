@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "job_metrics.hpp"
 #include "migration_common.hpp"
 #include "pgkit/migration.hpp"
 
@@ -13,6 +14,7 @@ namespace {
 
 struct migrate_options : migration_cli_options {
   bool apply = false;
+  std::string metrics_file;
 };
 
 nlohmann::ordered_json migration_json(const migration& m) {
@@ -33,7 +35,7 @@ std::string module_list(const std::vector<std::string>& modules) {
   return out;
 }
 
-int run_apply(const migrate_options& options, context& ctx) {
+int run_apply(const migrate_options& options, context& ctx, job_outcome& outcome) {
   const auto& out = ctx.out();
   auto settings = library_options(ctx, options);
   auto connection = ctx.connect(options.wait);
@@ -43,6 +45,7 @@ int run_apply(const migrate_options& options, context& ctx) {
     settings.interrupted = guard.interrupted();
     result = apply_modules(*connection, settings);
   }
+  outcome.migrations_applied = result.applied.size();
   warn_drift(result.drifted, out);
   if (out.json()) {
     auto applied = nlohmann::ordered_json::array();
@@ -104,6 +107,12 @@ void add_run_options(CLI::App& command, migrate_options& options) {
   command.add_flag("--allow-out-of-order", options.allow_out_of_order,
                    "apply pending migrations older than their module's newest applied one");
   add_wait_option(command, options);
+  add_metrics_file_option(command, options.metrics_file);
+}
+
+int run_apply_job(const migrate_options& options, context& ctx) {
+  return run_job("apply", options.metrics_file,
+                 [&](job_outcome& outcome) { return run_apply(options, ctx, outcome); });
 }
 
 }  // namespace
@@ -114,7 +123,10 @@ void setup_migrate(CLI::App& command, const global_options& globals, int& exit_s
   add_run_options(command, *options);
   command.callback([options, &globals, &exit_status] {
     context ctx{globals};
-    exit_status = options->apply ? run_apply(*options, ctx) : run_dry(*options, ctx);
+    if (!options->apply && !options->metrics_file.empty())
+      throw usage_error("--metrics-file needs --apply",
+                        "run 'pgkit migrate --apply' or 'pgkit apply'");
+    exit_status = options->apply ? run_apply_job(*options, ctx) : run_dry(*options, ctx);
   });
 }
 
@@ -123,7 +135,7 @@ void setup_apply(CLI::App& command, const global_options& globals, int& exit_sta
   add_run_options(command, *options);
   command.callback([options, &globals, &exit_status] {
     context ctx{globals};
-    exit_status = run_apply(*options, ctx);
+    exit_status = run_apply_job(*options, ctx);
   });
 }
 

@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "context.hpp"
+#include "job_metrics.hpp"
 #include "number_option.hpp"
 #include "pgkit/session.hpp"
 
@@ -19,6 +20,7 @@ struct session_purge_options {
   std::optional<std::chrono::milliseconds> max_duration;  // std::nullopt: run until done
   std::string only;                                       // "", "session" or "auth"
   bool dry_run = false;
+  std::string metrics_file;
 };
 
 std::string summary(const sweep_result& result, const session_purge_options& options) {
@@ -48,7 +50,7 @@ nlohmann::ordered_json document(const sweep_result& result, const session_purge_
   return out;
 }
 
-int run_session_purge(const session_purge_options& options, context& ctx) {
+int run_session_purge(const session_purge_options& options, context& ctx, job_outcome& outcome) {
   sweep_options settings;
   settings.batch_size = options.batch_size;
   settings.max_duration = options.max_duration;
@@ -60,6 +62,7 @@ int run_session_purge(const session_purge_options& options, context& ctx) {
   const auto& schema = ctx.schema();
   auto connections = ctx.connect_pool();
   auto result = sweep_expired_sessions(*connections->acquire(), schema, settings);
+  outcome.record(result, options.dry_run);
   const auto& out = ctx.out();
   for (const auto& module : result.skipped_modules) {
     out.note("the " + module + " module is not applied in schema " + schema +
@@ -86,9 +89,12 @@ void setup_session_purge(CLI::App& command, const global_options& globals, int& 
       ->option_text("session|auth")
       ->check(CLI::IsMember({"session", "auth"}));
   command.add_flag("--dry-run", options->dry_run, "count what would be deleted; delete nothing");
+  add_metrics_file_option(command, options->metrics_file);
   command.callback([options, &globals, &exit_status] {
     context ctx{globals};
-    exit_status = run_session_purge(*options, ctx);
+    exit_status = run_job("session-purge", options->metrics_file, [&](job_outcome& outcome) {
+      return run_session_purge(*options, ctx, outcome);
+    });
   });
 }
 
