@@ -4,7 +4,7 @@
 _pgkit_commands="migrate apply status rollback print-sql new listen notify session-purge cache-gc"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
 
-_pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait"
+_pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait --metrics-file"
 
 _pgkit_command_options() {
   case $1 in
@@ -16,8 +16,8 @@ _pgkit_command_options() {
     new) echo "--migrations-dir" ;;
     listen) echo "--count --timeout --heartbeat --exec" ;;
     notify) echo "" ;;
-    session-purge) echo "--batch-size --max-seconds --only --dry-run" ;;
-    cache-gc) echo "--batch-size --max-seconds --resource-type --dry-run" ;;
+    session-purge) echo "--batch-size --max-seconds --only --dry-run --metrics-file" ;;
+    cache-gc) echo "--batch-size --max-seconds --resource-type --dry-run --metrics-file" ;;
     *) echo "" ;;
   esac
 }

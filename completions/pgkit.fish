@@ -60,6 +60,7 @@ complete -c pgkit -n '__fish_seen_subcommand_from migrate apply rollback' -l loc
 complete -c pgkit -n '__fish_seen_subcommand_from migrate apply rollback' -l lock-timeout -r -d 'lock_timeout for the migrations (0.001 to 2147483.647)'
 complete -c pgkit -n '__fish_seen_subcommand_from migrate apply rollback' -l statement-timeout -r -d 'statement_timeout for the migrations (0 to 2147483.647)'
 complete -c pgkit -n '__fish_seen_subcommand_from migrate apply' -l allow-out-of-order -d 'apply migrations older than the newest applied one'
+complete -c pgkit -n '__fish_seen_subcommand_from migrate apply session-purge cache-gc' -l metrics-file -r -F -d 'write the outcome for node_exporter'
 complete -c pgkit -n '__fish_seen_subcommand_from migrate apply status rollback' -l wait -r -d 'wait up to SECONDS for the server (0 to 2147483.647)'
 complete -c pgkit -n '__fish_seen_subcommand_from status' -l exit-code -d 'exit 3 when a migration is pending or drifted'
 complete -c pgkit -n '__fish_seen_subcommand_from rollback' -l steps -r -d 'roll back the newest N migrations (1 to 1000000)'
