@@ -16,6 +16,7 @@ void setup_rollback(CLI::App& command, const global_options& globals, int& exit_
 void setup_listen(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_notify(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_session_purge(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_inspect(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

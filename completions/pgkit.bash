@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql new listen notify session-purge cache-gc"
+_pgkit_commands="migrate apply status rollback print-sql new listen notify session-purge cache-gc inspect"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait --metrics-file"
@@ -18,6 +18,7 @@ _pgkit_command_options() {
     notify) echo "" ;;
     session-purge) echo "--batch-size --max-seconds --only --dry-run --metrics-file" ;;
     cache-gc) echo "--batch-size --max-seconds --resource-type --dry-run --metrics-file" ;;
+    inspect) echo "--exact --wait" ;;
     *) echo "" ;;
   esac
 }

@@ -84,6 +84,9 @@ complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l only -r -a '
 complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l dry-run -d 'count what would be deleted; delete nothing'
 
 # Cache upkeep.
+complete -c pgkit -n __pgkit_no_command -a inspect -d 'show what pgkit'\''s tables hold'
+complete -c pgkit -n '__fish_seen_subcommand_from inspect' -l exact -d 'count rows exactly instead of reading estimates'
+complete -c pgkit -n '__fish_seen_subcommand_from inspect' -l wait -r -d 'wait up to SECONDS for the server (0 to 2147483.647)'
 complete -c pgkit -n __pgkit_no_command -a cache-gc -d 'delete expired cache entries in short batches'
 complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l batch-size -r -d 'rows deleted per batch (1 to 1000000)'
 complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l max-seconds -r -d 'start no new batch after S seconds (0.001 to 2147483.647)'
