@@ -13,6 +13,7 @@
 #include "number_option.hpp"
 #include "pgkit/cache.hpp"
 #include "pgkit/error.hpp"
+#include "progress_line.hpp"
 
 namespace pgkit::cli {
 namespace {
@@ -67,7 +68,11 @@ int run_cache_gc(const cache_gc_options& options, context& ctx, job_outcome& out
                    " in all)");
       };
     }
+    progress_line progress{out};
+    if (!settings.progress)
+      settings.progress = progress.sweep_progress("cache-gc");
     auto result = store.sweep(settings);
+    progress.hide();
     outcome.record(result, false);
     auto deleted = static_cast<std::size_t>(result.deleted);
     report["deleted"] = deleted;

@@ -8,6 +8,7 @@
 #include "job_metrics.hpp"
 #include "migration_common.hpp"
 #include "pgkit/migration.hpp"
+#include "progress_line.hpp"
 
 namespace pgkit::cli {
 namespace {
@@ -39,12 +40,23 @@ int run_apply(const migrate_options& options, context& ctx, job_outcome& outcome
   const auto& out = ctx.out();
   auto settings = library_options(ctx, options);
   auto connection = ctx.connect(options.wait);
+  progress_line progress{out};
+  if (progress.active()) {
+    // Each "applying ..." line stays, followed by the migration and its elapsed time below it.
+    settings.progress = [&progress, &out](const std::string& line) {
+      progress.hide();
+      out.report(line);
+      if (line.rfind("applying ", 0) == 0)
+        progress.show("apply: running " + line.substr(9));
+    };
+  }
   apply_result result;
   {
     interrupt_guard guard{*connection};
     settings.interrupted = guard.interrupted();
     result = apply_modules(*connection, settings);
   }
+  progress.hide();
   outcome.migrations_applied = result.applied.size();
   warn_drift(result.drifted, out);
   if (out.json()) {

@@ -11,6 +11,7 @@
 #include "job_metrics.hpp"
 #include "number_option.hpp"
 #include "pgkit/session.hpp"
+#include "progress_line.hpp"
 
 namespace pgkit::cli {
 namespace {
@@ -61,7 +62,10 @@ int run_session_purge(const session_purge_options& options, context& ctx, job_ou
 
   const auto& schema = ctx.schema();
   auto connections = ctx.connect_pool();
+  progress_line progress{ctx.out()};
+  settings.progress = progress.sweep_progress("session-purge");
   auto result = sweep_expired_sessions(*connections->acquire(), schema, settings);
+  progress.hide();
   outcome.record(result, options.dry_run);
   const auto& out = ctx.out();
   for (const auto& module : result.skipped_modules) {
