@@ -1,12 +1,18 @@
 // docs/metrics.md's example end to end: what it serves on /metrics passes `promtool check
 // metrics`, and the pool's, the cache's (both tiers), the session store's and the listener's
-// counters move as the example uses them.
+// counters move as the example uses them; the stores' statistics() count failures by kind.
 
 #include <doctest/doctest.h>
 
 #include <chrono>
 #include <regex>
 #include <string>
+#include <thread>
+
+#include <prometheus/text_serializer.h>
+
+#include <pgkit/metrics.hpp>
+#include <pgkit/pgkit.hpp>
 
 #include "child_process.hpp"
 #include "harness.hpp"
@@ -45,10 +51,8 @@ void check_with_promtool(const std::string& scraped) {
 
 TEST_CASE("pgkit::metrics") {
   pgkit_test::scratch_database db{"metrics"};
-  for (const char* module : {"cache", "session"}) {
-    auto applied = run_pgkit({"apply", "--addr", db.url(), module});
-    REQUIRE_MESSAGE(applied.exit_code == 0, applied.err);
-  }
+  auto applied = run_pgkit({"apply", "--addr", db.url(), "cache", "session"});
+  REQUIRE_MESSAGE(applied.exit_code == 0, applied.err);
   pgkit_test::child_process example{{PGKIT_EXAMPLE_METRICS, db.url()}};
   auto serving = example.read_line(20s);
   REQUIRE_MESSAGE(serving.has_value(), example.err());
@@ -102,4 +106,64 @@ TEST_CASE("pgkit::metrics") {
 
   example.close_stdin();
   CHECK(example.wait(20s) == 0);
+}
+
+TEST_CASE("pgkit::metrics counts what the stores and the listener do") {
+  pgkit_test::scratch_database db{"metrics_lib"};
+  auto applied = run_pgkit({"apply", "--addr", db.url(), "cache", "session", "auth"});
+  REQUIRE_MESSAGE(applied.exit_code == 0, applied.err);
+  auto connections = pgkit::start(pgkit::config_from_url(db.url()));
+  pgkit::cache_store cache{connections};
+  pgkit::session_store sessions{connections};
+  pgkit::auth_store auth{connections};
+  pgkit::metrics observed;
+  observed.observe("main", connections);
+  observed.observe("main", cache);
+  observed.observe("web", sessions);
+  observed.observe("users", auth);
+
+  SUBCASE("a failed statement is counted by its kind") {
+    sessions.get(sessions.generate("{}", std::chrono::hours{1}));
+    auto before = sessions.statistics();
+    CHECK(before.operations == 2);
+    pgkit_test::query_value(db.url(), "DROP TABLE pgkit.session");
+    CHECK_THROWS_AS(sessions.generate("{}", std::chrono::hours{1}), pgkit::error);
+    auto after = sessions.statistics();
+    CHECK(after.operations == 3);
+    CHECK(after.errors[static_cast<std::size_t>(pgkit::error_kind::undefined_object)] == 1);
+    prometheus::TextSerializer text;
+    auto scraped = text.Serialize(observed.Collect());
+    CHECK(sample(scraped, "pgkit_session_errors_total{store=\"web\",kind=\"undefined_object\"}") ==
+          1);
+    CHECK(sample(scraped, "pgkit_auth_operations_total{store=\"users\"}") == 0);
+  }
+  SUBCASE("the cache's hits, misses and sets, get_many included") {
+    cache.set_many("t", {{"a", "1"}, {"b", "2"}}, std::chrono::hours{1});
+    auto values = cache.get_many("t", {"a", "b", "c"});
+    CHECK(values[2] == std::nullopt);
+    auto stats = cache.statistics();
+    CHECK(stats.sets == 2);
+    CHECK(stats.hits == 2);
+    CHECK(stats.misses == 1);
+    CHECK(stats.errors[static_cast<std::size_t>(pgkit::error_kind::usage)] == 0);
+  }
+  SUBCASE("one name per kind of thing observed") {
+    CHECK_THROWS_AS(observed.observe("main", connections), pgkit::usage_error);
+    CHECK_THROWS_AS(observed.observe("", sessions), pgkit::usage_error);
+    observed.observe("main", sessions);  // another kind may reuse a name
+  }
+  SUBCASE("the listener's statistics, read from another thread") {
+    pgkit::listener jobs{db.url()};
+    jobs.listen("jobs");
+    observed.observe("jobs", jobs);
+    pgkit::notify(*connections, "jobs", "1");
+    REQUIRE(jobs.receive(std::chrono::seconds{10}).has_value());
+    std::string scraped;
+    std::thread scraper{
+        [&] { scraped = prometheus::TextSerializer{}.Serialize(observed.Collect()); }};
+    scraper.join();
+    CHECK(sample(scraped, "pgkit_listener_connected{listener=\"jobs\"}") == 1);
+    CHECK(sample(scraped, "pgkit_listener_notifications_total{listener=\"jobs\"}") == 1);
+    CHECK(sample(scraped, "pgkit_listener_reconnects_total{listener=\"jobs\"}") == 0);
+  }
 }
