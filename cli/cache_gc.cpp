@@ -9,9 +9,11 @@
 #include "commands.hpp"
 #include "context.hpp"
 #include "core/utf8.hpp"
+#include "job_metrics.hpp"
 #include "number_option.hpp"
 #include "pgkit/cache.hpp"
 #include "pgkit/error.hpp"
+#include "progress_line.hpp"
 
 namespace pgkit::cli {
 namespace {
@@ -22,6 +24,7 @@ struct cache_gc_options {
   std::optional<std::chrono::milliseconds> lock_timeout;  // std::nullopt: the store's default
   std::optional<std::string> resource_type;
   bool dry_run = false;
+  std::string metrics_file;
 };
 
 std::string entries(std::size_t count) {
@@ -36,7 +39,7 @@ std::string checked_resource_type(const std::string& type) {
   return type;
 }
 
-int run_cache_gc(const cache_gc_options& options, context& ctx) {
+int run_cache_gc(const cache_gc_options& options, context& ctx, job_outcome& outcome) {
   cache_options store_options;
   store_options.schema = ctx.schema();
   cache_store store{ctx.connect_pool(), store_options};
@@ -69,7 +72,12 @@ int run_cache_gc(const cache_gc_options& options, context& ctx) {
                    " in all)");
       };
     }
+    progress_line progress{out};
+    if (!settings.progress)
+      settings.progress = progress.sweep_progress("cache-gc");
     auto result = store.sweep(settings);
+    progress.hide();
+    outcome.record(result, false);
     auto deleted = static_cast<std::size_t>(result.deleted);
     report["deleted"] = deleted;
     report["batches"] = result.batches;
@@ -105,9 +113,12 @@ void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_
           "only entries of this resource type")
       ->option_text("T");
   command.add_flag("--dry-run", options->dry_run, "count expired entries without deleting them");
+  add_metrics_file_option(command, options->metrics_file);
   command.callback([options, &globals, &exit_status] {
     context ctx{globals};
-    exit_status = run_cache_gc(*options, ctx);
+    exit_status = run_job("cache-gc", options->metrics_file, [&](job_outcome& outcome) {
+      return run_cache_gc(*options, ctx, outcome);
+    });
   });
 }
 

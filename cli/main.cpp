@@ -49,6 +49,8 @@ const command_entry k_commands[] = {
     {"session-purge", "delete expired sessions and spent auth tokens in short batches (cron)",
      setup_session_purge},
     {"cache-gc", "delete expired cache entries in short batches (for cron)", setup_cache_gc},
+    {"inspect", "show what pgkit's tables hold: rows, sizes, listeners, the migration lock",
+     setup_inspect},
 };
 
 const char* const k_footer = R"(Exit codes:

@@ -6,9 +6,11 @@
 
 #include "commands.hpp"
 #include "database_common.hpp"
+#include "job_metrics.hpp"
 #include "lint.hpp"
 #include "migration_common.hpp"
 #include "pgkit/migration.hpp"
+#include "progress_line.hpp"
 
 namespace pgkit::cli {
 namespace {
@@ -17,6 +19,7 @@ struct migrate_options : migration_cli_options {
   bool apply = false;
   bool lint = false;              ///< --lint: lint the pending migrations first
   std::string fail_on = "error";  ///< --fail-on
+  std::string metrics_file;       ///< --metrics-file
 };
 
 nlohmann::ordered_json migration_json(const migration& m) {
@@ -37,7 +40,7 @@ std::string module_list(const std::vector<std::string>& modules) {
   return out;
 }
 
-int run_apply(const migrate_options& options, context& ctx) {
+int run_apply(const migrate_options& options, context& ctx, job_outcome& outcome) {
   const auto& out = ctx.out();
   auto settings = library_options(ctx, options);
   if (options.lint)
@@ -46,12 +49,24 @@ int run_apply(const migrate_options& options, context& ctx) {
   if (options.lint)
     lint_before_apply(ctx, *connection, plan_migrations(*connection, settings).pending,
                       options.fail_on);
+  progress_line progress{out};
+  if (progress.active()) {
+    // Each "applying ..." line stays, followed by the migration and its elapsed time below it.
+    settings.progress = [&progress, &out](const std::string& line) {
+      progress.hide();
+      out.report(line);
+      if (line.rfind("applying ", 0) == 0)
+        progress.show("apply: running " + line.substr(9));
+    };
+  }
   apply_result result;
   {
     interrupt_guard guard{*connection};
     settings.interrupted = guard.interrupted();
     result = apply_modules(*connection, settings);
   }
+  progress.hide();
+  outcome.migrations_applied = result.applied.size();
   warn_drift(result.drifted, out);
   if (out.json()) {
     auto applied = nlohmann::ordered_json::array();
@@ -117,6 +132,12 @@ void add_run_options(CLI::App& command, migrate_options& options) {
                    "lint the pending migrations first; refuse (exit 3, nothing applied) on a "
                    "finding at or above --fail-on");
   add_fail_on_option(command, options.fail_on);
+  add_metrics_file_option(command, options.metrics_file);
+}
+
+int run_apply_job(const migrate_options& options, context& ctx) {
+  return run_job("apply", options.metrics_file,
+                 [&](job_outcome& outcome) { return run_apply(options, ctx, outcome); });
 }
 
 }  // namespace
@@ -127,7 +148,10 @@ void setup_migrate(CLI::App& command, const global_options& globals, int& exit_s
   add_run_options(command, *options);
   command.callback([options, &globals, &exit_status] {
     context ctx{globals};
-    exit_status = options->apply ? run_apply(*options, ctx) : run_dry(*options, ctx);
+    if (!options->apply && !options->metrics_file.empty())
+      throw usage_error("--metrics-file needs --apply",
+                        "run 'pgkit migrate --apply' or 'pgkit apply'");
+    exit_status = options->apply ? run_apply_job(*options, ctx) : run_dry(*options, ctx);
   });
 }
 
@@ -148,7 +172,7 @@ void setup_apply_then(CLI::App& command, const global_options& globals, int& exi
       check_schema_file(k_default_schema_file);
     if (before != nullptr)
       before(ctx);
-    exit_status = run_apply(*options, ctx);
+    exit_status = run_apply_job(*options, ctx);
     if (*dump)
       write_schema(k_default_schema_file, ctx);
   });

@@ -8,8 +8,10 @@
 
 #include "commands.hpp"
 #include "context.hpp"
+#include "job_metrics.hpp"
 #include "number_option.hpp"
 #include "pgkit/session.hpp"
+#include "progress_line.hpp"
 
 namespace pgkit::cli {
 namespace {
@@ -20,6 +22,7 @@ struct session_purge_options {
   std::optional<std::chrono::milliseconds> lock_timeout;  // std::nullopt: the store's default
   std::string only;                                       // "", "session" or "auth"
   bool dry_run = false;
+  std::string metrics_file;
 };
 
 std::string summary(const sweep_result& result, const session_purge_options& options) {
@@ -49,7 +52,7 @@ nlohmann::ordered_json document(const sweep_result& result, const session_purge_
   return out;
 }
 
-int run_session_purge(const session_purge_options& options, context& ctx) {
+int run_session_purge(const session_purge_options& options, context& ctx, job_outcome& outcome) {
   sweep_options settings;
   settings.batch_size = options.batch_size;
   settings.max_duration = options.max_duration;
@@ -61,7 +64,11 @@ int run_session_purge(const session_purge_options& options, context& ctx) {
 
   const auto& schema = ctx.schema();
   auto connections = ctx.connect_pool();
+  progress_line progress{ctx.out()};
+  settings.progress = progress.sweep_progress("session-purge");
   auto result = sweep_expired_sessions(*connections->acquire(), schema, settings);
+  progress.hide();
+  outcome.record(result, options.dry_run);
   const auto& out = ctx.out();
   for (const auto& module : result.skipped_modules) {
     out.note("the " + module + " module is not applied in schema " + schema +
@@ -90,9 +97,12 @@ void setup_session_purge(CLI::App& command, const global_options& globals, int& 
       ->option_text("session|auth")
       ->check(CLI::IsMember({"session", "auth"}));
   command.add_flag("--dry-run", options->dry_run, "count what would be deleted; delete nothing");
+  add_metrics_file_option(command, options->metrics_file);
   command.callback([options, &globals, &exit_status] {
     context ctx{globals};
-    exit_status = run_session_purge(*options, ctx);
+    exit_status = run_job("session-purge", options->metrics_file, [&](job_outcome& outcome) {
+      return run_session_purge(*options, ctx, outcome);
+    });
   });
 }
 

@@ -23,3 +23,8 @@ endif()
 find_package(fmt REQUIRED)
 find_package(tomlplusplus REQUIRED)
 find_package(Threads REQUIRED)
+# prometheus-cpp (Debian's prometheus-cpp-dev): only pgkit::metrics links it (its core part),
+# so pgkit::core does not bring it to applications that do not ask for metrics. pgkit's own
+# build requires it (lib/CMakeLists.txt); an installed pgkit's users need it only to link
+# pgkit::metrics.
+find_package(prometheus-cpp CONFIG QUIET)

@@ -1,10 +1,10 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql lint new up down baseline create drop wait dump load listen notify session-purge cache-gc"
+_pgkit_commands="migrate apply status rollback print-sql lint new up down baseline create drop wait dump load listen notify session-purge cache-gc inspect"
 _pgkit_global_options="--addr --config --connection --schema --env-file --json --quiet -q --verbose -v --help -h --version"
 
-_pgkit_migration_run_options="--migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --allow-out-of-order --wait --lint --fail-on"
+_pgkit_migration_run_options="--migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --allow-out-of-order --wait --lint --fail-on --metrics-file"
 
 _pgkit_command_options() {
   case $1 in
@@ -21,8 +21,9 @@ _pgkit_command_options() {
     new) echo "--migrations-dir" ;;
     listen) echo "--count --timeout --heartbeat --exec" ;;
     notify) echo "" ;;
-    session-purge) echo "--batch-size --max-seconds --lock-timeout --only --dry-run" ;;
-    cache-gc) echo "--batch-size --max-seconds --lock-timeout --resource-type --dry-run" ;;
+    session-purge) echo "--batch-size --max-seconds --lock-timeout --only --dry-run --metrics-file" ;;
+    cache-gc) echo "--batch-size --max-seconds --lock-timeout --resource-type --dry-run --metrics-file" ;;
+    inspect) echo "--exact --wait" ;;
     *) echo "" ;;
   esac
 }

@@ -76,6 +76,7 @@ complete -c pgkit -n '__fish_seen_subcommand_from apply up' -l dump-schema -d 'w
 complete -c pgkit -n '__fish_seen_subcommand_from baseline' -l to -r -d 'record migrations up to and including VERSION'
 complete -c pgkit -n '__fish_seen_subcommand_from drop' -l force -d 'end the other sessions of the database'
 complete -c pgkit -n '__fish_seen_subcommand_from wait' -l wait-timeout -r -d 'give up after SECONDS (0 to 2147483.647)'
+complete -c pgkit -n '__fish_seen_subcommand_from migrate apply up session-purge cache-gc' -l metrics-file -r -F -d 'write the outcome for node_exporter'
 complete -c pgkit -n '__fish_seen_subcommand_from status' -l exit-code -d 'exit 3 when a migration is pending or drifted'
 complete -c pgkit -n '__fish_seen_subcommand_from rollback down' -l steps -r -d 'roll back the newest N migrations (1 to 1000000)'
 complete -c pgkit -n '__fish_seen_subcommand_from rollback down' -l to -r -d 'roll back migrations newer than VERSION'
@@ -112,6 +113,9 @@ complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l only -r -a '
 complete -c pgkit -n '__fish_seen_subcommand_from session-purge' -l dry-run -d 'count what would be deleted; delete nothing'
 
 # Cache upkeep.
+complete -c pgkit -n __pgkit_no_command -a inspect -d 'show what pgkit'\''s tables hold'
+complete -c pgkit -n '__fish_seen_subcommand_from inspect' -l exact -d 'count rows exactly instead of reading estimates'
+complete -c pgkit -n '__fish_seen_subcommand_from inspect' -l wait -r -d 'wait up to SECONDS for the server (0 to 2147483.647)'
 complete -c pgkit -n __pgkit_no_command -a cache-gc -d 'delete expired cache entries in short batches'
 complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l batch-size -r -d 'rows deleted per batch (1 to 1000000)'
 complete -c pgkit -n '__fish_seen_subcommand_from cache-gc' -l max-seconds -r -d 'start no new batch after S seconds (0.001 to 2147483.647)'

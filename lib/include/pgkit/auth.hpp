@@ -180,6 +180,10 @@ class auth_store {
   /// Returns the schema the store works in.
   const std::string& schema() const noexcept;
 
+  /// Returns the store's counters (statements sent, failures by kind). Thread-safe and cheap:
+  /// it reads relaxed atomics.
+  store_stats statistics() const;
+
  private:
   struct state;
   std::unique_ptr<state> m_state;

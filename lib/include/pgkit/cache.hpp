@@ -63,6 +63,14 @@ struct near_stats {
   std::size_t bytes = 0;            ///< bytes held now (keys, values and bookkeeping)
 };
 
+/// The cache store's own counters since it was made (the near tier's are near_stats): what
+/// pgkit::metrics reports.
+struct cache_stats : store_stats {
+  std::uint64_t hits = 0;    ///< reads answered by the table (near-tier hits are near_stats)
+  std::uint64_t misses = 0;  ///< keys the table had no live entry for
+  std::uint64_t sets = 0;    ///< entries written by set(), set_many() and get_or_set()
+};
+
 namespace detail {
 class near_tier;
 }
@@ -196,6 +204,9 @@ class cache_store {
 
   /// Returns the near tier's counters; all zero when cache_options::near is not set.
   near_stats near_statistics() const;
+  /// Returns the store's counters (statements, errors by kind, table hits, misses and sets).
+  /// Thread-safe and cheap: it reads relaxed atomics.
+  cache_stats statistics() const;
 
  private:
   struct statements;
@@ -206,6 +217,7 @@ class cache_store {
 
   std::unique_ptr<const statements> m_statements;
   std::unique_ptr<detail::near_tier> m_near;
+  std::shared_ptr<detail::store_counters<3>> m_counters;
 };
 
 /// The earlier name of cache_store.

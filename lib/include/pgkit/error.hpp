@@ -2,6 +2,7 @@
 /// pgkit's exceptions: one root, `pgkit::error`, carrying a kind, an optional hint for the
 /// person reading the message, and the SQLSTATE when the server reported one.
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -28,6 +29,10 @@ enum class error_kind {
   check_failed,           ///< a requested check found a problem (e.g. pending migrations)
   internal,               ///< a bug in pgkit or an unexpected library failure
 };
+
+/// How many error kinds there are: arrays indexed by error_kind (store_stats::errors) have this
+/// many entries.
+inline constexpr std::size_t error_kind_count = static_cast<std::size_t>(error_kind::internal) + 1;
 
 /// Returns a stable lower-case name for `kind` ("unique_violation", ...).
 std::string_view to_string(error_kind kind) noexcept;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -67,7 +68,16 @@ struct listener_options {
   std::function<void(const listener_event&)> on_event;
 };
 
-/// A LISTEN session on a dedicated connection. Not thread-safe, except stop().
+/// A listener's counters, read together (what pgkit::metrics reports).
+struct listener_stats {
+  bool connected = false;           ///< the connection is up and LISTENing on every channel
+  std::uint64_t reconnects = 0;     ///< reconnections after a lost connection
+  std::uint64_t notifications = 0;  ///< notifications received
+  /// When the server last answered (the LISTENs or a heartbeat); the epoch when it never did.
+  std::chrono::system_clock::time_point last_answer{};
+};
+
+/// A LISTEN session on a dedicated connection. Not thread-safe, except stop() and statistics().
 class listener {
  public:
   /// Connects to `conninfo` (a libpq URL or conninfo string; "" for libpq's defaults) with TCP
@@ -116,6 +126,9 @@ class listener {
   int backend_pid() const noexcept;
   /// Returns how many times the listener has reconnected.
   std::size_t reconnects() const noexcept;
+  /// Returns the listener's counters. Unlike the rest, safe to call from any thread (a metrics
+  /// scrape) while another thread receives.
+  listener_stats statistics() const noexcept;
 
  private:
   struct impl;

@@ -4,6 +4,7 @@
 /// lifetime, idle timeout, min_idle and counters. docs/pool.md has the details; pgkit::start is
 /// the one-liner that builds one from database.toml.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -59,6 +60,16 @@ class lease {
   std::unique_ptr<detail::pooled_connection> m_connection;
 };
 
+/// The upper bounds of pool_stats::queued_waits' buckets (db_client_connection_wait_time's
+/// buckets, docs/metrics.md).
+inline constexpr std::array<std::chrono::microseconds, 12> pool_wait_bounds{
+    std::chrono::microseconds{100},     std::chrono::microseconds{500},
+    std::chrono::microseconds{1000},    std::chrono::microseconds{2500},
+    std::chrono::microseconds{5000},    std::chrono::microseconds{10000},
+    std::chrono::microseconds{25000},   std::chrono::microseconds{50000},
+    std::chrono::microseconds{100000},  std::chrono::microseconds{250000},
+    std::chrono::microseconds{1000000}, std::chrono::microseconds{5000000}};
+
 /// The pool's counters, read together at one instant.
 struct pool_stats {
   std::uint64_t acquired = 0;  ///< leases handed out
@@ -82,9 +93,13 @@ struct pool_stats {
   std::uint64_t destroyed_lifetime = 0;           ///< older than max_lifetime
   std::uint64_t destroyed_idle = 0;               ///< idle longer than idle_timeout
   std::uint64_t destroyed_closed = 0;             ///< closed by close() or the pool's destruction
-  std::size_t in_use = 0;                         ///< connections leased out now
-  std::size_t idle = 0;                           ///< connections open and idle now
-  std::size_t waiting = 0;                        ///< callers queued now
+  /// Acquires that queued, by how long they queued: [i] counts waits of at most
+  /// pool_wait_bounds[i] (and more than the bound before it), the last entry longer waits.
+  /// Acquires that did not queue waited zero. Counted when the acquire returns or times out.
+  std::array<std::uint64_t, pool_wait_bounds.size() + 1> queued_waits{};
+  std::size_t in_use = 0;   ///< connections leased out now
+  std::size_t idle = 0;     ///< connections open and idle now
+  std::size_t waiting = 0;  ///< callers queued now
 
   /// Returns the total of the destroyed_* counters.
   std::uint64_t destroyed() const noexcept {

@@ -178,6 +178,10 @@ class session_store {
   /// Returns the schema the store works in.
   const std::string& schema() const noexcept { return m_schema; }
 
+  /// Returns the store's counters (statements sent, failures by kind). Thread-safe and cheap:
+  /// it reads relaxed atomics.
+  store_stats statistics() const;
+
  private:
   struct statements;
   struct single_connection;
@@ -194,6 +198,7 @@ class session_store {
   ttl m_touch_interval;
   std::atomic<std::int64_t> m_default_period_ms;
   std::shared_ptr<const statements> m_sql;
+  std::shared_ptr<detail::store_counters<0>> m_counters;
 };
 
 }  // namespace pgkit

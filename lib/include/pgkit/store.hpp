@@ -4,6 +4,7 @@
 /// their sweep(), which deletes expired rows in short batches. docs/cache.md and
 /// docs/sessions.md describe the sweep of each store.
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "pgkit/error.hpp"
 
 namespace pgkit {
 
@@ -73,6 +76,18 @@ struct sweep_result {
     }
     return 0;
   }
+};
+
+namespace detail {
+template <std::size_t Extra>
+class store_counters;
+}
+
+/// A store's counters since it was made, read together (what pgkit::metrics reports).
+struct store_stats {
+  std::uint64_t operations = 0;  ///< statements the store sent (each a round trip)
+  /// Statements that failed, indexed by error_kind (static_cast<std::size_t>(kind)).
+  std::array<std::uint64_t, error_kind_count> errors{};
 };
 
 }  // namespace pgkit

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <random>
@@ -120,6 +121,18 @@ struct listener::impl {
   int wake_write = -1;
   std::atomic<bool> stop_requested{false};
 
+  // statistics(), read from any thread (metrics); written by the thread that drives the listener.
+  std::atomic<bool> up{false};
+  std::atomic<std::uint64_t> reconnected{0};
+  std::atomic<std::uint64_t> notifications{0};
+  std::atomic<std::int64_t> answered_at_ns{0};  // system_clock; 0: never
+
+  void server_answered() noexcept {
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    answered_at_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
+                         std::memory_order_relaxed);
+  }
+
   impl(std::string conninfo_, listener_options options_)
       : conninfo(std::move(conninfo_)),
         address(config_from_url(conninfo, "the listener's connection string").describe()),
@@ -164,6 +177,7 @@ struct listener::impl {
     if (connection != nullptr)
       PQfinish(connection);
     connection = nullptr;
+    up.store(false, std::memory_order_relaxed);
     in_flight = command::none;
     want_write = false;
     backend_pid = 0;
@@ -259,10 +273,13 @@ struct listener::impl {
   void subscribed() {
     current = state::ready;
     heartbeat_due = steady::now() + options.heartbeat_interval;
+    up.store(true, std::memory_order_relaxed);
+    server_answered();
     if (!in_outage)
       return;
     in_outage = false;
     ++reconnect_count;
+    reconnected.fetch_add(1, std::memory_order_relaxed);
     emit(listener_event_kind::reconnected, {}, std::exchange(attempts, 0U) + 1);
   }
 
@@ -337,6 +354,7 @@ struct listener::impl {
       received.received_at = std::chrono::system_clock::now();
       PQfreemem(raw);
       queue.push_back(std::move(received));
+      notifications.fetch_add(1, std::memory_order_relaxed);
     }
   }
 
@@ -359,6 +377,7 @@ struct listener::impl {
     switch (finished) {
       case command::heartbeat:
         heartbeat_due = steady::now() + options.heartbeat_interval;
+        server_answered();
         break;
       case command::subscribe:
         if (!command_failure) {
@@ -596,6 +615,18 @@ int listener::backend_pid() const noexcept {
 
 std::size_t listener::reconnects() const noexcept {
   return m_impl->reconnect_count;
+}
+
+listener_stats listener::statistics() const noexcept {
+  const auto& self = *m_impl;
+  listener_stats stats;
+  stats.connected = self.up.load(std::memory_order_relaxed);
+  stats.reconnects = self.reconnected.load(std::memory_order_relaxed);
+  stats.notifications = self.notifications.load(std::memory_order_relaxed);
+  stats.last_answer = std::chrono::system_clock::time_point{
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::nanoseconds{self.answered_at_ns.load(std::memory_order_relaxed)})};
+  return stats;
 }
 
 }  // namespace pgkit

@@ -5,6 +5,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <utility>
@@ -119,6 +120,12 @@ struct pool_state {
   std::condition_variable drained;  // in_use reached 0
   std::condition_variable maintenance_wake;
   std::thread maintenance;
+
+  // Counts a queued acquire's wait into its queued_waits bucket; called with the mutex held.
+  void count_queued_wait(clock::duration waited) {
+    auto bucket = std::lower_bound(pool_wait_bounds.begin(), pool_wait_bounds.end(), waited);
+    ++counters.queued_waits[static_cast<std::size_t>(bucket - pool_wait_bounds.begin())];
+  }
 
   std::string label() const {
     return config.name.empty() ? config.describe() : "'" + config.name + "'";
@@ -466,6 +473,7 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
   std::unique_ptr<pooled_connection> connection;
   bool must_open = false;
   bool new_slice = true;
+  std::optional<clock::duration> queued_for;  // set when this acquire queued
   detail::wake_list served;
   {
     std::unique_lock lock{state.mutex};
@@ -518,6 +526,7 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
           state.waiters.erase(std::find(state.waiters.begin(), state.waiters.end(), self));
           auto waited = clock::now() - started;
           ++state.counters.timed_out;
+          state.count_queued_wait(waited);
           state.counters.wait_time += waited;
           state.counters.longest_wait =
               std::max<std::chrono::nanoseconds>(state.counters.longest_wait, waited);
@@ -531,6 +540,7 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
         }
       }
       auto waited = clock::now() - started;
+      queued_for = waited;
       state.counters.wait_time += waited;
       state.counters.longest_wait =
           std::max<std::chrono::nanoseconds>(state.counters.longest_wait, waited);
@@ -587,6 +597,8 @@ lease pool::acquire(std::chrono::milliseconds timeout) {
   {
     std::lock_guard lock{state.mutex};
     ++state.counters.acquired;
+    if (queued_for)
+      state.count_queued_wait(*queued_for);
   }
   return lease{m_state, std::move(connection)};
 }

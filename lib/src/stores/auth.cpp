@@ -12,6 +12,7 @@
 
 #include "core/pqxx_compat.hpp"
 #include "core/sqlstate.hpp"
+#include "core/striped_counters.hpp"
 #include "core/text.hpp"
 #include "core/ttl_limit.hpp"
 #include "pgkit/error.hpp"
@@ -169,14 +170,17 @@ struct auth_store::state {
   statement create_user, get_user, get_user_by_email, delete_user, set_password, password_of,
       rehash, sign_in, create_session, get_session, remove_expired_session, delete_session,
       delete_user_sessions, lock_user, create_token, use_token, check;
+  mutable detail::store_counters<0> counters;
 
   // Runs `stmt` on `borrowed` in autocommit, results in text (what row_view reads).
   detail::result run(const lease& borrowed, const statement& stmt,
                      const std::vector<bound_param>& parameters, const std::string& context) const {
+    counters.sent();
     try {
       return detail::run_statement(borrowed, stmt, parameters, context, {},
                                    detail::result_format::text);
     } catch (const error& e) {
+      counters.failed(e.kind());
       rethrow_auth_error(e, context, schema);
     }
   }
@@ -264,6 +268,12 @@ auth_store::auth_store(std::shared_ptr<pool> pool, auth_options options)
 }
 
 auth_store::~auth_store() = default;
+
+store_stats auth_store::statistics() const {
+  store_stats stats;
+  m_state->counters.read_into(stats);
+  return stats;
+}
 
 const std::string& auth_store::schema() const noexcept {
   return m_state->schema;

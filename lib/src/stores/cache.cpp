@@ -6,6 +6,7 @@
 
 #include "core/pqxx_compat.hpp"
 #include "core/sqlstate.hpp"
+#include "core/striped_counters.hpp"
 #include "core/text.hpp"
 #include "core/ttl_limit.hpp"
 #include "pgkit/config.hpp"
@@ -122,12 +123,19 @@ error not_applied(const std::string& schema) {
 }
 
 // Runs one statement of the store on the lease's connection.
-detail::result run_statement(const lease& borrowed, const statement& stmt,
+// The store's own counters, after store_counters' statements and errors.
+enum cache_counter : std::size_t { hits, misses, sets };
+using cache_counters = detail::store_counters<3>;
+
+// Runs one statement of the store on the lease's connection, counting it (and its failure).
+detail::result run_statement(cache_counters& counters, const lease& borrowed, const statement& stmt,
                              const std::vector<bound_param>& parameters, const std::string& context,
                              const std::string& schema) {
+  counters.sent();
   try {
     return detail::run_statement(borrowed, stmt, parameters, context);
   } catch (const error& e) {
+    counters.failed(e.kind());
     rethrow_store_error(e, schema);
   }
 }
@@ -216,7 +224,9 @@ struct cache_store::statements {
 };
 
 cache_store::cache_store(std::shared_ptr<pool> connections, cache_options options)
-    : m_pool(std::move(connections)), m_options(std::move(options)) {
+    : m_pool(std::move(connections)),
+      m_options(std::move(options)),
+      m_counters(std::make_shared<cache_counters>()) {
   if (!m_pool)
     throw usage_error("the cache store was given no pool");
   m_schema = resolve_schema(m_options.schema, m_pool->config());
@@ -285,6 +295,15 @@ void cache_store::start_near() {
           : near.listen_conninfo);
 }
 
+cache_stats cache_store::statistics() const {
+  cache_stats stats;
+  m_counters->read_into(stats);
+  stats.hits = m_counters->read(cache_counter::hits);
+  stats.misses = m_counters->read(cache_counter::misses);
+  stats.sets = m_counters->read(cache_counter::sets);
+  return stats;
+}
+
 near_stats cache_store::near_statistics() const {
   return m_near ? m_near->statistics() : near_stats{};
 }
@@ -328,19 +347,23 @@ std::optional<std::string> cache_store::get(std::string_view resource_type, std:
       [&]() -> std::optional<std::string> {
         auto lease = m_pool->acquire();
         std::vector<bound_param> parameters{text_param(resource_type), text_param(key)};
-        auto rows = run_statement(lease, ticket.usable ? m_statements->get_near : m_statements->get,
+        auto rows = run_statement(*m_counters, lease,
+                                  ticket.usable ? m_statements->get_near : m_statements->get,
                                   parameters, "reading the cache", m_schema);
+        if (rows.rows() == 0 || rows.is_null(0, 0))
+          m_counters->add(cache_counter::misses);
         if (rows.rows() == 0)
           return std::nullopt;
         if (!rows.is_null(0, 0)) {
+          m_counters->add(cache_counter::hits);
           auto value = rows.bytes(0, 0);
           if (ticket.usable)
             m_near->fill(ticket, resource_type, key, value, remaining(rows, 0, 1));
           return value;
         }
         parameters[1] = text_param(text_array(std::vector<std::string_view>{key}));
-        run_statement(lease, m_statements->purge, parameters, "deleting an expired cache entry",
-                      m_schema);
+        run_statement(*m_counters, lease, m_statements->purge, parameters,
+                      "deleting an expired cache entry", m_schema);
         return std::nullopt;
       },
       [] { return std::optional<std::string>{}; });
@@ -378,9 +401,9 @@ std::vector<std::optional<std::string>> cache_store::get_many(
           asked_keys.push_back(keys[i]);
         std::vector<bound_param> parameters{text_param(resource_type),
                                             text_param(text_array(asked_keys))};
-        auto rows =
-            run_statement(lease, fill ? m_statements->get_many_near : m_statements->get_many,
-                          parameters, "reading the cache", m_schema);
+        auto rows = run_statement(*m_counters, lease,
+                                  fill ? m_statements->get_many_near : m_statements->get_many,
+                                  parameters, "reading the cache", m_schema);
         std::vector<std::string_view> expired;
         for (int row = 0; row < rows.rows(); ++row) {
           auto position = rows.int8(row, 0);
@@ -398,10 +421,15 @@ std::vector<std::optional<std::string>> cache_store::get_many(
                          remaining(rows, row, 2));
           }
         }
+        std::size_t found = 0;
+        for (auto i : asked)
+          found += values[i].has_value() ? 1U : 0U;
+        m_counters->add(cache_counter::hits, found);
+        m_counters->add(cache_counter::misses, asked.size() - found);
         if (!expired.empty()) {
           parameters[1] = text_param(text_array(expired));
-          run_statement(lease, m_statements->purge, parameters, "deleting expired cache entries",
-                        m_schema);
+          run_statement(*m_counters, lease, m_statements->purge, parameters,
+                        "deleting expired cache entries", m_schema);
         }
         return values;
       },
@@ -420,10 +448,11 @@ void cache_store::set(std::string_view resource_type, std::string_view key, std:
   check_ttl(lifetime);
   near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
-  run_statement(lease, m_statements->set,
+  run_statement(*m_counters, lease, m_statements->set,
                 {text_param(resource_type), text_param(key), binary_param(value),
                  int_param(ttl_param(lifetime))},
                 "writing to the cache", m_schema);
+  m_counters->add(cache_counter::sets);
 }
 
 void cache_store::set(std::string_view resource_type, std::string_view key,
@@ -464,10 +493,11 @@ void cache_store::set_many(std::string_view resource_type,
   }
   auto lease = m_pool->acquire();
   run_statement(
-      lease, m_statements->set_many,
+      *m_counters, lease, m_statements->set_many,
       {text_param(resource_type), text_param(text_array(keys)), text_param(int_array(starts)),
        text_param(int_array(lengths)), binary_param(packed), int_param(ttl_param(lifetime))},
       "writing to the cache", m_schema);
+  m_counters->add(cache_counter::sets, latest.size());
 }
 
 void cache_store::set_many(std::string_view resource_type,
@@ -480,9 +510,9 @@ bool cache_store::remove(std::string_view resource_type, std::string_view key) {
   check_text("key", key, m_options.max_key_size, "max_key_size");
   near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
-  auto result =
-      run_statement(lease, m_statements->remove, {text_param(resource_type), text_param(key)},
-                    "removing from the cache", m_schema);
+  auto result = run_statement(*m_counters, lease, m_statements->remove,
+                              {text_param(resource_type), text_param(key)},
+                              "removing from the cache", m_schema);
   return result.affected_rows() > 0;
 }
 
@@ -495,9 +525,9 @@ std::size_t cache_store::clear(std::string_view resource_type) {
                                             int_param(static_cast<std::int64_t>(k_clear_batch))};
   std::size_t deleted = 0;
   for (;;) {
-    auto batch =
-        run_statement(lease, m_statements->clear, parameters, "clearing the cache", m_schema)
-            .affected_rows();
+    auto batch = run_statement(*m_counters, lease, m_statements->clear, parameters,
+                               "clearing the cache", m_schema)
+                     .affected_rows();
     deleted += batch;
     if (batch < k_clear_batch)
       return deleted;
@@ -530,7 +560,7 @@ bool cache_store::expire(std::string_view resource_type, std::string_view key,
   near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
   auto result =
-      run_statement(lease, m_statements->expire,
+      run_statement(*m_counters, lease, m_statements->expire,
                     {text_param(resource_type), text_param(key), int_param(ttl_param(lifetime))},
                     "changing a cache entry's expiry", m_schema);
   return result.affected_rows() > 0;
@@ -541,7 +571,7 @@ bool cache_store::touch(std::string_view resource_type, std::string_view key, tt
   check_text("key", key, m_options.max_key_size, "max_key_size");
   check_ttl(lifetime);
   auto lease = m_pool->acquire();
-  auto rows = run_statement(lease, m_statements->touch,
+  auto rows = run_statement(*m_counters, lease, m_statements->touch,
                             {text_param(resource_type), text_param(key),
                              int_param(static_cast<std::int64_t>(lifetime.count()))},
                             "touching a cache entry", m_schema);
@@ -606,10 +636,10 @@ std::size_t cache_store::count_expired(const std::optional<std::string>& resourc
   if (resource_type)
     check_text("resource type", *resource_type, m_options.max_key_size, "max_key_size");
   auto lease = m_pool->acquire();
-  auto rows = resource_type ? run_statement(lease, m_statements->count_expired_of_type,
+  auto rows = resource_type ? run_statement(*m_counters, lease, m_statements->count_expired_of_type,
                                             {text_param(*resource_type)},
                                             "counting expired cache entries", m_schema)
-                            : run_statement(lease, m_statements->count_expired, {},
+                            : run_statement(*m_counters, lease, m_statements->count_expired, {},
                                             "counting expired cache entries", m_schema);
   return static_cast<std::size_t>(rows.int8(0, 0));
 }

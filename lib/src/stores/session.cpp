@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "core/pqxx_compat.hpp"
+#include "core/striped_counters.hpp"
 #include "core/text.hpp"
 #include "core/ttl_limit.hpp"
 #include "pgkit/error.hpp"
@@ -61,12 +62,14 @@ void check_ttl(milliseconds period, const char* what) {
 }
 
 // Runs one of the store's statements; a missing table gets a hint.
-detail::result run_session(const detail::wire& on, const statement& stmt,
-                           const std::vector<bound_param>& parameters, const char* context,
-                           const std::string& schema) {
+detail::result run_session(detail::store_counters<0>& counters, const detail::wire& on,
+                           const statement& stmt, const std::vector<bound_param>& parameters,
+                           const char* context, const std::string& schema) {
+  counters.sent();
   try {
     return detail::run_statement(on, stmt, parameters, context);
   } catch (const error& e) {
+    counters.failed(e.kind());
     detail::rethrow_store_error(e, "session", schema);
   }
 }
@@ -77,7 +80,8 @@ bound_param ms_param(milliseconds duration) {
 
 // set and compare_and_set: the one upsert, matching `expected_version` when given. Returns the
 // rows it changed, or std::nullopt for a key that cannot name a session.
-std::optional<std::size_t> write_session(const detail::wire& on, const statement& upsert,
+std::optional<std::size_t> write_session(detail::store_counters<0>& counters,
+                                         const detail::wire& on, const statement& upsert,
                                          std::string_view key, std::string_view data,
                                          milliseconds lifetime, milliseconds touch_interval,
                                          std::optional<std::int64_t> expected_version,
@@ -86,7 +90,7 @@ std::optional<std::size_t> write_session(const detail::wire& on, const statement
   if (!is_well_formed_session_key(key))
     return std::nullopt;
   auto digest = detail::session_key_digest(key);
-  auto rows = run_session(on, upsert,
+  auto rows = run_session(counters, on, upsert,
                           {binary_param(digest), binary_param(data), ms_param(lifetime),
                            ms_param(touch_interval), int_param(expected_version)},
                           "writing a session", schema);
@@ -141,7 +145,8 @@ session_store::session_store(std::shared_ptr<pool> pool, session_options options
     : m_pool{std::move(pool)},
       m_replica{std::move(options.replica)},
       m_touch_interval{options.touch_interval},
-      m_default_period_ms{options.default_period.count()} {
+      m_default_period_ms{options.default_period.count()},
+      m_counters{std::make_shared<detail::store_counters<0>>()} {
   if (!m_pool)
     throw usage_error("a session store needs a pool, not a null pointer");
   m_schema = resolve_schema(options.schema, m_pool->config());
@@ -180,7 +185,7 @@ std::string session_store::generate(std::string_view data, std::optional<ttl> li
   auto key = detail::new_session_key();
   auto digest = detail::session_key_digest(key);
   on_connection([&](pqxx::connection&, const detail::wire& on) {
-    return run_session(on, m_sql->generate,
+    return run_session(*m_counters, on, m_sql->generate,
                        {binary_param(digest), binary_param(data), ms_param(period)},
                        "creating a session", m_schema);
   });
@@ -192,16 +197,18 @@ namespace {
 // What a read does with an expired session it finds: a replica cannot delete it.
 enum class expired_session { remove, keep };
 
-std::optional<session_value> read_session(const detail::wire& on, const statement& get,
+std::optional<session_value> read_session(detail::store_counters<0>& counters,
+                                          const detail::wire& on, const statement& get,
                                           const statement& remove_expired,
                                           const std::string& digest, expired_session expired,
                                           const std::string& schema) {
-  auto rows = run_session(on, get, {binary_param(digest)}, "reading a session", schema);
+  auto rows = run_session(counters, on, get, {binary_param(digest)}, "reading a session", schema);
   if (rows.rows() == 0)
     return std::nullopt;
   if (!rows.boolean(0, 1)) {
     if (expired == expired_session::remove)
-      run_session(on, remove_expired, {binary_param(digest)}, "reading a session", schema);
+      run_session(counters, on, remove_expired, {binary_param(digest)}, "reading a session",
+                  schema);
     return std::nullopt;
   }
   session_value value;
@@ -222,15 +229,15 @@ std::optional<session_value> session_store::get(std::string_view key) {
     // primary answers then. What the replica has is returned as it is (see docs/scaling.md).
     try {
       auto lease = m_replica->acquire();
-      if (auto found = read_session(detail::wire_of(lease), m_sql->get, m_sql->remove_expired,
-                                    digest, expired_session::keep, m_schema))
+      if (auto found = read_session(*m_counters, detail::wire_of(lease), m_sql->get,
+                                    m_sql->remove_expired, digest, expired_session::keep, m_schema))
         return found;
     } catch (const error&) {
     }
   }
   return on_connection([&](pqxx::connection&, const detail::wire& on) {
-    return read_session(on, m_sql->get, m_sql->remove_expired, digest, expired_session::remove,
-                        m_schema);
+    return read_session(*m_counters, on, m_sql->get, m_sql->remove_expired, digest,
+                        expired_session::remove, m_schema);
   });
 }
 
@@ -239,7 +246,8 @@ set_result session_store::set(std::string_view key, std::string_view data,
   // An expiry the caller gave is set exactly; the touch interval only spares writes of the
   // default period.
   auto written = on_connection([&](pqxx::connection&, const detail::wire& on) {
-    return write_session(on, m_sql->set, key, data, lifetime.value_or(default_period()),
+    return write_session(*m_counters, on, m_sql->set, key, data,
+                         lifetime.value_or(default_period()),
                          lifetime ? milliseconds{0} : m_touch_interval, std::nullopt, m_schema);
   });
   return written.value_or(0) == 0 ? set_result::missing : set_result::updated;
@@ -249,15 +257,16 @@ set_result session_store::compare_and_set(std::string_view key, std::int64_t exp
                                           std::string_view data, std::optional<ttl> lifetime) {
   return on_connection([&](pqxx::connection&, const detail::wire& on) {
     auto written =
-        write_session(on, m_sql->set, key, data, lifetime.value_or(default_period()),
+        write_session(*m_counters, on, m_sql->set, key, data, lifetime.value_or(default_period()),
                       lifetime ? milliseconds{0} : m_touch_interval, expected_version, m_schema);
     if (!written)
       return set_result::missing;
     if (*written > 0)
       return set_result::updated;
     // Nothing matched: the session is gone, or its version moved on.
-    auto live = run_session(on, m_sql->is_live, {binary_param(detail::session_key_digest(key))},
-                            "writing a session", m_schema);
+    auto live =
+        run_session(*m_counters, on, m_sql->is_live,
+                    {binary_param(detail::session_key_digest(key))}, "writing a session", m_schema);
     return live.rows() == 0 ? set_result::missing : set_result::conflict;
   });
 }
@@ -269,7 +278,7 @@ touch_result session_store::touch(std::string_view key, std::optional<ttl> lifet
     return touch_result::missing;
   auto digest = detail::session_key_digest(key);
   auto rows = on_connection([&](pqxx::connection&, const detail::wire& on) {
-    return run_session(on, m_sql->touch,
+    return run_session(*m_counters, on, m_sql->touch,
                        {binary_param(digest), ms_param(period), ms_param(m_touch_interval)},
                        "touching a session", m_schema);
   });
@@ -278,12 +287,19 @@ touch_result session_store::touch(std::string_view key, std::optional<ttl> lifet
   return rows.int8(0, 1) == 0 ? touch_result::skipped : touch_result::extended;
 }
 
+store_stats session_store::statistics() const {
+  store_stats stats;
+  m_counters->read_into(stats);
+  return stats;
+}
+
 bool session_store::clear(std::string_view key) {
   if (!is_well_formed_session_key(key))
     return false;
   auto digest = detail::session_key_digest(key);
   auto rows = on_connection([&](pqxx::connection&, const detail::wire& on) {
-    return run_session(on, m_sql->clear, {binary_param(digest)}, "clearing a session", m_schema);
+    return run_session(*m_counters, on, m_sql->clear, {binary_param(digest)}, "clearing a session",
+                       m_schema);
   });
   return rows.affected_rows() > 0;
 }
