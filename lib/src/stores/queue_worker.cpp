@@ -167,7 +167,7 @@ struct queue_worker::impl {
   }
 
   void maintain() {
-    auto next_heartbeat = steady::now();
+    auto last_heartbeat = steady::now();
     auto next_rescue = steady::now();
     for (;;) {
       {
@@ -177,7 +177,7 @@ struct queue_worker::impl {
       }
       try {
         auto now = steady::now();
-        if (now >= next_heartbeat) {
+        if (now >= last_heartbeat + heartbeat_period()) {
           std::vector<std::int64_t> ids;
           {
             std::lock_guard<std::mutex> guard{mutex};
@@ -185,7 +185,7 @@ struct queue_worker::impl {
               ids.push_back(entry.first);
           }
           store.heartbeat(ids, options.worker_name);
-          next_heartbeat = now + heartbeat_period();
+          last_heartbeat = now;
         }
         if (now >= next_rescue && !is_stopping()) {
           if (store.rescue() > 0)
@@ -199,7 +199,8 @@ struct queue_worker::impl {
       }
       auto wait = std::min({until_next_tick(), heartbeat_period(),
                             std::chrono::duration_cast<milliseconds>(
-                                std::max(next_heartbeat - steady::now(), steady::duration{0}))});
+                                std::max(last_heartbeat + heartbeat_period() - steady::now(),
+                                         steady::duration{0}))});
       wait = std::max(wait, milliseconds{1});
       if (wake_listener && !is_stopping()) {
         try {
