@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     pgkit::queue_worker worker{store, options};
     if (mode == "work") {
       worker.handle(argv[3], [&url](const pgkit::job& claimed) {
-        pqxx::connection connection{url};
+        thread_local pqxx::connection connection{url};
         pqxx::work tx{connection};
         tx.exec("INSERT INTO ran (id) VALUES (" + std::to_string(claimed.id) + ")");
         tx.commit();

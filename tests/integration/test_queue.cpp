@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -30,7 +31,8 @@ using pgkit_test::query_value;
 namespace {
 
 // A scratch database with the queue module applied, a table `ran` for what handlers did, and a
-// store on a pool.
+// store on a pool. One per test case, emptied for each of its subcases (creating a database
+// takes longer than most subcases).
 struct queue_fixture {
   explicit queue_fixture(const std::string& label, std::size_t pool_size = 8) : db{label} {
     pqxx::connection connection{db.url()};
@@ -42,6 +44,16 @@ struct queue_fixture {
     config.pool_size = pool_size;
     pool = std::make_shared<pgkit::pool>(config);
     store = std::make_unique<pgkit::queue_store>(pool);
+  }
+
+  // Returns the fixture of the test case `label`, emptied.
+  static queue_fixture& fresh(const std::string& label) {
+    static std::map<std::string, std::unique_ptr<queue_fixture>> made;
+    auto& slot = made[label];
+    if (!slot)
+      slot = std::make_unique<queue_fixture>(label);
+    slot->sql("TRUNCATE pgkit.queue_job, ran");
+    return *slot;
   }
 
   std::string sql(const std::string& statement) const { return query_value(db.url(), statement); }
@@ -78,7 +90,7 @@ pgkit::queue_worker_options fast_worker(std::size_t threads = 1) {
 }  // namespace
 
 TEST_CASE("pgkit::queue_store") {
-  queue_fixture fx{"queue"};
+  auto& fx = queue_fixture::fresh("queue");
   auto& store = *fx.store;
 
   SUBCASE("a job enqueued in a rolled-back transaction never runs") {
@@ -283,7 +295,7 @@ TEST_CASE("pgkit::queue_store without the module") {
 }
 
 TEST_CASE("pgkit::queue_worker") {
-  queue_fixture fx{"queue_worker"};
+  auto& fx = queue_fixture::fresh("queue_worker");
   auto& store = *fx.store;
 
   SUBCASE("1000 jobs over 8 worker threads in 3 processes each run exactly once") {
