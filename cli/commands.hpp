@@ -17,5 +17,7 @@ void setup_listen(CLI::App& command, const global_options& globals, int& exit_st
 void setup_notify(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_session_purge(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_queue(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_queue_prune(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

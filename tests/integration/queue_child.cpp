@@ -49,7 +49,9 @@ int main(int argc, char** argv) {
       schedule.interval = std::chrono::milliseconds{std::stoll(argv[5])};
       options.schedules.push_back(schedule);
     }
-    options.on_error = [](const pgkit::error& e) { std::cerr << "error: " << e.what() << std::endl; };
+    options.on_error = [](const pgkit::error& e) {
+      std::cerr << "error: " << e.what() << std::endl;
+    };
     pgkit::queue_worker worker{store, options};
     if (mode == "work") {
       worker.handle(argv[3], [&url](const pgkit::job& claimed) {

@@ -30,36 +30,37 @@ using pgkit_test::query_value;
 
 namespace {
 
-// A scratch database with the queue module applied, a table `ran` for what handlers did, and a
-// store on a pool. One per test case, emptied for each of its subcases (creating a database
-// takes longer than most subcases).
+// A scratch database with the queue module applied and a table `ran` for what handlers did,
+// one per test case and emptied for each subcase (creating a database takes longer than most
+// subcases), and a store on a pool of the subcase's own.
 struct queue_fixture {
-  explicit queue_fixture(const std::string& label, std::size_t pool_size = 8) : db{label} {
-    pqxx::connection connection{db.url()};
-    pgkit::apply_modules(connection, {"queue"});
-    pqxx::work tx{connection};
-    tx.exec("CREATE TABLE ran (id bigint NOT NULL)");
-    tx.commit();
+  explicit queue_fixture(const std::string& label, std::size_t pool_size = 8)
+      : db{database(label)} {
+    query_value(db.url(), "TRUNCATE pgkit.queue_job, ran");
     auto config = pgkit::config_from_url(db.url(), "test");
     config.pool_size = pool_size;
     pool = std::make_shared<pgkit::pool>(config);
     store = std::make_unique<pgkit::queue_store>(pool);
   }
 
-  // Returns the fixture of the test case `label`, emptied.
-  static queue_fixture& fresh(const std::string& label) {
-    static std::map<std::string, std::unique_ptr<queue_fixture>> made;
+  static pgkit_test::scratch_database& database(const std::string& label) {
+    static std::map<std::string, std::unique_ptr<pgkit_test::scratch_database>> made;
     auto& slot = made[label];
-    if (!slot)
-      slot = std::make_unique<queue_fixture>(label);
-    slot->sql("TRUNCATE pgkit.queue_job, ran");
+    if (!slot) {
+      slot = std::make_unique<pgkit_test::scratch_database>(label);
+      pqxx::connection connection{slot->url()};
+      pgkit::apply_modules(connection, {"queue"});
+      pqxx::work tx{connection};
+      tx.exec("CREATE TABLE ran (id bigint NOT NULL)");
+      tx.commit();
+    }
     return *slot;
   }
 
   std::string sql(const std::string& statement) const { return query_value(db.url(), statement); }
   long long number(const std::string& statement) const { return std::stoll(sql(statement)); }
 
-  pgkit_test::scratch_database db;
+  pgkit_test::scratch_database& db;
   std::shared_ptr<pgkit::pool> pool;
   std::unique_ptr<pgkit::queue_store> store;
 };
@@ -90,7 +91,7 @@ pgkit::queue_worker_options fast_worker(std::size_t threads = 1) {
 }  // namespace
 
 TEST_CASE("pgkit::queue_store") {
-  auto& fx = queue_fixture::fresh("queue");
+  queue_fixture fx{"queue"};
   auto& store = *fx.store;
 
   SUBCASE("a job enqueued in a rolled-back transaction never runs") {
@@ -295,7 +296,7 @@ TEST_CASE("pgkit::queue_store without the module") {
 }
 
 TEST_CASE("pgkit::queue_worker") {
-  auto& fx = queue_fixture::fresh("queue_worker");
+  queue_fixture fx{"queue_worker"};
   auto& store = *fx.store;
 
   SUBCASE("1000 jobs over 8 worker threads in 3 processes each run exactly once") {
@@ -384,7 +385,9 @@ TEST_CASE("pgkit::queue_worker") {
     for (auto& child : tickers)
       REQUIRE(child->read_line(30s) == std::optional<std::string>{"ready"});
     CHECK(eventually(
-        [&] { return fx.number("SELECT count(*) FROM pgkit.queue_job WHERE queue = 'ticks'") >= 11; },
+        [&] {
+          return fx.number("SELECT count(*) FROM pgkit.queue_job WHERE queue = 'ticks'") >= 11;
+        },
         30s));
     for (auto& child : tickers) {
       child->close_stdin();

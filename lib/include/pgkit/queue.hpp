@@ -54,9 +54,9 @@ struct enqueue_options {
 
 /// One job to enqueue with enqueue_many.
 struct job_request {
-  std::string queue;            ///< the queue's name (1 to 128 bytes)
-  std::string payload;          ///< bytes or JSON text, handed to the handler as they are
-  enqueue_options options = {}; ///< as for enqueue
+  std::string queue;             ///< the queue's name (1 to 128 bytes)
+  std::string payload;           ///< bytes or JSON text, handed to the handler as they are
+  enqueue_options options = {};  ///< as for enqueue
 };
 
 /// A job's state.
@@ -67,9 +67,9 @@ std::string_view to_string(job_state state) noexcept;
 
 /// One failed attempt, as kept in a job's error history.
 struct job_failure {
-  int attempt = 0;                              ///< which attempt failed (1 for the first)
-  std::chrono::system_clock::time_point at;     ///< when it was recorded
-  std::string error;                            ///< what the handler (or the rescue) said
+  int attempt = 0;                           ///< which attempt failed (1 for the first)
+  std::chrono::system_clock::time_point at;  ///< when it was recorded
+  std::string error;                         ///< what the handler (or the rescue) said
 };
 
 /// A job as find() read it.
@@ -149,8 +149,8 @@ class queue_store {
                        const enqueue_options& options = {});
   /// Same, inside the caller's open transaction `tx`: the job exists (and workers hear of it)
   /// only if `tx` commits.
-  std::int64_t enqueue(pqxx::transaction_base& tx, std::string_view queue,
-                       std::string_view payload, const enqueue_options& options = {});
+  std::int64_t enqueue(pqxx::transaction_base& tx, std::string_view queue, std::string_view payload,
+                       const enqueue_options& options = {});
   /// Adds every job in one statement (one round trip) and returns their ids in order. Unique
   /// keys are refused here (usage_error): use enqueue for those.
   std::vector<std::int64_t> enqueue_many(const std::vector<job_request>& jobs);
@@ -204,11 +204,11 @@ using job_handler = std::function<void(const job&)>;
 /// A periodic job: one job enqueued per tick of `interval` (ticks counted from the Unix epoch
 /// on the database clock), however many workers carry the same schedule.
 struct queue_schedule {
-  std::string name;                ///< identifies the schedule (part of each tick's unique key)
-  std::string queue;               ///< where the jobs go
+  std::string name;   ///< identifies the schedule (part of each tick's unique key)
+  std::string queue;  ///< where the jobs go
   std::chrono::milliseconds interval{std::chrono::minutes{1}};  ///< at least 100 ms
-  std::string payload;             ///< each job's payload
-  enqueue_options options = {};    ///< priority, max_attempts, timeout of each job
+  std::string payload;                                          ///< each job's payload
+  enqueue_options options = {};  ///< priority, max_attempts, timeout of each job
 };
 
 /// How a worker runs.
@@ -253,10 +253,13 @@ class queue_worker {
   /// running handlers; returns true when they all finished. Jobs still running then keep
   /// their claim and are rescued after their timeout.
   bool stop(std::chrono::milliseconds deadline);
-  /// Runs due jobs on the calling thread until none is due; returns how many ran.
+  /// Runs due jobs on options.threads threads, with heartbeats, until none is due (or stop()
+  /// is called from another thread); returns how many ran. Instead of start(), for scripts.
   std::size_t run_until_empty();
   /// Returns the jobs this worker has finished (completed or failed) so far.
   std::uint64_t processed() const noexcept;
+  /// Returns the attempts this worker's handlers failed so far.
+  std::uint64_t failed() const noexcept;
 
  private:
   struct impl;

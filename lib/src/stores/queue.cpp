@@ -38,9 +38,9 @@ std::chrono::system_clock::time_point from_epoch_ms(std::int64_t ms) {
 
 void check_queue_name(std::string_view queue) {
   if (queue.empty() || queue.size() > 128) {
-    throw usage_error("a queue name must be 1 to 128 bytes long, not " +
-                          std::to_string(queue.size()),
-                      "name the queue, e.g. \"email\"");
+    throw usage_error(
+        "a queue name must be 1 to 128 bytes long, not " + std::to_string(queue.size()),
+        "name the queue, e.g. \"email\"");
   }
   if (queue.find('\0') != std::string_view::npos)
     throw usage_error("the queue name contains a NUL byte", "use text for queue names");
@@ -180,9 +180,8 @@ detail::result run_queue(const detail::wire& on, const statement& stmt,
 }
 
 // enqueue on `on` (the store's lease or the caller's transaction).
-std::int64_t enqueue_on(const detail::wire& on, const queue_store& store,
-                        const statement& insert, const statement& holder,
-                        const statement& expire, std::string_view queue,
+std::int64_t enqueue_on(const detail::wire& on, const queue_store& store, const statement& insert,
+                        const statement& holder, const statement& expire, std::string_view queue,
                         std::string_view payload, const enqueue_options& options) {
   check_queue_name(queue);
   check_options(options);
@@ -216,9 +215,8 @@ std::int64_t enqueue_on(const detail::wire& on, const queue_store& store,
     if (found.rows() > 0)
       return found.int8(0, 0);
     if (round == 5) {
-      throw error(error_kind::internal,
-                  "enqueueing a job: the unique key '" + *options.unique_key +
-                      "' was taken and released again five times in a row");
+      throw error(error_kind::internal, "enqueueing a job: the unique key '" + *options.unique_key +
+                                            "' was taken and released again five times in a row");
     }
   }
 }
@@ -276,15 +274,13 @@ std::vector<std::int64_t> queue_store::enqueue_many(const std::vector<job_reques
   if (jobs.empty())
     return {};
   auto lease = m_pool->acquire();
-  auto rows = run_queue(detail::wire_of(lease), m_sql->enqueue_many,
-                        {text_param(detail::text_array(queues)),
-                         text_param(detail::text_array(payloads)),
-                         text_param(detail::text_array(delays)),
-                         text_param(detail::text_array(run_ats)),
-                         text_param(detail::text_array(priorities)),
-                         text_param(detail::text_array(attempts)),
-                         text_param(detail::text_array(timeouts)), text_param(m_schema)},
-                        "enqueueing jobs", m_schema);
+  auto rows = run_queue(
+      detail::wire_of(lease), m_sql->enqueue_many,
+      {text_param(detail::text_array(queues)), text_param(detail::text_array(payloads)),
+       text_param(detail::text_array(delays)), text_param(detail::text_array(run_ats)),
+       text_param(detail::text_array(priorities)), text_param(detail::text_array(attempts)),
+       text_param(detail::text_array(timeouts)), text_param(m_schema)},
+      "enqueueing jobs", m_schema);
   std::vector<std::int64_t> ids;
   for (int row = 0; row < rows.rows(); ++row)
     ids.push_back(rows.int8(row, 0));
@@ -312,8 +308,7 @@ std::vector<job> queue_store::claim(const std::vector<std::string>& queues, std:
     claimed.push_back(std::move(next));
   }
   // UPDATE ... RETURNING does not keep the subquery's order.
-  std::sort(claimed.begin(), claimed.end(),
-            [](const job& a, const job& b) { return a.id < b.id; });
+  std::sort(claimed.begin(), claimed.end(), [](const job& a, const job& b) { return a.id < b.id; });
   return claimed;
 }
 
@@ -343,9 +338,9 @@ std::size_t queue_store::release(const std::vector<job>& claimed, std::string_vi
   for (const auto& held : claimed)
     ids.push_back(held.id);
   auto lease = m_pool->acquire();
-  auto rows = run_queue(detail::wire_of(lease), m_sql->release,
-                        {text_param(id_array(ids)), text_param(worker)},
-                        "releasing jobs", m_schema);
+  auto rows =
+      run_queue(detail::wire_of(lease), m_sql->release,
+                {text_param(id_array(ids)), text_param(worker)}, "releasing jobs", m_schema);
   return static_cast<std::size_t>(rows.affected_rows());
 }
 
@@ -353,9 +348,9 @@ std::size_t queue_store::heartbeat(const std::vector<std::int64_t>& ids, std::st
   if (ids.empty())
     return 0;
   auto lease = m_pool->acquire();
-  auto rows = run_queue(detail::wire_of(lease), m_sql->heartbeat,
-                        {text_param(id_array(ids)), text_param(worker)}, "sending heartbeats",
-                        m_schema);
+  auto rows =
+      run_queue(detail::wire_of(lease), m_sql->heartbeat,
+                {text_param(id_array(ids)), text_param(worker)}, "sending heartbeats", m_schema);
   return static_cast<std::size_t>(rows.affected_rows());
 }
 
@@ -376,8 +371,7 @@ bool queue_store::cancel(std::int64_t id) {
 bool queue_store::retry(std::int64_t id) {
   auto lease = m_pool->acquire();
   return run_queue(detail::wire_of(lease), m_sql->retry,
-                   {int_param(id), bound_param{}, text_param(m_schema)}, "retrying a job",
-                   m_schema)
+                   {int_param(id), bound_param{}, text_param(m_schema)}, "retrying a job", m_schema)
              .int8(0, 0) > 0;
 }
 
@@ -386,8 +380,8 @@ std::size_t queue_store::retry_discarded(std::string_view queue) {
   auto lease = m_pool->acquire();
   return static_cast<std::size_t>(
       run_queue(detail::wire_of(lease), m_sql->retry,
-                {bound_param{}, text_param(queue), text_param(m_schema)},
-                "retrying discarded jobs", m_schema)
+                {bound_param{}, text_param(queue), text_param(m_schema)}, "retrying discarded jobs",
+                m_schema)
           .int8(0, 0));
 }
 

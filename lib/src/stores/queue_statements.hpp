@@ -11,14 +11,16 @@ namespace pgkit::detail::queue_sql {
 // What ends an attempt that failed ($F: the error text's parameter): the job is due again, or
 // discarded once it has used max_attempts, with the failure appended to its history. The unique
 // key goes with the window it was taken for.
-#define PGKIT_QUEUE_FAILED(error_text, retry_ms)                                                \
-  "errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(), "   \
-  "'error', " error_text ")), "                                                                 \
-  "state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'available' END, "           \
-  "run_at = CASE WHEN attempt >= max_attempts THEN run_at "                                     \
-  "ELSE now() + " retry_ms " * interval '1 millisecond' END, "                                  \
-  "finished_at = CASE WHEN attempt >= max_attempts THEN now() END, "                            \
-  "unique_key = CASE WHEN attempt < max_attempts OR unique_window = 'period' "                  \
+#define PGKIT_QUEUE_FAILED(error_text, retry_ms)                                              \
+  "errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(), " \
+  "'error', " error_text                                                                      \
+  ")), "                                                                                      \
+  "state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'available' END, "         \
+  "run_at = CASE WHEN attempt >= max_attempts THEN run_at "                                   \
+  "ELSE now() + " retry_ms                                                                    \
+  " * interval '1 millisecond' END, "                                                         \
+  "finished_at = CASE WHEN attempt >= max_attempts THEN now() END, "                          \
+  "unique_key = CASE WHEN attempt < max_attempts OR unique_window = 'period' "                \
   "THEN unique_key END, heartbeat_at = NULL, worker = NULL "
 
 // $1 queue, $2 payload, $3 delay, $4 run_at (NULL: now + delay), $5 priority, $6 max_attempts,
@@ -36,8 +38,7 @@ inline constexpr statement_text k_enqueue{
 // The holder of a unique key; a `period` key whose period is over is let go first (by
 // enqueue, before it tries again).
 inline constexpr statement_text k_unique_holder{
-    "unique_holder",
-    "SELECT id FROM {S}.queue_job WHERE queue = $1 AND unique_key = $2"};
+    "unique_holder", "SELECT id FROM {S}.queue_job WHERE queue = $1 AND unique_key = $2"};
 inline constexpr statement_text k_unique_expire{
     "unique_expire",
     "UPDATE {S}.queue_job SET unique_key = NULL WHERE queue = $1 AND unique_key = $2 "

@@ -51,11 +51,13 @@ struct queue_worker::impl {
   std::condition_variable finished;
   bool stopping = false;
   bool started = false;
+  bool background = false;  // start() made the threads (run_until_empty joins its own)
   std::uint64_t wakeups = 0;
   std::size_t threads_running = 0;
   std::map<std::int64_t, milliseconds> held;  // job id -> its timeout
   std::map<std::string, std::int64_t> last_tick;
   std::atomic<std::uint64_t> processed{0};
+  std::atomic<std::uint64_t> failures{0};
 
   std::unique_ptr<listener> wake_listener;
   std::vector<std::thread> threads;
@@ -197,10 +199,10 @@ struct queue_worker::impl {
       } catch (...) {
         report_current();
       }
-      auto wait = std::min({until_next_tick(), heartbeat_period(),
-                            std::chrono::duration_cast<milliseconds>(
-                                std::max(last_heartbeat + heartbeat_period() - steady::now(),
-                                         steady::duration{0}))});
+      auto wait = std::min(
+          {until_next_tick(), heartbeat_period(),
+           std::chrono::duration_cast<milliseconds>(std::max(
+               last_heartbeat + heartbeat_period() - steady::now(), steady::duration{0}))});
       wait = std::max(wait, milliseconds{1});
       if (wake_listener && !is_stopping()) {
         try {
@@ -219,7 +221,8 @@ struct queue_worker::impl {
     }
   }
 
-  void work() {
+  // Runs jobs until stop() (or, `until_empty`, until a claim finds nothing due).
+  void work(bool until_empty) {
     for (;;) {
       if (is_stopping())
         break;
@@ -231,6 +234,8 @@ struct queue_worker::impl {
         idle(k_pause_after_failure);
         continue;
       }
+      if (ran == 0 && until_empty)
+        break;
       if (ran == 0)
         idle(options.poll_interval);
     }
@@ -278,10 +283,12 @@ struct queue_worker::impl {
     } catch (...) {
       failure = std::current_exception();
     }
-    if (!failure)
+    if (!failure) {
       store.complete(next);
-    else
-      store.fail(next, what_of(failure), options.backoff.delay_after(next.attempt));
+      return;
+    }
+    failures.fetch_add(1);
+    store.fail(next, what_of(failure), options.backoff.delay_after(next.attempt));
   }
 };
 
@@ -336,10 +343,11 @@ void queue_worker::start() {
   if (state.queues.empty() && state.options.schedules.empty())
     throw usage_error("a queue worker needs a handler (queue_worker::handle) or a schedule");
   state.started = true;
+  state.background = true;
   state.start_listener();
   state.threads_running = state.queues.empty() ? 0 : state.options.threads;
   for (std::size_t index = 0; index < state.threads_running; ++index)
-    state.threads.emplace_back([&state] { state.work(); });
+    state.threads.emplace_back([&state] { state.work(false); });
   state.maintenance = std::thread([&state] { state.maintain(); });
 }
 
@@ -347,13 +355,35 @@ std::uint64_t queue_worker::processed() const noexcept {
   return m_impl->processed.load();
 }
 
+std::uint64_t queue_worker::failed() const noexcept {
+  return m_impl->failures.load();
+}
+
 std::size_t queue_worker::run_until_empty() {
-  if (m_impl->queues.empty())
+  auto& state = *m_impl;
+  if (state.queues.empty())
     throw usage_error("a queue worker needs a handler (queue_worker::handle)");
-  std::size_t ran = 0;
-  while (auto claimed = m_impl->run_batch(m_impl->options.batch_size))
-    ran += claimed;
-  return ran;
+  {
+    std::lock_guard<std::mutex> guard{state.mutex};
+    if (state.started)
+      throw usage_error("queue_worker::run_until_empty cannot follow start()");
+    state.started = true;
+    state.threads_running = state.options.threads;
+  }
+  auto before = state.processed.load();
+  state.maintenance = std::thread([&state] { state.maintain(); });
+  std::vector<std::thread> threads;
+  for (std::size_t index = 0; index < state.options.threads; ++index)
+    threads.emplace_back([&state] { state.work(true); });
+  for (auto& thread : threads)
+    thread.join();
+  {
+    std::lock_guard<std::mutex> guard{state.mutex};
+    state.stopping = true;
+  }
+  state.finished.notify_all();
+  state.maintenance.join();
+  return static_cast<std::size_t>(state.processed.load() - before);
 }
 
 bool queue_worker::stop(std::chrono::milliseconds deadline) {
@@ -368,9 +398,10 @@ bool queue_worker::stop(std::chrono::milliseconds deadline) {
   bool all_finished;
   {
     std::unique_lock<std::mutex> guard{state.mutex};
-    all_finished = state.finished.wait_for(guard, deadline, [&] { return state.threads_running == 0; });
+    all_finished =
+        state.finished.wait_for(guard, deadline, [&] { return state.threads_running == 0; });
   }
-  if (all_finished) {
+  if (all_finished && state.background) {
     for (auto& thread : state.threads) {
       if (thread.joinable())
         thread.join();
