@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql new listen notify session-purge cache-gc"
+_pgkit_commands="migrate apply status rollback print-sql new listen notify session-purge cache-gc queue queue-prune"
 _pgkit_global_options="--addr --config --connection --schema --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir --lock-wait --lock-timeout --statement-timeout --allow-out-of-order --wait"
@@ -18,6 +18,8 @@ _pgkit_command_options() {
     notify) echo "" ;;
     session-purge) echo "--batch-size --max-seconds --only --dry-run" ;;
     cache-gc) echo "--batch-size --max-seconds --resource-type --dry-run" ;;
+    queue) echo "--run-at --delay --priority --unique-key --max-attempts --all-discarded --concurrency --until-empty --poll --exec" ;;
+    queue-prune) echo "--retention --batch-size --max-seconds --dry-run" ;;
     *) echo "" ;;
   esac
 }
@@ -77,6 +79,7 @@ _pgkit() {
     --lock-wait|--lock-timeout|--statement-timeout|--wait|--steps|--to) return 0 ;;
     --only) COMPREPLY=($(compgen -W "session auth" -- "$cur")); return 0 ;;
     --batch-size|--max-seconds|--resource-type) return 0 ;;
+    --run-at|--delay|--priority|--unique-key|--max-attempts|--all-discarded|--concurrency|--poll|--retention) return 0 ;;
   esac
 
   if [[ $cur == -* ]]; then
@@ -86,6 +89,8 @@ _pgkit() {
   case $command in
     migrate|apply|status|rollback|print-sql|new)
       COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur")) ;;
+    queue)
+      [[ $prev == queue ]] && COMPREPLY=($(compgen -W "enqueue stats retry cancel work" -- "$cur")) ;;
   esac
   return 0
 }
