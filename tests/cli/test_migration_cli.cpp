@@ -305,7 +305,7 @@ TEST_CASE("pgkit print-sql") {
     CHECK(auth.exit_code == 3);
     CHECK(contains(auth.out, "pending  20261201140000_auth_store.sql"));
     CHECK(run_pgkit({"status", addr, "--exit-code", "session", "cache"}).exit_code == 0);
-    for (int i = 0; i < 5; ++i)
+    for (int i = 0; i < 6; ++i)
       REQUIRE(run_dbmate(db, out, "rollback").exit_code == 0);
     CHECK(table_count(db) == "0");
     CHECK(query_value(db.url(),
