@@ -1,7 +1,8 @@
 // A worker process for the queue's tests, so that tests can run several and kill one.
 //   queue_child URL work QUEUE THREADS     runs jobs until stdin closes; each job's handler
 //                                          inserts its id into table ran (id bigint)
-//   queue_child URL hang QUEUE TIMEOUT_MS  claims one job, prints "claimed ID" and hangs
+//   queue_child URL hang QUEUE -           a worker (named "hanging worker") whose handler prints
+//                                          "claimed ID" and never returns
 //   queue_child URL tick NAME QUEUE MS     carries schedule NAME (interval MS) until stdin closes
 // It prints "ready" once started and "stopped" after a graceful stop.
 
@@ -32,10 +33,14 @@ int main(int argc, char** argv) {
     pgkit::queue_worker_options options;
     options.poll_interval = std::chrono::milliseconds{50};
     if (mode == "hang") {
-      auto claimed = store.claim({argv[3]}, 1, "hanging worker");
-      if (claimed.empty())
-        return 3;
-      std::cout << "claimed " << claimed.front().id << std::endl;
+      options.worker_name = "hanging worker";
+      pgkit::queue_worker worker{store, options};
+      worker.handle(argv[3], [](const pgkit::job& claimed) {
+        std::cout << "claimed " << claimed.id << std::endl;
+        for (;;)
+          std::this_thread::sleep_for(std::chrono::seconds{1});
+      });
+      worker.start();
       std::this_thread::sleep_for(std::chrono::minutes{5});
       return 0;
     }

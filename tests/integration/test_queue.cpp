@@ -320,13 +320,17 @@ TEST_CASE("pgkit::queue_worker") {
                     "AND attempt = 1") == 1000);
   }
 
-  SUBCASE("a job whose worker was killed runs again after its timeout") {
+  SUBCASE("a job whose worker was killed (kill -9) mid-job runs again after its timeout") {
     pgkit::enqueue_options options;
     options.timeout = 300ms;
     auto id = store.enqueue("fragile", "x", options);
     pgkit_test::child_process hanging{
-        {PGKIT_QUEUE_CHILD, fx.db.url(), "hang", "fragile", "300", "-"}};
+        {PGKIT_QUEUE_CHILD, fx.db.url(), "hang", "fragile", "-", "-"}};
     REQUIRE(hanging.read_line(30s) == "claimed " + std::to_string(id));
+    // While the worker lives, its heartbeats keep the job its own past the timeout.
+    std::this_thread::sleep_for(500ms);
+    CHECK(store.rescue() == 0);
+    CHECK(store.find(id)->state == pgkit::job_state::running);
     hanging.send_signal(SIGKILL);
     hanging.wait(10s);
     recorder seen;
