@@ -55,15 +55,17 @@ inline constexpr statement_text k_enqueue_many{
     "woken AS (SELECT pg_notify('pgkit_queue', $8::text || ' ' || queue) "
     "FROM (SELECT DISTINCT queue FROM job) AS q) "
     "SELECT id, (SELECT count(*) FROM woken) FROM job ORDER BY id"};
-// $1 queues, $2 limit, $3 worker.
+// $1 queues, $2 limit, $3 worker. One index walk per queue (a `queue = ANY(...)` condition
+// would read every due job of the queues and sort them), then the best $2 of those.
 inline constexpr statement_text k_claim{
     "claim",
     "UPDATE {S}.queue_job AS j SET state = 'running', attempt = j.attempt + 1, "
     "heartbeat_at = now(), worker = $3, unique_key = CASE WHEN j.unique_window = 'queued' "
-    "THEN NULL ELSE j.unique_key END FROM (SELECT id FROM {S}.queue_job "
-    "WHERE state = 'available' AND queue = ANY($1::text[]) AND run_at <= now() "
-    "ORDER BY priority, run_at, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED) AS c "
-    "WHERE j.id = c.id RETURNING j.id, j.queue, j.payload, j.attempt::bigint, "
+    "THEN NULL ELSE j.unique_key END FROM (SELECT c.id FROM unnest($1::text[]) AS q(name), "
+    "LATERAL (SELECT id, priority, run_at FROM {S}.queue_job WHERE state = 'available' "
+    "AND queue = q.name AND run_at <= now() ORDER BY priority, run_at, id LIMIT $2::bigint "
+    "FOR UPDATE SKIP LOCKED) AS c ORDER BY c.priority, c.run_at, c.id LIMIT $2::bigint) AS p "
+    "WHERE j.id = p.id RETURNING j.id, j.queue, j.payload, j.attempt::bigint, "
     "j.max_attempts::bigint, j.timeout_ms"};
 // $1 id, $2 attempt.
 inline constexpr statement_text k_complete{
