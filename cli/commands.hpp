@@ -26,5 +26,7 @@ void setup_dump(CLI::App& command, const global_options& globals, int& exit_stat
 void setup_load(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_inspect(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_queue(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_queue_prune(CLI::App& command, const global_options& globals, int& exit_status);
 
 }  // namespace pgkit::cli

@@ -1,15 +1,9 @@
 // `pgkit listen CHANNEL... [--count N] [--timeout S] [--heartbeat S] [--exec CMD [ARG...]]`:
 // prints one line per notification as it arrives, or runs a command for each.
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -19,14 +13,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "child_command.hpp"
 #include "commands.hpp"
 #include "context.hpp"
 #include "number_option.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/listener.hpp"
 #include "pgkit/notify.hpp"
-
-extern char** environ;
 
 namespace pgkit::cli {
 namespace {
@@ -135,87 +128,22 @@ bool print_notification(const output& out, const notification& received) {
   return true;
 }
 
-std::string command_text(const std::vector<std::string>& command) {
-  std::string text;
-  for (const auto& word : command)
-    text += (text.empty() ? "" : " ") + word;
-  return text;
-}
-
 // Runs `command` for one notification: payload on stdin, PGKIT_CHANNEL and PGKIT_PID in the
 // environment. Waits for it (one at a time, in order) and reports a failure without throwing.
 void run_command(const std::vector<std::string>& command, const notification& received,
                  const output& out) {
-  auto warn = [&out](const std::string& message) { out.warning(message); };
-  std::vector<std::string> env_strings;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    std::string_view pair = *entry;
-    if (pair.rfind("PGKIT_CHANNEL=", 0) != 0 && pair.rfind("PGKIT_PID=", 0) != 0)
-      env_strings.emplace_back(pair);
-  }
-  env_strings.push_back("PGKIT_CHANNEL=" + received.channel);
-  env_strings.push_back("PGKIT_PID=" + std::to_string(received.sender_pid));
-  std::vector<char*> env;
-  for (auto& entry : env_strings)
-    env.push_back(entry.data());
-  env.push_back(nullptr);
-  std::vector<char*> args;
-  for (const auto& word : command)
-    args.push_back(const_cast<char*>(word.c_str()));
-  args.push_back(nullptr);
-
-  int input[2];
-  if (::pipe2(input, O_CLOEXEC) != 0) {
-    warn(std::string{"cannot create a pipe for the command: "} + std::strerror(errno));
+  auto outcome = run_child_command(
+      command, received.payload,
+      {{"PGKIT_CHANNEL", received.channel}, {"PGKIT_PID", std::to_string(received.sender_pid)}});
+  if (outcome.succeeded())
+    return;
+  if (!outcome.failure.empty()) {
+    out.warning(outcome.failure);
     return;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, input[0], STDIN_FILENO);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  // The command gets the signal dispositions a shell would give it, not pgkit's.
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGTERM);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
-  pid_t child = 0;
-  int spawn_error = ::posix_spawnp(&child, args[0], &actions, &attributes, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  ::close(input[0]);
-  if (spawn_error != 0) {
-    ::close(input[1]);
-    warn("cannot run '" + command_text(command) + "': " + std::strerror(spawn_error));
-    return;
-  }
-  // Payloads are under 8000 bytes, less than a pipe holds, so this never blocks; a command that
-  // does not read its stdin only causes an EPIPE here.
-  std::string_view payload = received.payload;
-  while (!payload.empty()) {
-    auto written = ::write(input[1], payload.data(), payload.size());
-    if (written < 0 && errno == EINTR)
-      continue;
-    if (written <= 0)
-      break;
-    payload.remove_prefix(static_cast<std::size_t>(written));
-  }
-  ::close(input[1]);
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0) {
-    if (errno != EINTR)
-      return;
-  }
-  std::string what = "'" + command_text(command) + "'";
-  std::string which = " (notification on channel '" + received.channel + "' from pid " +
-                      std::to_string(received.sender_pid) + ")";
-  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-    warn(what + " exited with status " + std::to_string(WEXITSTATUS(status)) + which);
-  if (WIFSIGNALED(status))
-    warn(what + " was killed by signal " + std::to_string(WTERMSIG(status)) + which);
+  out.warning("'" + command_text(command) + "' " + outcome.describe() +
+              " (notification on channel '" + received.channel + "' from pid " +
+              std::to_string(received.sender_pid) + ")");
 }
 
 void report_event(const listener_event& event, std::size_t channel_count, const output& out) {

@@ -51,6 +51,10 @@ const command_entry k_commands[] = {
     {"cache-gc", "delete expired cache entries in short batches (for cron)", setup_cache_gc},
     {"inspect", "show what pgkit's tables hold: rows, sizes, listeners, the migration lock",
      setup_inspect},
+    {"queue", "enqueue, count, retry, cancel or run (work --exec) background jobs", setup_queue,
+     "--exec"},
+    {"queue-prune", "delete finished jobs older than a retention in short batches (cron)",
+     setup_queue_prune},
 };
 
 const char* const k_footer = R"(Exit codes:
@@ -59,7 +63,8 @@ const char* const k_footer = R"(Exit codes:
   2  a usage or configuration error
   3  a check failed (status --exit-code found pending or drifted migrations,
      listen --timeout passed without a notification, lint or apply --lint found
-     findings at or above --fail-on)
+     findings at or above --fail-on, queue retry or cancel found the job in
+     another state)
 
 Output: data (SQL, reports, notifications, --json documents) goes to stdout; summaries,
 progress, notes, warnings and errors go to stderr. A failed write to stdout exits 1.
@@ -158,6 +163,9 @@ int run(int argc, char** argv) {
                "pgkit"};
   app.footer(k_footer);
   app.fallthrough();
+  // One command per run: a word after it (`pgkit apply queue`) is its argument, never a second
+  // command, even when a command has that name.
+  app.require_subcommand(0, 1);
   app.set_version_flag("--version",
                        std::string{"pgkit "} + version() + " (libpqxx " + pqxx_version() + ")");
   global_options globals;

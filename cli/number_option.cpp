@@ -101,4 +101,20 @@ CLI::Option* add_count_option(CLI::App& command, const std::string& name, std::s
       ->option_text("N");
 }
 
+CLI::Option* add_integer_option(CLI::App& command, const std::string& name, int& target, int min,
+                                int max, const std::string& description) {
+  auto store = [command = command.get_name(), name, &target, min, max](const std::string& text) {
+    int number = 0;
+    const char* end = text.data() + text.size();
+    auto [stop, failure] = std::from_chars(text.data(), end, number);
+    if (failure != std::errc{} || stop != end || number < min || number > max)
+      refuse(command, name, text, fmt::format("a whole number from {} to {}", min, max));
+    target = number;
+  };
+  return command
+      .add_option_function<std::string>(name, store,
+                                        fmt::format("{} ({} to {})", description, min, max))
+      ->option_text("N");
+}
+
 }  // namespace pgkit::cli

@@ -51,4 +51,8 @@ CLI::Option* add_seconds_option(CLI::App& command, const std::string& name,
 CLI::Option* add_count_option(CLI::App& command, const std::string& name, std::size_t& target,
                               std::size_t min, std::size_t max, const std::string& description);
 
+/// Adds `name` as a whole number, possibly negative, from `min` to `max`, stored into `target`.
+CLI::Option* add_integer_option(CLI::App& command, const std::string& name, int& target, int min,
+                                int max, const std::string& description);
+
 }  // namespace pgkit::cli

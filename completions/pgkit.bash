@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql lint new up down baseline create drop wait dump load listen notify session-purge cache-gc inspect"
+_pgkit_commands="migrate apply status rollback print-sql lint new up down baseline create drop wait dump load listen notify session-purge cache-gc inspect queue queue-prune"
 _pgkit_global_options="--addr --config --connection --schema --env-file --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --allow-out-of-order --wait --lint --fail-on --metrics-file"
@@ -24,6 +24,8 @@ _pgkit_command_options() {
     session-purge) echo "--batch-size --max-seconds --lock-timeout --only --dry-run --metrics-file" ;;
     cache-gc) echo "--batch-size --max-seconds --lock-timeout --resource-type --dry-run --metrics-file" ;;
     inspect) echo "--exact --wait" ;;
+    queue) echo "--run-at --delay --priority --unique-key --max-attempts --all-discarded --concurrency --until-empty --poll --exec" ;;
+    queue-prune) echo "--retention --batch-size --max-seconds --dry-run" ;;
     *) echo "" ;;
   esac
 }
@@ -88,6 +90,7 @@ _pgkit() {
     --lock-wait|--lock-timeout|--lock-retries|--statement-timeout|--wait|--wait-timeout|--steps|--to) return 0 ;;
     --only) COMPREPLY=($(compgen -W "session auth" -- "$cur")); return 0 ;;
     --batch-size|--max-seconds|--resource-type) return 0 ;;
+    --run-at|--delay|--priority|--unique-key|--max-attempts|--all-discarded|--concurrency|--poll|--retention) return 0 ;;
   esac
 
   if [[ $cur == -* ]]; then
@@ -98,6 +101,8 @@ _pgkit() {
     migrate|apply|status|rollback|print-sql|new|up|down|baseline)
       COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur")) ;;
     lint) COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur") $(compgen -f -X '!*.sql' -- "$cur")) ;;
+    queue)
+      [[ $prev == queue ]] && COMPREPLY=($(compgen -W "enqueue stats retry cancel work" -- "$cur")) ;;
   esac
   return 0
 }

@@ -26,7 +26,7 @@ namespace {
 
 using namespace pgkit_test::migration_cli;
 
-const std::vector<std::string> k_all = {"auth", "cache", "session"};
+const std::vector<std::string> k_all = {"auth", "cache", "queue", "session"};
 
 }  // namespace
 
@@ -38,7 +38,7 @@ TEST_CASE("pgkit apply, status and rollback") {
     auto first = run_pgkit(args({"apply", addr}, k_all));
     REQUIRE_MESSAGE(first.exit_code == 0, first.err);
     CHECK(contains(first.err, "applied 7 migrations in schema pgkit"));
-    CHECK(table_count(db) == "7");
+    CHECK(table_count(db) == "8");
 
     auto again = run_pgkit(args({"apply", addr}, k_all));
     CHECK(again.exit_code == 0);
@@ -48,7 +48,7 @@ TEST_CASE("pgkit apply, status and rollback") {
     CHECK(status.exit_code == 0);
     CHECK(contains(status.out, "cache        20261206160000  up to date"));
 
-    for (const char* module : {"session", "cache", "auth", "core"}) {
+    for (const char* module : {"session", "queue", "cache", "auth", "core"}) {
       // auth has two migrations: its tables, then what the auth store added; cache has three:
       // the table, the near tier's triggers, then their interest check.
       std::string steps = std::string{module} == "cache"  ? "3"
@@ -66,7 +66,7 @@ TEST_CASE("pgkit apply, status and rollback") {
     CHECK(table_count(db) == "0");
     auto reapplied = run_pgkit(args({"apply", addr}, k_all));
     CHECK(reapplied.exit_code == 0);
-    CHECK(table_count(db) == "7");
+    CHECK(table_count(db) == "8");
   }
   SUBCASE("status --json is one document with the same facts") {
     REQUIRE(run_pgkit({"apply", addr, "cache"}).exit_code == 0);
@@ -112,7 +112,7 @@ TEST_CASE("pgkit rollback: each down section undoes its up section exactly") {
   scratch_database db{"cli_down"};
   auto addr = "--addr=" + db.url();
   REQUIRE(run_pgkit({"apply", addr, "core"}).exit_code == 0);
-  for (const char* module : {"auth", "cache", "session"}) {
+  for (const char* module : {"auth", "cache", "queue", "session"}) {
     auto before = schema_catalog(db);
     REQUIRE(run_pgkit({"apply", addr, module}).exit_code == 0);
     CHECK(schema_catalog(db) != before);
@@ -180,11 +180,11 @@ TEST_CASE("pgkit apply: failures") {
     CHECK(result.exit_code == 2);
     CHECK(contains(result.err,
                    "pgkit: error: unknown modules nope, other; known modules: auth, cache, core, "
-                   "session"));
+                   "queue, session"));
     CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
     auto none = run_pgkit({"apply", addr});
     CHECK(none.exit_code == 2);
-    CHECK(contains(none.err, "known modules: auth, cache, core, session"));
+    CHECK(contains(none.err, "known modules: auth, cache, core, queue, session"));
   }
   SUBCASE("malformed files: exit 2 naming the file and the reason") {
     auto file = (fs::path{dir} / "app" / "20260301000000_a.sql").string();
@@ -296,11 +296,11 @@ TEST_CASE("pgkit print-sql") {
     auto out = pgkit_test::temp_dir("pgkit-dbmate");
     auto written = run_pgkit(args({"print-sql", "--format", "dbmate", "--out", out}, k_all));
     REQUIRE(written.exit_code == 0);
-    CHECK(contains(written.err, "wrote 6 dbmate migrations"));
+    CHECK(contains(written.err, "wrote 7 dbmate migrations"));
     auto up = run_dbmate(db, out, "up");
     REQUIRE_MESSAGE(up.exit_code == 0, up.err);
     CHECK(run_pgkit(args({"status", addr, "--exit-code"}, k_all)).exit_code == 0);
-    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "6");
+    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "7");
 
     // The newest file first: the auth store's step.
     auto first = run_dbmate(db, out, "rollback");
@@ -309,7 +309,7 @@ TEST_CASE("pgkit print-sql") {
     CHECK(auth.exit_code == 3);
     CHECK(contains(auth.out, "pending  20261201140000_auth_store.sql"));
     CHECK(run_pgkit({"status", addr, "--exit-code", "session", "cache"}).exit_code == 0);
-    for (int i = 0; i < 5; ++i)
+    for (int i = 0; i < 6; ++i)
       REQUIRE(run_dbmate(db, out, "rollback").exit_code == 0);
     CHECK(table_count(db) == "0");
     CHECK(query_value(db.url(),
@@ -335,5 +335,5 @@ TEST_CASE("pgkit __complete modules") {
   write_file(fs::path{dir} / "billing" / "20260301000000_a.sql", migration_text("SELECT 1;"));
   auto result = run_pgkit({"__complete", "modules", "--migrations-dir", dir});
   CHECK(result.exit_code == 0);
-  CHECK(result.out == "auth\nbilling\ncache\ncore\nsession\n");
+  CHECK(result.out == "auth\nbilling\ncache\ncore\nqueue\nsession\n");
 }

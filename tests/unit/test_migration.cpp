@@ -124,9 +124,9 @@ TEST_CASE("pgkit::parse_migration") {
 }
 
 TEST_CASE("pgkit::module_catalog") {
-  SUBCASE("the built-in modules are core, auth, cache and session, each depending on core") {
+  SUBCASE("the built-in modules are core, auth, cache, queue and session, each on core") {
     auto catalog = pgkit::module_catalog::load();
-    CHECK(catalog.names() == std::vector<std::string>{"auth", "cache", "core", "session"});
+    CHECK(catalog.names() == std::vector<std::string>{"auth", "cache", "core", "queue", "session"});
     for (const auto& module : catalog.modules()) {
       CHECK_FALSE(module.migrations.empty());
       if (module.name != "core")
@@ -152,7 +152,7 @@ TEST_CASE("pgkit::module_catalog") {
     auto catalog = pgkit::module_catalog::load();
     auto message = usage_message([&] { catalog.select({"cache", "nope"}); });
     CHECK(message.find("unknown module nope") != std::string::npos);
-    CHECK(message.find("known modules: auth, cache, core, session") != std::string::npos);
+    CHECK(message.find("known modules: auth, cache, core, queue, session") != std::string::npos);
     CHECK(usage_message([&] { catalog.select({}); }).find("known modules") != std::string::npos);
   }
   SUBCASE("user modules come from the subdirectories of --migrations-dir") {

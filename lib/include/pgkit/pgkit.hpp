@@ -13,6 +13,7 @@
 #include "pgkit/notify.hpp"
 #include "pgkit/pool.hpp"
 #include "pgkit/query.hpp"
+#include "pgkit/queue.hpp"
 #include "pgkit/redact.hpp"
 #include "pgkit/session.hpp"
 #include "pgkit/store.hpp"
