@@ -65,7 +65,7 @@ constexpr std::array<sqlstate_row, 33> k_table{{
 }};
 
 // The code of each sql_condition, in the enum's order.
-constexpr std::array<std::string_view, 16> k_conditions{{
+constexpr std::array<std::string_view, 17> k_conditions{{
     "23505",
     "23503",
     "23514",

@@ -14,7 +14,7 @@ namespace pgkit::detail {
 inline constexpr std::chrono::milliseconds max_ttl = std::chrono::hours{24 * 36525};
 
 /// What a store's ttl is for, to say what to do instead of a longer one.
-enum class ttl_of { cache_entry, session };
+enum class ttl_of { cache_entry, session, job };
 
 /// Throws usage_error naming `what` ("the cache ttl") when `ttl` is longer than max_ttl, before
 /// anything is sent, with the hint for `kind`'s store.
@@ -23,10 +23,12 @@ inline void check_ttl_limit(std::chrono::milliseconds ttl, std::string_view what
     throw usage_error(std::string{what} + " is " + std::to_string(ttl.count()) +
                           " ms; the longest accepted is " + std::to_string(max_ttl.count()) +
                           " ms (100 years)",
-                      kind == ttl_of::cache_entry
-                          ? "give a shorter ttl (never_expires keeps an entry until it is removed)"
-                          : "give a shorter period; a session that should outlive it has to be "
-                            "renewed (set or touch it again)");
+                      kind == ttl_of::cache_entry ? "give a shorter ttl (never_expires keeps an "
+                                                    "entry until it is removed)"
+                      : kind == ttl_of::session
+                          ? "give a shorter period; a session that should outlive it has to be "
+                            "renewed (set or touch it again)"
+                          : "give a shorter duration");
   }
 }
 

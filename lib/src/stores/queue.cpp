@@ -51,7 +51,7 @@ void check_options(const enqueue_options& options) {
     throw usage_error("a job's delay must not be negative, not " +
                       std::to_string(options.delay.count()) + " ms");
   }
-  detail::check_ttl_limit(options.delay, "a job's delay");
+  detail::check_ttl_limit(options.delay, "a job's delay", detail::ttl_of::job);
   if (options.max_attempts < 1) {
     throw usage_error("a job's max_attempts must be at least 1, not " +
                       std::to_string(options.max_attempts));
@@ -60,13 +60,13 @@ void check_options(const enqueue_options& options) {
     throw usage_error("a job's timeout must be positive, not " +
                       std::to_string(options.timeout.count()) + " ms");
   }
-  detail::check_ttl_limit(options.timeout, "a job's timeout");
+  detail::check_ttl_limit(options.timeout, "a job's timeout", detail::ttl_of::job);
   if (options.unique_key) {
     if (options.unique_key->empty() || options.unique_key->find('\0') != std::string::npos)
       throw usage_error("a job's unique key must be non-empty text without NUL bytes");
     if (options.window == unique_window::period && options.unique_period.count() <= 0)
       throw usage_error("a unique key's period must be positive");
-    detail::check_ttl_limit(options.unique_period, "a unique key's period");
+    detail::check_ttl_limit(options.unique_period, "a unique key's period", detail::ttl_of::job);
   }
 }
 
@@ -235,7 +235,7 @@ queue_store::queue_store(std::shared_ptr<pool> connections, queue_options option
 queue_store::~queue_store() = default;
 
 void queue_store::check() {
-  detail::check_module_table(m_pool->acquire(), "queue", m_schema, "queue_job");
+  detail::check_module_table(*m_pool->acquire(), "queue", m_schema, "queue_job");
 }
 
 std::int64_t queue_store::enqueue(std::string_view queue, std::string_view payload,
