@@ -10,6 +10,7 @@
 -- the partial unique index below only ever holds live keys.
 
 -- migrate:up
+-- pgkit:lint-ignore prefer-bigint-over-int priority and attempt counts are bounded by CHECKs and the store's ranges, never keys
 CREATE TABLE queue_job (
   id            bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   queue         text        NOT NULL CHECK (queue <> '' AND octet_length(queue) <= 128),

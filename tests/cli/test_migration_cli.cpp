@@ -37,7 +37,7 @@ TEST_CASE("pgkit apply, status and rollback") {
   SUBCASE("apply on an empty database, again, status, rollback of every step, apply again") {
     auto first = run_pgkit(args({"apply", addr}, k_all));
     REQUIRE_MESSAGE(first.exit_code == 0, first.err);
-    CHECK(contains(first.err, "applied 7 migrations in schema pgkit"));
+    CHECK(contains(first.err, "applied 8 migrations in schema pgkit"));
     CHECK(table_count(db) == "8");
 
     auto again = run_pgkit(args({"apply", addr}, k_all));
@@ -143,14 +143,14 @@ TEST_CASE("pgkit apply: eight processes at once") {
   int applied_runs = 0;
   for (const auto& result : results) {
     CHECK_MESSAGE(result.exit_code == 0, result.err);
-    if (contains(result.err, "applied 7 migrations"))
+    if (contains(result.err, "applied 8 migrations"))
       ++applied_runs;
   }
   CHECK(applied_runs == 1);
-  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "7");
+  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "8");
   CHECK(query_value(db.url(),
                     "SELECT count(DISTINCT (module, version)) FROM "
-                    "pgkit.schema_migration") == "7");
+                    "pgkit.schema_migration") == "8");
 }
 
 TEST_CASE("pgkit apply: failures") {
@@ -296,20 +296,20 @@ TEST_CASE("pgkit print-sql") {
     auto out = pgkit_test::temp_dir("pgkit-dbmate");
     auto written = run_pgkit(args({"print-sql", "--format", "dbmate", "--out", out}, k_all));
     REQUIRE(written.exit_code == 0);
-    CHECK(contains(written.err, "wrote 7 dbmate migrations"));
+    CHECK(contains(written.err, "wrote 8 dbmate migrations"));
     auto up = run_dbmate(db, out, "up");
     REQUIRE_MESSAGE(up.exit_code == 0, up.err);
     CHECK(run_pgkit(args({"status", addr, "--exit-code"}, k_all)).exit_code == 0);
-    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "7");
+    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "8");
 
-    // The newest file first: the auth store's step.
+    // The newest file first: the cache module's near-interest step.
     auto first = run_dbmate(db, out, "rollback");
     REQUIRE_MESSAGE(first.exit_code == 0, first.err);
-    auto auth = run_pgkit({"status", addr, "--exit-code", "auth"});
-    CHECK(auth.exit_code == 3);
-    CHECK(contains(auth.out, "pending  20261201140000_auth_store.sql"));
-    CHECK(run_pgkit({"status", addr, "--exit-code", "session", "cache"}).exit_code == 0);
-    for (int i = 0; i < 6; ++i)
+    auto cache = run_pgkit({"status", addr, "--exit-code", "cache"});
+    CHECK(cache.exit_code == 3);
+    CHECK(contains(cache.out, "pending  20261206160000_cache_near_interest.sql"));
+    CHECK(run_pgkit({"status", addr, "--exit-code", "session", "auth"}).exit_code == 0);
+    for (int i = 0; i < 7; ++i)
       REQUIRE(run_dbmate(db, out, "rollback").exit_code == 0);
     CHECK(table_count(db) == "0");
     CHECK(query_value(db.url(),

@@ -162,7 +162,8 @@ session_store::session_store(std::shared_ptr<pool> pool, session_options options
 session_store::session_store(pqxx::connection& connection, session_options options)
     : m_single{std::make_unique<single_connection>()},
       m_touch_interval{options.touch_interval},
-      m_default_period_ms{options.default_period.count()} {
+      m_default_period_ms{options.default_period.count()},
+      m_counters{std::make_shared<detail::store_counters<0>>()} {
   if (options.replica) {
     throw usage_error("a session store on one connection reads no replica",
                       "give the store a pool to read a replica first");
