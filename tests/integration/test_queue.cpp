@@ -44,7 +44,10 @@ struct queue_fixture {
   }
 
   static pgkit_test::scratch_database& database(const std::string& label) {
-    static std::map<std::string, std::unique_ptr<pgkit_test::scratch_database>> made;
+    // Never destroyed: dropping the databases from a static destructor runs libpqxx 6.4 after
+    // its own statics are gone (AddressSanitizer: heap-use-after-free at exit). The sandbox
+    // goes away with everything in it.
+    static auto& made = *new std::map<std::string, std::unique_ptr<pgkit_test::scratch_database>>;
     auto& slot = made[label];
     if (!slot) {
       slot = std::make_unique<pgkit_test::scratch_database>(label);
@@ -374,7 +377,14 @@ TEST_CASE("pgkit::queue_worker") {
     recorder seen;
     worker.handle("wake", seen.handler());
     worker.start();
-    std::this_thread::sleep_for(50ms);  // the threads' first (empty) look is over
+    // Its listener is connected and listening (not a guess at how long that takes), and the
+    // threads' first (empty) look is over.
+    REQUIRE(eventually([&] {
+      return fx.sql(
+                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                 "'pgkit queue worker' AND query LIKE 'LISTEN%'") == "1";
+    }));
+    std::this_thread::sleep_for(50ms);
     store.enqueue("wake", "now");
     CHECK(eventually([&] { return seen.size() == 1; }));
     CHECK(worker.stop(5s));

@@ -143,16 +143,23 @@ struct queue_worker::impl {
                         .count();
       auto interval = schedule.interval.count();
       auto tick = now_ms / interval * interval;
-      if (last_tick[schedule.name] == tick)
+      auto& last = last_tick[schedule.name];
+      if (last == tick)
         continue;
+      // Ticks this worker missed (busy, or not scheduled by the OS) are enqueued too, up to ten
+      // intervals back: each tick's unique key makes every one of them once-only across workers,
+      // so a tick is skipped only when every worker stalled for longer than that.
+      auto first = last != 0 && tick - last <= 10 * interval ? last + interval : tick;
       enqueue_options job_options = schedule.options;
-      job_options.unique_key = schedule.name + "@" + std::to_string(tick);
       job_options.window = unique_window::period;
       job_options.unique_period = std::max(schedule.interval * 10, milliseconds{60000});
       job_options.run_at = std::nullopt;
       job_options.delay = milliseconds{0};
-      store.enqueue(schedule.queue, schedule.payload, job_options);
-      last_tick[schedule.name] = tick;
+      for (auto at = first; at <= tick; at += interval) {
+        job_options.unique_key = schedule.name + "@" + std::to_string(at);
+        store.enqueue(schedule.queue, schedule.payload, job_options);
+        last = at;
+      }
     }
   }
 
