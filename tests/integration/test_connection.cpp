@@ -69,7 +69,7 @@ TEST_CASE("pgkit::connect") {
   }
 }
 
-TEST_CASE("glimr seeds") {
+TEST_CASE("glimr seeds: start and connect failures carry their hints") {
   SUBCASE("glimr: a missing database gets its own hint, from pgkit::start and the listener") {
     pgkit_test::scratch_database db{"glimr_missing"};
     // The scratch database's address with a database name the server does not have.
