@@ -377,14 +377,14 @@ TEST_CASE("pgkit::queue_worker") {
     recorder seen;
     worker.handle("wake", seen.handler());
     worker.start();
-    // Its listener is connected and listening (not a guess at how long that takes), and the
-    // threads' first (empty) look is over.
+    // Its listener is connected and listening (not a guess at how long that takes). The job
+    // comes at once: the threads may still be in their first (empty) look, and a notification
+    // during that look must end the wait that follows it (it was lost before, until the poll).
     REQUIRE(eventually([&] {
       return fx.sql(
                  "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                  "'pgkit queue worker' AND query LIKE 'LISTEN%'") == "1";
     }));
-    std::this_thread::sleep_for(50ms);
     store.enqueue("wake", "now");
     CHECK(eventually([&] { return seen.size() == 1; }));
     CHECK(worker.stop(5s));

@@ -89,12 +89,20 @@ struct queue_worker::impl {
     return stopping;
   }
 
-  // Waits up to `period` for a wake-up (a notification or stop()).
-  void idle(milliseconds period) {
+  std::uint64_t wakeups_so_far() {
+    std::lock_guard<std::mutex> guard{mutex};
+    return wakeups;
+  }
+
+  // Waits up to `period` for a wake-up (a notification or stop()) later than the `seen`th. A
+  // thread reads `seen` before it looks for work, so a notification that comes while it looks
+  // (and finds nothing) ends its wait at once instead of being lost until the next poll.
+  void idle(milliseconds period, std::uint64_t seen) {
     std::unique_lock<std::mutex> guard{mutex};
-    auto seen = wakeups;
     wake.wait_for(guard, period, [&] { return stopping || wakeups != seen; });
   }
+
+  void idle(milliseconds period) { idle(period, wakeups_so_far()); }
 
   void poke() {
     {
@@ -234,6 +242,7 @@ struct queue_worker::impl {
       if (is_stopping())
         break;
       std::uint64_t ran = 0;
+      auto seen = wakeups_so_far();
       try {
         ran = run_batch(options.batch_size);
       } catch (...) {
@@ -244,7 +253,7 @@ struct queue_worker::impl {
       if (ran == 0 && until_empty)
         break;
       if (ran == 0)
-        idle(options.poll_interval);
+        idle(options.poll_interval, seen);
     }
     {
       std::lock_guard<std::mutex> guard{mutex};
