@@ -2,6 +2,7 @@
 // (--dev-url, or one created and dropped on the same server) and its schema compared with the
 // live database's, object by object; exit 3 when they differ.
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -31,7 +32,38 @@ const char* change_name(schema_change change) {
   return "differs";
 }
 
-// The first line where `a` and `b` differ, shortened, for a one-line report.
+// Where two long lines differ: from two words before the first differing word to the end of
+// the last, "..." marking what was left out.
+std::pair<std::string, std::string> differing_words(const std::string& a, const std::string& b) {
+  if (std::max(a.size(), b.size()) <= 80)
+    return {a, b};
+  std::size_t prefix = 0;
+  while (prefix < a.size() && prefix < b.size() && a[prefix] == b[prefix])
+    ++prefix;
+  std::size_t suffix = 0;
+  while (suffix < a.size() - prefix && suffix < b.size() - prefix &&
+         a[a.size() - 1 - suffix] == b[b.size() - 1 - suffix])
+    ++suffix;
+  // Two words before the difference stay, for context.
+  for (int word = 0; word < 3 && prefix > 0; ++word) {
+    if (word > 0)
+      --prefix;
+    while (prefix > 0 && a[prefix - 1] != ' ')
+      --prefix;
+  }
+  auto cut = [prefix, suffix](const std::string& text) {
+    auto end = text.size() - suffix;
+    while (end < text.size() && text[end] != ' ')
+      ++end;
+    auto piece = text.substr(prefix, end - prefix);
+    if (piece.size() > 100)
+      piece = piece.substr(0, 97) + "...";
+    return (prefix > 0 ? "..." : "") + piece + (end < text.size() ? "..." : "");
+  };
+  return {cut(a), cut(b)};
+}
+
+// The first line where `a` and `b` differ, indentation removed, narrowed to what differs.
 std::pair<std::string, std::string> first_difference(const std::string& a, const std::string& b) {
   std::size_t start = 0;
   while (start < a.size() && start < b.size()) {
@@ -44,10 +76,9 @@ std::pair<std::string, std::string> first_difference(const std::string& a, const
   auto line = [start](const std::string& text) {
     auto piece = start < text.size() ? text.substr(start, text.find('\n', start) - start) : "";
     auto first = piece.find_first_not_of(' ');
-    piece = first == std::string::npos ? "" : piece.substr(first);
-    return piece.size() > 100 ? piece.substr(0, 97) + "..." : piece;
+    return first == std::string::npos ? std::string{} : piece.substr(first);
   };
-  return {line(a), line(b)};
+  return differing_words(line(a), line(b));
 }
 
 std::string describe(const schema_difference& d) {
@@ -107,10 +138,10 @@ int run_diff(const diff_options& options, context& ctx) {
                                                           : nlohmann::ordered_json(d.migrations)}});
     }
     out.document({{"schema", settings.schema},
-                   {"modules", settings.modules},
-                   {"schemas", result.schemas},
-                   {"drift", !result.differences.empty()},
-                   {"differences", list}});
+                  {"modules", settings.modules},
+                  {"schemas", result.schemas},
+                  {"drift", !result.differences.empty()},
+                  {"differences", list}});
   } else {
     for (const auto& d : result.differences)
       out.data(describe(d) + "\n");

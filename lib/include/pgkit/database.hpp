@@ -103,7 +103,8 @@ struct schema_difference {
   std::string kind;  ///< "schema", "extension", "enum type", "domain", "function", "procedure",
                      ///< "sequence", "table", "column", "constraint", "view",
                      ///< "materialized view", "index", "trigger", "sequence owner"
-  std::string name;  ///< schema-qualified where it has a schema ("public.orders.total" for a column)
+  std::string
+      name;  ///< schema-qualified where it has a schema ("public.orders.total" for a column)
   std::string database;    ///< its definition in the live database, "" when absent
   std::string migrations;  ///< its definition in the database built from the migrations
 };

@@ -130,12 +130,12 @@ database_change drop_database(const connection_config& config, drop_mode mode) {
 scratch_database::scratch_database(const connection_config& config) : m_config(config) {
   maintenance_session session{config};
   const auto on = wire::of(*session.connection);
-  if (first_value(on,
-                  "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
+  if (first_value(on, "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
                   "reading the role's rights") != "t") {
-    throw usage_error("the role may not create databases (it has no CREATEDB), so pgkit cannot "
-                          "build the migrations' schema in a throwaway database",
-                      "pass --dev-url URL naming a database pgkit may migrate, or grant CREATEDB");
+    throw usage_error(
+        "the role may not create databases (it has no CREATEDB), so pgkit cannot "
+        "build the migrations' schema in a throwaway database",
+        "pass --dev-url URL naming a database pgkit may migrate, or grant CREATEDB");
   }
   std::random_device random;
   char suffix[16];

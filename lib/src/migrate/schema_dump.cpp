@@ -22,10 +22,10 @@ namespace {
 using detail::wire;
 
 // One row per object (kind, schema, name, the statement that creates it), for dump_schema and
-// diff_schema; one row per statement, in the order that loads: schemas, extensions, types, functions (their
-// bodies are not checked while loading), sequences, tables, their constraints other than
-// foreign keys, views in creation order, indexes, foreign keys, triggers, sequence ownership.
-// Extension members and the system schemas are left out; names sort bytewise.
+// diff_schema; one row per statement, in the order that loads: schemas, extensions, types,
+// functions (their bodies are not checked while loading), sequences, tables, their constraints
+// other than foreign keys, views in creation order, indexes, foreign keys, triggers, sequence
+// ownership. Extension members and the system schemas are left out; names sort bytewise.
 constexpr const char* k_schema_items = R"(
 WITH s AS (
   SELECT n.oid, n.nspname FROM pg_namespace n
@@ -200,7 +200,7 @@ std::vector<std::pair<std::string, std::string>> table_columns(const std::string
 void add_difference(std::vector<schema_difference>& out, std::string kind, std::string name,
                     const std::string* database, const std::string* migrations) {
   schema_difference difference;
-  difference.change = database == nullptr    ? schema_change::only_in_migrations
+  difference.change = database == nullptr     ? schema_change::only_in_migrations
                       : migrations == nullptr ? schema_change::only_in_database
                                               : schema_change::differs;
   difference.kind = std::move(kind);
