@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql new up down baseline create drop wait dump load listen notify session-purge cache-gc"
+_pgkit_commands="migrate apply status rollback print-sql new up down baseline create drop wait dump load diff listen notify session-purge cache-gc"
 _pgkit_global_options="--addr --config --connection --schema --env-file --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --allow-out-of-order --wait"
@@ -16,6 +16,7 @@ _pgkit_command_options() {
     wait) echo "--wait-timeout" ;;
     drop) echo "--force" ;;
     dump|load) echo "--schema-file" ;;
+    diff) echo "--migrations-dir -d --dev-url --wait" ;;
     print-sql) echo "--format --out --migrations-dir" ;;
     new) echo "--migrations-dir" ;;
     listen) echo "--count --timeout --heartbeat --exec" ;;
@@ -78,7 +79,7 @@ _pgkit() {
     --migrations-dir|-d) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
     --out|--schema-file) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
     --format) COMPREPLY=($(compgen -W "plain dbmate" -- "$cur")); return 0 ;;
-    --lock-wait|--lock-timeout|--lock-retries|--statement-timeout|--wait|--wait-timeout|--steps|--to) return 0 ;;
+    --lock-wait|--lock-timeout|--lock-retries|--statement-timeout|--wait|--wait-timeout|--steps|--to|--dev-url) return 0 ;;
     --only) COMPREPLY=($(compgen -W "session auth" -- "$cur")); return 0 ;;
     --batch-size|--max-seconds|--resource-type) return 0 ;;
   esac
@@ -88,7 +89,7 @@ _pgkit() {
     return 0
   fi
   case $command in
-    migrate|apply|status|rollback|print-sql|new|up|down|baseline)
+    migrate|apply|status|rollback|print-sql|new|up|down|baseline|diff)
       COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur")) ;;
   esac
   return 0
