@@ -2,6 +2,9 @@
 // (--dev-url, or one created and dropped on the same server) and its schema compared with the
 // live database's, object by object; exit 3 when they differ.
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <memory>
 #include <optional>
@@ -95,6 +98,26 @@ std::string describe(const schema_difference& d) {
          "\", the migrations \"" + migrations + "\")";
 }
 
+// Holds SIGINT and SIGTERM back while it exists: from before the throwaway database is created
+// until it is dropped, an interrupt either reaches the interrupt_guard (which cancels the run)
+// or waits, so the database is always dropped; a signal still pending then ends pgkit as usual.
+class signals_held {
+ public:
+  signals_held() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, &m_old_mask);
+  }
+  ~signals_held() { pthread_sigmask(SIG_SETMASK, &m_old_mask, nullptr); }
+  signals_held(const signals_held&) = delete;
+  signals_held& operator=(const signals_held&) = delete;
+
+ private:
+  sigset_t m_old_mask{};
+};
+
 int run_diff(const diff_options& options, context& ctx) {
   const auto& out = ctx.out();
   auto settings = library_options(ctx, options);
@@ -109,6 +132,7 @@ int run_diff(const diff_options& options, context& ctx) {
                         "name the modules to compare: pgkit diff MODULE...");
     }
   }
+  signals_held held;
   std::optional<scratch_database> scratch;
   connection_config target;
   if (!options.dev_url.empty()) {

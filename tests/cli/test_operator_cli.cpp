@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <string>
 
 #include "child_process.hpp"
@@ -548,5 +549,16 @@ SELECT 1)");
   CHECK(found);
   // diff changed nothing, and left no throwaway database behind.
   CHECK(schema_catalog(db) == catalog);
+  CHECK(scratch_databases() == "0");
+
+  // Interrupted while the migrations run in the throwaway database: it is dropped all the same.
+  write_file(fs::path{dir} / "slow" / "slow" / "20260401000000_slow.sql",
+             migration_text("SELECT pg_sleep(60);"));
+  pgkit_test::child_process interrupted{
+      {pgkit_test::pgkit_binary(), "diff", addr, "--verbose", "-d", dir + "/slow", "slow"}};
+  REQUIRE(interrupted.wait_for_stderr("building the migrations in the throwaway database", 30s));
+  interrupted.send_signal(SIGINT);
+  CHECK(interrupted.wait(30s) == 1);
+  CHECK_MESSAGE(contains(interrupted.err(), "interrupted"), interrupted.err());
   CHECK(scratch_databases() == "0");
 }
