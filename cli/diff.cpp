@@ -150,6 +150,15 @@ int run_diff(const diff_options& options, context& ctx) {
     apply_modules(*built, settings);
     result = diff_schema(*live, *built, settings.schema);
   }
+  if (!result.differences.empty()) {
+    auto pending = read_migration_status(*live, settings).pending_count();
+    if (pending > 0) {
+      out.warning(std::to_string(pending) + " migration" + (pending == 1 ? " is" : "s are") +
+                      " not applied to the database yet; what they create shows as only in the "
+                      "migrations",
+                  "apply them first (pgkit apply), or see pgkit status");
+    }
+  }
   if (out.json()) {
     auto list = nlohmann::ordered_json::array();
     for (const auto& d : result.differences) {

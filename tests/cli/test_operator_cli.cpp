@@ -525,6 +525,7 @@ SELECT 1)");
   CHECK(std::count(drifted.out.begin(), drifted.out.end(), '\n') ==
         static_cast<std::ptrdiff_t>(expected.size()));
   CHECK_FALSE(contains(drifted.out, "scratchpad"));
+  CHECK_FALSE(contains(drifted.err, "not applied to the database yet"));
   CHECK(contains(drifted.err, std::to_string(expected.size()) +
                                   " differences between the database and its migrations"));
 
@@ -550,6 +551,14 @@ SELECT 1)");
   // diff changed nothing, and left no throwaway database behind.
   CHECK(schema_catalog(db) == catalog);
   CHECK(scratch_databases() == "0");
+
+  // A migration not applied yet shows as drift, and diff says why.
+  write_file(fs::path{dir} / "modules" / "shop" / "20260302000000_later.sql",
+             migration_text("CREATE TABLE shop.later (id int);"));
+  auto pending = diff({"shop"});
+  CHECK(pending.exit_code == 3);
+  CHECK(contains(pending.out, "- table shop.later (only in the migrations)\n"));
+  CHECK(contains(pending.err, "warning: 1 migration is not applied to the database yet"));
 
   // Interrupted while the migrations run in the throwaway database: it is dropped all the same.
   write_file(fs::path{dir} / "slow" / "slow" / "20260401000000_slow.sql",
