@@ -133,7 +133,7 @@ int run_diff(const diff_options& options, context& ctx) {
     }
   }
   signals_held held;
-  std::optional<scratch_database> scratch;
+  std::optional<throwaway_database> scratch;
   connection_config target;
   if (!options.dev_url.empty()) {
     target = config_from_url(options.dev_url, "--dev-url");

@@ -70,15 +70,15 @@ void load_schema(pqxx::connection& connection, const std::string& sql);
 /// unique name (`pgkit_scratch_<pid>_<random>`), through maintenance_database with the same
 /// role, and dropped (with its sessions ended) when destroyed, also when unwinding from an
 /// error. diff_schema's caller builds the migrations' schema in one.
-class scratch_database {
+class throwaway_database {
  public:
   /// Creates it. Throws usage_error, creating nothing, when the role may not create databases
   /// (neither CREATEDB nor superuser); pgkit::error of kind connection or sql otherwise.
-  explicit scratch_database(const connection_config& config);
+  explicit throwaway_database(const connection_config& config);
   /// Drops it; errors are swallowed (a destructor), the name is in name() for a manual drop.
-  ~scratch_database();
-  scratch_database(const scratch_database&) = delete;
-  scratch_database& operator=(const scratch_database&) = delete;
+  ~throwaway_database();
+  throwaway_database(const throwaway_database&) = delete;
+  throwaway_database& operator=(const throwaway_database&) = delete;
 
   /// Returns `config` with the database replaced by this one.
   const connection_config& config() const noexcept { return m_config; }

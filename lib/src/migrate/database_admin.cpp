@@ -127,7 +127,7 @@ database_change drop_database(const connection_config& config, drop_mode mode) {
   return database_change::done;
 }
 
-scratch_database::scratch_database(const connection_config& config) : m_config(config) {
+throwaway_database::throwaway_database(const connection_config& config) : m_config(config) {
   maintenance_session session{config};
   const auto on = wire::of(*session.connection);
   if (first_value(on, "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
@@ -146,7 +146,7 @@ scratch_database::scratch_database(const connection_config& config) : m_config(c
   m_config.database = m_name;
 }
 
-scratch_database::~scratch_database() {
+throwaway_database::~throwaway_database() {
   try {
     drop_database(m_config, drop_mode::force);
   } catch (...) {
