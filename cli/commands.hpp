@@ -23,6 +23,7 @@ void setup_wait(CLI::App& command, const global_options& globals, int& exit_stat
 void setup_up(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_baseline(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_dump(CLI::App& command, const global_options& globals, int& exit_status);
+void setup_diff(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_load(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_inspect(CLI::App& command, const global_options& globals, int& exit_status);
 void setup_cache_gc(CLI::App& command, const global_options& globals, int& exit_status);

@@ -23,6 +23,10 @@ void create_if_missing(context& ctx);
 /// Where dump, load and apply --dump-schema read and write by default, as dbmate.
 inline constexpr const char* k_default_schema_file = "db/schema.sql";
 
+/// Returns the schema file of the run: `given` (--schema-file) when not empty, else the
+/// connection's `schema_file` key in database.toml, else k_default_schema_file.
+std::string schema_file_path(const std::string& given, context& ctx);
+
 /// Throws usage_error (exit 2) when `path` exists and is not a regular file.
 void check_schema_file(const std::string& path);
 

@@ -30,6 +30,13 @@ void check_schema_file(const std::string& path) {
                     "name a file, such as db/schema.sql");
 }
 
+std::string schema_file_path(const std::string& given, context& ctx) {
+  if (!given.empty())
+    return given;
+  const auto& configured = ctx.connection().schema_file;
+  return configured.empty() ? k_default_schema_file : configured;
+}
+
 std::size_t write_schema(const std::string& path, context& ctx) {
   check_schema_file(path);
   auto parent = fs::path{path}.parent_path();
@@ -66,14 +73,17 @@ std::size_t write_schema(const std::string& path, context& ctx) {
 }
 
 void setup_dump(CLI::App& command, const global_options& globals, int& exit_status) {
-  auto path = std::make_shared<std::string>(k_default_schema_file);
-  command.add_option("--schema-file", *path, "file to write, default db/schema.sql")
+  auto given = std::make_shared<std::string>();
+  command
+      .add_option("--schema-file", *given,
+                  "file to write, default the schema_file key, else db/schema.sql")
       ->option_text("FILE");
-  command.callback([path, &globals, &exit_status] {
+  command.callback([given, &globals, &exit_status] {
     context ctx{globals};
-    auto bytes = write_schema(*path, ctx);
+    auto path = schema_file_path(*given, ctx);
+    auto bytes = write_schema(path, ctx);
     if (ctx.out().json())
-      ctx.out().document({{"schema_file", *path}, {"bytes", bytes}});
+      ctx.out().document({{"schema_file", path}, {"bytes", bytes}});
     exit_status = exit_ok;
   });
 }

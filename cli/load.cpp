@@ -33,14 +33,17 @@ std::string read_schema_file(const std::string& path) {
 }  // namespace
 
 void setup_load(CLI::App& command, const global_options& globals, int& exit_status) {
-  auto path = std::make_shared<std::string>(k_default_schema_file);
-  command.add_option("--schema-file", *path, "file to load, default db/schema.sql")
+  auto given = std::make_shared<std::string>();
+  command
+      .add_option("--schema-file", *given,
+                  "file to load, default the schema_file key, else db/schema.sql")
       ->option_text("FILE");
-  command.callback([path, &globals, &exit_status] {
+  command.callback([given, &globals, &exit_status] {
     context ctx{globals};
-    auto sql = read_schema_file(*path);
+    auto path = schema_file_path(*given, ctx);
+    auto sql = read_schema_file(path);
     load_schema(*ctx.connect(), sql);
-    ctx.out().report("loaded " + *path);
+    ctx.out().report("loaded " + path);
     exit_status = exit_ok;
   });
 }

@@ -43,6 +43,8 @@ const command_entry k_commands[] = {
     {"dump", "write the database's schema and pgkit's bookkeeping as SQL (db/schema.sql)",
      setup_dump},
     {"load", "load what dump wrote into an empty database", setup_load},
+    {"diff", "compare the database with what its migrations build (drift); exit 3 on drift",
+     setup_diff},
     {"listen", "print (or run a command for) each notification on CHANNEL...", setup_listen,
      "--exec"},
     {"notify", "send one notification on CHANNEL", setup_notify},
@@ -64,7 +66,7 @@ const char* const k_footer = R"(Exit codes:
   3  a check failed (status --exit-code found pending or drifted migrations,
      listen --timeout passed without a notification, lint or apply --lint found
      findings at or above --fail-on, queue retry or cancel found the job in
-     another state)
+     another state, diff found drift)
 
 Output: data (SQL, reports, notifications, --json documents) goes to stdout; summaries,
 progress, notes, warnings and errors go to stderr. A failed write to stdout exits 1.

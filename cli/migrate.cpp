@@ -165,16 +165,18 @@ void setup_apply_then(CLI::App& command, const global_options& globals, int& exi
   add_run_options(command, *options);
   auto dump = std::make_shared<bool>(false);
   command.add_flag("--dump-schema", *dump,
-                   "after a successful run, write the schema to db/schema.sql (pgkit dump)");
+                   "after a successful run, write the schema to the schema_file key's file, "
+                   "default db/schema.sql (pgkit dump)");
   command.callback([options, dump, &globals, &exit_status, before] {
     context ctx{globals};
+    auto path = *dump ? schema_file_path({}, ctx) : std::string{};
     if (*dump)
-      check_schema_file(k_default_schema_file);
+      check_schema_file(path);
     if (before != nullptr)
       before(ctx);
     exit_status = run_apply_job(*options, ctx);
     if (*dump)
-      write_schema(k_default_schema_file, ctx);
+      write_schema(path, ctx);
   });
 }
 

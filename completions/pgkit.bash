@@ -1,7 +1,7 @@
 # bash completion for pgkit                                    -*- shell-script -*-
 # Words that change (module names, connection names) come from `pgkit __complete`.
 
-_pgkit_commands="migrate apply status rollback print-sql lint new up down baseline create drop wait dump load listen notify session-purge cache-gc inspect queue queue-prune"
+_pgkit_commands="migrate apply status rollback print-sql lint new up down baseline create drop wait dump load diff listen notify session-purge cache-gc inspect queue queue-prune"
 _pgkit_global_options="--addr --config --connection --schema --env-file --json --quiet -q --verbose -v --help -h --version"
 
 _pgkit_migration_run_options="--migrations-dir -d --lock-wait --lock-timeout --lock-retries --statement-timeout --allow-out-of-order --wait --lint --fail-on --metrics-file"
@@ -16,6 +16,7 @@ _pgkit_command_options() {
     wait) echo "--wait-timeout" ;;
     drop) echo "--force" ;;
     dump|load) echo "--schema-file" ;;
+    diff) echo "--migrations-dir -d --dev-url --wait" ;;
     print-sql) echo "--format --out --migrations-dir" ;;
     lint) echo "--migrations-dir --pending --down --pg-version --include --exclude --fail-on --format --large-table-rows" ;;
     new) echo "--migrations-dir" ;;
@@ -87,7 +88,7 @@ _pgkit() {
       return 0 ;;
     --fail-on) COMPREPLY=($(compgen -W "error warning" -- "$cur")); return 0 ;;
     --pg-version|--include|--exclude|--large-table-rows) return 0 ;;
-    --lock-wait|--lock-timeout|--lock-retries|--statement-timeout|--wait|--wait-timeout|--steps|--to) return 0 ;;
+    --lock-wait|--lock-timeout|--lock-retries|--statement-timeout|--wait|--wait-timeout|--steps|--to|--dev-url) return 0 ;;
     --only) COMPREPLY=($(compgen -W "session auth" -- "$cur")); return 0 ;;
     --batch-size|--max-seconds|--resource-type) return 0 ;;
     --run-at|--delay|--priority|--unique-key|--max-attempts|--all-discarded|--concurrency|--poll|--retention) return 0 ;;
@@ -98,7 +99,7 @@ _pgkit() {
     return 0
   fi
   case $command in
-    migrate|apply|status|rollback|print-sql|new|up|down|baseline)
+    migrate|apply|status|rollback|print-sql|new|up|down|baseline|diff)
       COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur")) ;;
     lint) COMPREPLY=($(compgen -W "$(_pgkit_modules)" -- "$cur") $(compgen -f -X '!*.sql' -- "$cur")) ;;
     queue)

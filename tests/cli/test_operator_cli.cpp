@@ -3,9 +3,12 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <string>
 
 #include "child_process.hpp"
@@ -258,11 +261,11 @@ TEST_CASE("pgkit baseline, --env-file and .env") {
   }
 }
 
-TEST_CASE("pgkit dump and load") {
-  scratch_database db{"ops_dump"};
-  auto addr = "--addr=" + db.url();
-  auto dir = pgkit_test::temp_dir("pgkit-ops-dump");
-  // One object of each kind the dump covers, in a module of the application's.
+namespace {
+
+// Module `shop` of the application's, under DIR/modules: one object of each kind that dump and
+// diff cover.
+void write_shop_module(const std::string& dir) {
   write_file(fs::path{dir} / "modules" / "shop" / "20260301000000_shop.sql",
              migration_text(R"(CREATE SCHEMA shop;
 CREATE TYPE shop.state AS ENUM ('new', 'paid', 'shipped');
@@ -294,7 +297,19 @@ CREATE FUNCTION shop.open_orders() RETURNS bigint LANGUAGE sql STABLE AS
 CREATE VIEW shop.open AS SELECT id, customer_id FROM shop.orders WHERE state <> 'shipped';
 CREATE VIEW shop.open_count AS SELECT count(*) AS n FROM shop.open;
 CREATE MATERIALIZED VIEW shop.totals AS SELECT customer_id, sum(total) AS total FROM shop.orders GROUP BY customer_id;
-CREATE UNIQUE INDEX totals_customer ON shop.totals (customer_id);)"));
+CREATE UNIQUE INDEX totals_customer ON shop.totals (customer_id);
+CREATE PROCEDURE shop.archive() LANGUAGE sql AS $$ DELETE FROM shop.orders WHERE state = 'shipped' $$;
+CREATE SCHEMA reporting;
+CREATE TABLE public.shop_settings (key text PRIMARY KEY, value text NOT NULL);)"));
+}
+
+}  // namespace
+
+TEST_CASE("pgkit dump and load") {
+  scratch_database db{"ops_dump"};
+  auto addr = "--addr=" + db.url();
+  auto dir = pgkit_test::temp_dir("pgkit-ops-dump");
+  write_shop_module(dir);
   auto applied = run_pgkit({"apply", addr, "-d", dir + "/modules", "shop", "cache", "session"});
   REQUIRE_MESSAGE(applied.exit_code == 0, applied.err);
   const auto file = dir + "/db/schema.sql";
@@ -333,6 +348,27 @@ CREATE UNIQUE INDEX totals_customer ON shop.totals (customer_id);)"));
     CHECK(contains(with_dump.err, "wrote the schema to db/schema.sql"));
     CHECK(pgkit_test::read_file(file) == text);
 
+    // The schema_file key of database.toml is the default file of dump, load and
+    // apply --dump-schema.
+    write_file(fs::path{dir} / "database.toml", "[connections.main]\nurl = \"" + db.url() +
+                                                    "\"\nschema_file = \"keyed/schema.sql\"\n");
+    auto keyed = run_pgkit({"dump"}, in_dir);
+    CHECK_MESSAGE(keyed.exit_code == 0, keyed.err);
+    CHECK(contains(keyed.err, "wrote the schema to keyed/schema.sql"));
+    CHECK(pgkit_test::read_file(dir + "/keyed/schema.sql") == text);
+    fs::remove(dir + "/keyed/schema.sql");
+    auto keyed_apply =
+        run_pgkit({"apply", "-d", "modules", "shop", "cache", "session", "--dump-schema"}, in_dir);
+    CHECK_MESSAGE(keyed_apply.exit_code == 0, keyed_apply.err);
+    CHECK(pgkit_test::read_file(dir + "/keyed/schema.sql") == text);
+    scratch_database keyed_copy{"ops_dump_keyed"};
+    write_file(fs::path{dir} / "database.toml", "[connections.main]\nurl = \"" + keyed_copy.url() +
+                                                    "\"\nschema_file = \"keyed/schema.sql\"\n");
+    auto keyed_load = run_pgkit({"load"}, in_dir);
+    CHECK_MESSAGE(keyed_load.exit_code == 0, keyed_load.err);
+    CHECK(contains(keyed_load.err, "loaded keyed/schema.sql"));
+    CHECK(schema_catalog(keyed_copy) == schema_catalog(db));
+
     // A database with tables is refused, and stays as it was.
     auto before = schema_catalog(copy);
     auto refused = run_pgkit({"load", "--addr=" + copy.url(), "--schema-file", file});
@@ -355,4 +391,183 @@ CREATE UNIQUE INDEX totals_customer ON shop.totals (customer_id);)"));
     auto from_fifo = run_pgkit({"load", addr, "--schema-file", fifo});
     CHECK(from_fifo.exit_code == 2);
   }
+}
+
+namespace {
+
+// The databases whose names pgkit diff gives its throwaway ones.
+std::string scratch_databases() {
+  return query_value(pgkit_test::sandbox_url(),
+                     "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgkit\\_scratch\\_%'");
+}
+
+}  // namespace
+
+TEST_CASE("pgkit diff") {
+  scratch_database db{"ops_diff"};
+  auto addr = "--addr=" + db.url();
+  auto dir = pgkit_test::temp_dir("pgkit-ops-diff");
+  write_shop_module(dir);
+  auto applied = run_pgkit({"apply", addr, "-d", dir + "/modules", "shop"});
+  REQUIRE_MESSAGE(applied.exit_code == 0, applied.err);
+  const auto diff = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv{"diff", addr, "-d", dir + "/modules"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run_pgkit(argv);
+  };
+
+  // After a clean apply: no drift, in a throwaway database that is gone again, or in --dev-url.
+  auto clean = diff({});
+  CHECK_MESSAGE(clean.exit_code == 0, clean.err);
+  CHECK(clean.out.empty());
+  CHECK(contains(clean.err,
+                 "no drift: the database matches the migrations (schemas pgkit, "
+                 "public, reporting, shop)"));
+  CHECK(scratch_databases() == "0");
+  scratch_database dev{"ops_diff_dev"};
+  auto with_dev = diff({"--dev-url", dev.url(), "shop"});
+  CHECK_MESSAGE(with_dev.exit_code == 0, with_dev.err);
+  CHECK(query_value(dev.url(), "SELECT to_regclass('shop.orders') IS NOT NULL") == "t");
+
+  // A role that may not create databases, and no --dev-url: exit 2, nothing created.
+  const auto role = db.name() + "_nocreatedb";
+  query_value(db.url(), "CREATE ROLE " + role + " LOGIN NOCREATEDB");
+  const auto databases = query_value(db.url(), "SELECT count(*) FROM pg_database");
+  auto refused =
+      run_pgkit({"diff", "--addr=" + db.url() + "?user=" + role, "-d", dir + "/modules", "shop"});
+  query_value(db.url(), "DROP ROLE " + role);
+  CHECK(refused.exit_code == 2);
+  CHECK_MESSAGE(contains(refused.err, "the role may not create databases"), refused.err);
+  CHECK(contains(refused.err, "pass --dev-url URL"));
+  CHECK(query_value(db.url(), "SELECT count(*) FROM pg_database") == databases);
+
+  // Drift of each kind, made by hand; a schema the migrations do not touch is not compared.
+  query_value(db.url(), R"(
+ALTER TABLE shop.customers ALTER COLUMN name TYPE varchar(200);
+ALTER TABLE shop.customers ALTER COLUMN email DROP NOT NULL;
+ALTER TABLE shop.customers ALTER COLUMN id SET GENERATED BY DEFAULT;
+ALTER TABLE shop.orders ALTER COLUMN created_at DROP DEFAULT;
+ALTER TABLE shop.orders ALTER COLUMN total_cents DROP EXPRESSION;
+ALTER TABLE public.shop_settings ADD COLUMN note text;
+ALTER TABLE shop.orders DROP CONSTRAINT orders_total_check;
+CREATE INDEX orders_state_idx ON shop.orders (state);
+DROP INDEX shop.orders_created_at_idx;
+CREATE INDEX orders_created_at_idx ON shop.orders (created_at);
+ALTER SEQUENCE shop.ticket INCREMENT BY 5;
+CREATE OR REPLACE VIEW shop.open AS SELECT id, customer_id FROM shop.orders WHERE state = 'new';
+DROP MATERIALIZED VIEW shop.totals;
+CREATE MATERIALIZED VIEW shop.totals AS
+  SELECT customer_id, max(total) AS total FROM shop.orders GROUP BY customer_id;
+CREATE UNIQUE INDEX totals_customer ON shop.totals (customer_id);
+CREATE OR REPLACE FUNCTION shop.open_orders() RETURNS bigint LANGUAGE sql STABLE AS
+  $$ SELECT count(*) FROM shop.orders WHERE state = 'new' $$;
+DROP PROCEDURE shop.archive();
+CREATE TRIGGER orders_touch_insert BEFORE INSERT ON shop.orders
+  FOR EACH ROW EXECUTE FUNCTION shop.touch();
+ALTER DOMAIN shop.price SET DEFAULT 0;
+DROP SCHEMA reporting;
+CREATE TABLE shop.notes (id int);
+CREATE SCHEMA scratchpad;
+CREATE TABLE scratchpad.anything (id int);
+SELECT 1)");
+  // ALTER TYPE ... ADD VALUE runs outside a transaction block before PostgreSQL 12.
+  query_value(db.url(), "ALTER TYPE shop.state ADD VALUE 'refunded'");
+  const auto extension = query_value(db.url(),
+                                     "SELECT coalesce(min(name), '') FROM pg_available_extensions "
+                                     "WHERE name IN ('citext', 'pgcrypto')");
+  if (extension.empty())
+    MESSAGE("neither citext nor pgcrypto is available on this server: extension drift unchecked");
+  else
+    query_value(db.url(), "CREATE EXTENSION " + extension + " SCHEMA shop");
+  const auto catalog = schema_catalog(db);
+
+  auto drifted = diff({});
+  CHECK_MESSAGE(drifted.exit_code == 3, drifted.err);
+  // One line per drift made above; where the server's deparsed text differs between majors
+  // (expressions, views), only the start of the line.
+  std::vector<std::string> expected{
+      "- schema reporting (only in the migrations)\n",
+      "~ domain shop.price (differs: the database has \"...AS numeric(12,2) DEFAULT 0 "
+      "CONSTRAINT...\", the migrations \"...AS numeric(12,2) CONSTRAINT...\")\n",
+      "~ enum type shop.state (differs: the database has \"CREATE TYPE shop.state AS ENUM ('new', "
+      "'paid', 'shipped', 'refunded');\", the migrations \"CREATE TYPE shop.state AS ENUM ('new', "
+      "'paid', 'shipped');\")\n",
+      "~ function shop.open_orders() (differs: the database has \"...WHERE state = 'new'...\", "
+      "the migrations \"...WHERE state <> 'shipped'...\")\n",
+      "- procedure shop.archive() (only in the migrations)\n",
+      "~ sequence shop.ticket (differs: the database has \"...INCREMENT BY 5...\", the migrations "
+      "\"...INCREMENT BY 1...\")\n",
+      "+ column public.shop_settings.note (only in the database)\n",
+      "~ column shop.customers.id (differs: the database has \"bigint GENERATED BY DEFAULT AS "
+      "IDENTITY NOT NULL\", the migrations \"bigint GENERATED ALWAYS AS IDENTITY NOT NULL\")\n",
+      "~ column shop.customers.email (differs: the database has \"text\", the migrations \"text "
+      "NOT NULL\")\n",
+      "~ column shop.customers.name (differs: the database has \"character varying(200) DEFAULT "
+      "'anonymous'::",
+      "+ table shop.notes (only in the database)\n",
+      "~ column shop.orders.total_cents (differs: the database has \"bigint\", the migrations "
+      "\"bigint GENERATED ALWAYS AS (",
+      "~ column shop.orders.created_at (differs: the database has \"timestamp with time zone NOT "
+      "NULL\", the migrations \"timestamp with time zone DEFAULT now() NOT NULL\")\n",
+      "- constraint orders_total_check on shop.orders (only in the migrations)\n",
+      "~ materialized view shop.totals (differs: the database has \"max(",
+      "~ view shop.open (differs: the database has \"",
+      "~ index shop.orders_created_at_idx (differs: the database has \"...USING btree "
+      "(created_at);\", the migrations \"...USING btree (created_at DESC) WHERE (state <> "
+      "'shipped'::shop.state);\")\n",
+      "+ index shop.orders_state_idx (only in the database)\n",
+      "+ trigger orders_touch_insert on shop.orders (only in the database)\n",
+  };
+  if (!extension.empty())
+    expected.push_back("+ extension " + extension + " (only in the database)\n");
+  for (const auto& line : expected)
+    CHECK_MESSAGE(contains(drifted.out, line), line);
+  CHECK(std::count(drifted.out.begin(), drifted.out.end(), '\n') ==
+        static_cast<std::ptrdiff_t>(expected.size()));
+  CHECK_FALSE(contains(drifted.out, "scratchpad"));
+  CHECK_FALSE(contains(drifted.err, "not applied to the database yet"));
+  CHECK(contains(drifted.err, std::to_string(expected.size()) +
+                                  " differences between the database and its migrations"));
+
+  // --json: the same differences as data, both definitions whole.
+  auto as_json = diff({"--json"});
+  CHECK(as_json.exit_code == 3);
+  auto document = nlohmann::json::parse(as_json.out);
+  CHECK(document["drift"] == true);
+  CHECK(document["schemas"] == nlohmann::json::array({"pgkit", "public", "reporting", "shop"}));
+  CHECK(document["differences"].size() == expected.size());
+  bool found = false;
+  for (const auto& entry : document["differences"]) {
+    if (entry["kind"] == "column" && entry["name"] == "shop.orders.created_at") {
+      found = true;
+      CHECK(entry["change"] == "differs");
+      CHECK(entry["database"] == "timestamp with time zone NOT NULL");
+      CHECK(entry["migrations"] == "timestamp with time zone DEFAULT now() NOT NULL");
+    }
+    if (entry["change"] == "only_in_database")
+      CHECK(entry["migrations"].is_null());
+  }
+  CHECK(found);
+  // diff changed nothing, and left no throwaway database behind.
+  CHECK(schema_catalog(db) == catalog);
+  CHECK(scratch_databases() == "0");
+
+  // A migration not applied yet shows as drift, and diff says why.
+  write_file(fs::path{dir} / "modules" / "shop" / "20260302000000_later.sql",
+             migration_text("CREATE TABLE shop.later (id int);"));
+  auto pending = diff({"shop"});
+  CHECK(pending.exit_code == 3);
+  CHECK(contains(pending.out, "- table shop.later (only in the migrations)\n"));
+  CHECK(contains(pending.err, "warning: 1 migration is not applied to the database yet"));
+
+  // Interrupted while the migrations run in the throwaway database: it is dropped all the same.
+  write_file(fs::path{dir} / "slow" / "slow" / "20260401000000_slow.sql",
+             migration_text("SELECT pg_sleep(60);"));
+  pgkit_test::child_process interrupted{
+      {pgkit_test::pgkit_binary(), "diff", addr, "--verbose", "-d", dir + "/slow", "slow"}};
+  REQUIRE(interrupted.wait_for_stderr("building the migrations in the throwaway database", 30s));
+  interrupted.send_signal(SIGINT);
+  CHECK(interrupted.wait(30s) == 1);
+  CHECK_MESSAGE(contains(interrupted.err(), "interrupted"), interrupted.err());
+  CHECK(scratch_databases() == "0");
 }

@@ -74,6 +74,7 @@ idle_timeout_s = 30
 connect_timeout_s = 3
 application_name = "billing"
 schema = "infra"
+schema_file = "db/structure.sql"
 pooler = "pgbouncer-transaction"
 sslmode = "require"
 )",
@@ -86,6 +87,7 @@ sslmode = "require"
     CHECK(main.idle_timeout == std::chrono::seconds{30});
     CHECK(main.connect_timeout == std::chrono::seconds{3});
     CHECK(main.schema == "infra");
+    CHECK(main.schema_file == "db/structure.sql");
     CHECK(main.pooler == pgkit::pooler_mode::pgbouncer_transaction);
     auto conninfo = main.conninfo();
     CHECK(contains(conninfo, "connect_timeout='3'"));
@@ -147,6 +149,10 @@ TEST_CASE("pgkit::parse_config errors") {
     auto e = config_error_of("[connections.main]\nurl = \"postgresql://h/db\"\npool_sise = 3\n");
     CHECK(contains(e.what(), "database.toml:3:1: unknown key 'pool_sise' in [connections.main]"));
     CHECK(e.hint() == "did you mean 'pool_size'?");
+  }
+  SUBCASE("an empty schema_file is refused") {
+    auto e = config_error_of("[connections.main]\nschema_file = \"\"\n");
+    CHECK(contains(e.what(), "schema_file must not be empty"));
   }
   SUBCASE("an unknown key far from every valid one lists them") {
     auto e = config_error_of("[connections.main]\nfrobnicator = 1\n");

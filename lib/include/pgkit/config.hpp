@@ -76,6 +76,10 @@ struct connection_config {
 
   /// The schema holding pgkit's tables; empty means "not configured" (see resolve_schema).
   std::string schema;
+  /// The file `pgkit dump`, `pgkit load` and `apply --dump-schema` use when --schema-file is not
+  /// given (database.toml key `schema_file`, relative to the current directory); empty means
+  /// db/schema.sql.
+  std::string schema_file;
   /// The pooler in front of the server.
   pooler_mode pooler = pooler_mode::none;
   /// The name of another connection in the same database.toml that serves this one's

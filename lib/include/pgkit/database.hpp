@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <pqxx/connection>
 
@@ -64,5 +65,65 @@ std::string dump_schema(pqxx::connection& connection, const std::string& schema 
 /// sequence outside the system schemas; the server's error (nothing loaded) when a statement
 /// fails.
 void load_schema(pqxx::connection& connection, const std::string& sql);
+
+/// A database that lives while this object does: created on the server of `config` under a
+/// unique name (`pgkit_scratch_<pid>_<random>`), through maintenance_database with the same
+/// role, and dropped (with its sessions ended) when destroyed, also when unwinding from an
+/// error. diff_schema's caller builds the migrations' schema in one.
+class throwaway_database {
+ public:
+  /// Creates it. Throws usage_error, creating nothing, when the role may not create databases
+  /// (neither CREATEDB nor superuser); pgkit::error of kind connection or sql otherwise.
+  explicit throwaway_database(const connection_config& config);
+  /// Drops it; errors are swallowed (a destructor), the name is in name() for a manual drop.
+  ~throwaway_database();
+  throwaway_database(const throwaway_database&) = delete;
+  throwaway_database& operator=(const throwaway_database&) = delete;
+
+  /// Returns `config` with the database replaced by this one.
+  const connection_config& config() const noexcept { return m_config; }
+  /// Returns its name.
+  const std::string& name() const noexcept { return m_name; }
+
+ private:
+  connection_config m_config;
+  std::string m_name;
+};
+
+/// Where an object differs between two databases (diff_schema).
+enum class schema_change {
+  only_in_database,    ///< the live database has it, the migrations do not create it
+  only_in_migrations,  ///< the migrations create it, the live database lacks it
+  differs,             ///< both have it, defined differently
+};
+
+/// One object that differs.
+struct schema_difference {
+  schema_change change = schema_change::differs;  ///< which way
+  std::string kind;  ///< "schema", "extension", "enum type", "domain", "function", "procedure",
+                     ///< "sequence", "table", "column", "constraint", "view",
+                     ///< "materialized view", "index", "trigger", "sequence owner"
+  std::string
+      name;  ///< schema-qualified where it has a schema ("public.orders.total" for a column)
+  std::string database;    ///< its definition in the live database, "" when absent
+  std::string migrations;  ///< its definition in the database built from the migrations
+};
+
+/// What diff_schema compared and found.
+struct schema_diff {
+  /// The schemas compared: `schema` and every schema that holds an object in the database
+  /// built from the migrations (an extension counts in the schema it is installed in).
+  std::vector<std::string> schemas;
+  std::vector<schema_difference> differences;  ///< sorted by kind order, then name; empty: none
+};
+
+/// Compares the schema of `database` with that of `migrations` (a database where the migration
+/// files were applied), object by object, as dump_schema reads them: tables column by column
+/// (type, default, identity, generated expression, NOT NULL), constraints, indexes, sequences,
+/// views and materialized views, functions and procedures, triggers, enum labels, domains,
+/// extensions and schemas. Only the schemas in schema_diff::schemas are compared. Throws
+/// pgkit::error.
+schema_diff diff_schema(pqxx::connection& database, pqxx::connection& migrations,
+                        const std::string& schema = "pgkit");
 
 }  // namespace pgkit

@@ -194,6 +194,12 @@ constexpr connection_key k_connection_keys[] = {
        if (draft.config.schema.empty())
          value.refuse("must not be empty");
      }},
+    {"schema_file", value_type::string,
+     [](const key_value& value, connection_draft& draft) {
+       draft.config.schema_file = value.string();
+       if (draft.config.schema_file.empty())
+         value.refuse("must not be empty");
+     }},
     {"pooler", value_type::string,
      [](const key_value& value, connection_draft& draft) {
        auto pooler = value.string();

@@ -3,7 +3,11 @@
 
 #include <libpq-fe.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
+#include <random>
 #include <thread>
 
 #include "config/conninfo.hpp"
@@ -121,6 +125,33 @@ database_change drop_database(const connection_config& config, drop_mode mode) {
   }
   on.script(drop, "dropping database " + session.target);
   return database_change::done;
+}
+
+throwaway_database::throwaway_database(const connection_config& config) : m_config(config) {
+  maintenance_session session{config};
+  const auto on = wire::of(*session.connection);
+  if (first_value(on, "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
+                  "reading the role's rights") != "t") {
+    throw usage_error(
+        "the role may not create databases (it has no CREATEDB), so pgkit cannot "
+        "build the migrations' schema in a throwaway database",
+        "pass --dev-url URL naming a database pgkit may migrate, or grant CREATEDB");
+  }
+  std::random_device random;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(random()));
+  m_name = "pgkit_scratch_" + std::to_string(::getpid()) + "_" + suffix;
+  on.script("CREATE DATABASE " + detail::quote_identifier(m_name),
+            "creating the scratch database " + m_name);
+  m_config.database = m_name;
+}
+
+throwaway_database::~throwaway_database() {
+  try {
+    drop_database(m_config, drop_mode::force);
+  } catch (...) {
+    // A destructor: the name is in the messages of whoever created it.
+  }
 }
 
 void wait_for_server(const connection_config& config, std::chrono::milliseconds timeout,
