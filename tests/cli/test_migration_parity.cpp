@@ -124,6 +124,10 @@ TEST_CASE("pgkit apply: transaction control in a migration is refused before any
     CHECK(result.exit_code == 2);
     CHECK_MESSAGE(contains(result.err, "20260302000000_sneaky.sql) ended pgkit's transaction"),
                   result.err);
+    // What the COMMIT committed stays, but the migration is not recorded as applied.
+    CHECK(query_value(db.url(),
+                      "SELECT count(*) FROM pgkit.schema_migration WHERE version = "
+                      "'20260302000000'") == "0");
   }
   SUBCASE("function bodies, DO blocks and BEGIN ATOMIC are not transaction control") {
     // SQL-standard function bodies need PostgreSQL 14; older servers get the plpgsql one.

@@ -301,10 +301,13 @@ class migration_lock {
   std::int64_t m_key;
 };
 
+// Runs `statements` as one script: one round trip.
 void exec_all(const wire& on, const std::vector<std::string>& statements,
               const std::string& context) {
+  std::string script;
   for (const auto& statement : statements)
-    on.script(statement, context);
+    script += (script.empty() ? "" : ";\n") + statement;
+  on.script(script, context);
 }
 
 // The file line that the server's "LINE n:" refers to, when it says one.
@@ -375,10 +378,14 @@ std::chrono::microseconds run_outside_transaction(pqxx::connection& connection, 
   return took;
 }
 
-// The current transaction's id, to notice a migration that ended pgkit's transaction although
-// the lexer found no transaction control in it.
-std::string transaction_id(const wire& on) {
-  return first_value(on, "SELECT txid_current()::text", "reading the transaction id");
+// Creates pgkit's schema when missing and returns the current transaction's id (to notice a
+// migration that ended pgkit's transaction although the lexer found no transaction control in
+// it): one round trip.
+std::string prepare_transaction(const wire& on, const std::string& schema,
+                                const std::string& context) {
+  auto rows = on.script(detail::create_schema_statement(schema) + ";\nSELECT txid_current()::text",
+                        context);
+  return rows.bytes(0, 0);
 }
 
 std::string interval_literal(std::chrono::microseconds duration) {
@@ -390,16 +397,20 @@ std::string milliseconds_text(std::chrono::microseconds duration) {
   return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " ms";
 }
 
-// Throws when the section that just ran ended the transaction `transaction` (the lexer refuses
-// transaction control, but a server-side trick could still end it).
-void check_same_transaction(const wire& on, const std::string& transaction, const migration& m) {
-  if (transaction_id(on) == transaction)
-    return;
+[[noreturn]] void throw_transaction_ended(const migration& m) {
   throw error(error_kind::usage,
               "migration " + describe(m) +
                   " ended pgkit's transaction; what the run did so far may be committed",
               "remove the transaction control (COMMIT, ROLLBACK, ...) from the file; check with "
               "pgkit status what is applied");
+}
+
+// Throws when the section that just ran ended the transaction `transaction` (the lexer refuses
+// transaction control, but a server-side trick could still end it).
+void check_same_transaction(const wire& on, const std::string& transaction, const migration& m) {
+  if (first_value(on, "SELECT txid_current()::text", "reading the transaction id") == transaction)
+    return;
+  throw_transaction_ended(m);
 }
 
 // Applies `batch` (all transactional) in one transaction. Each migration starts with pgkit's
@@ -409,21 +420,27 @@ void apply_batch(pqxx::connection& connection, const std::vector<const migration
   std::vector<migration_step> steps;
   const auto tx = wire::of(connection);
   detail::block transaction_block{tx, "starting the migration transaction"};
-  exec_all(tx, {detail::create_schema_statement(options.schema)},
-           "preparing the migration transaction in schema " + options.schema);
-  auto transaction = transaction_id(tx);
+  auto transaction = prepare_transaction(
+      tx, options.schema, "preparing the migration transaction in schema " + options.schema);
+  // Two round trips per migration: its settings with its section (one line before it, so the
+  // server's LINE n is one more than the section's line), then the record, which also checks
+  // that the section left pgkit's transaction open.
+  std::string settings;
+  for (const auto& statement :
+       detail::migration_settings_statements(options.schema, timeouts_of(options), "SET LOCAL"))
+    settings += statement + "; ";
+  settings.back() = '\n';
   for (const auto* m : batch) {
     if (interrupted(options))
       throw_interrupted(applied.size());
     report(options, "applying " + m->module + " " + m->file_name);
-    exec_all(
-        tx,
-        detail::migration_settings_statements(options.schema, timeouts_of(options), "SET LOCAL"),
-        "preparing migration " + describe(*m));
-    auto took = run_section(tx, *m, m->up_sql, m->up_line, "migration");
-    check_same_transaction(tx, transaction, *m);
-    exec_all(tx, {detail::record_up_sql(*m, options.schema, interval_literal(took))},
-             "recording migration " + describe(*m));
+    auto took = run_section(tx, *m, settings + m->up_sql, m->up_line - 1, "migration");
+    if (first_value(tx,
+                    detail::record_up_in_transaction_sql(*m, options.schema, interval_literal(took),
+                                                         transaction),
+                    "recording migration " + describe(*m)) != "t") {
+      throw_transaction_ended(*m);
+    }
     steps.push_back({m->module, m->version, m->name, took});
   }
   transaction_block.commit("committing migrations");
@@ -667,18 +684,15 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
     }
     const auto tx = wire::of(connection);
     detail::block transaction_block{tx, "starting the rollback transaction"};
-    exec_all(tx, {detail::create_schema_statement(options.schema)},
-             "preparing the rollback transaction in schema " + options.schema);
-    auto transaction = transaction_id(tx);
+    auto transaction = prepare_transaction(
+        tx, options.schema, "preparing the rollback transaction in schema " + options.schema);
     while (i < steps.size() && steps[i]->down_transaction == transaction_mode::inside) {
       const auto& step = *steps[i++];
       report(options, "rolling back " + step.module + " " + step.file_name);
-      exec_all(
-          tx,
-          detail::migration_settings_statements(options.schema, timeouts_of(options), "SET LOCAL"),
-          "preparing the rollback of " + describe(step));
-      exec_all(tx, {detail::record_down_sql(step, options.schema)},
-               "recording the rollback of " + describe(step));
+      auto statements =
+          detail::migration_settings_statements(options.schema, timeouts_of(options), "SET LOCAL");
+      statements.push_back(detail::record_down_sql(step, options.schema));
+      exec_all(tx, statements, "recording the rollback of " + describe(step));
       std::chrono::microseconds took{0};
       if (!step.down_sql.empty())
         took = run_section(tx, step, step.down_sql, step.down_line, "rolling back migration");

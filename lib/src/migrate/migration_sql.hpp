@@ -81,6 +81,25 @@ inline std::string record_up_sql(const migration& m, const std::string& schema,
          "excluded.version), updated_at = now();";
 }
 
+/// Returns one statement that records an applied migration, as record_up_sql does, only while
+/// the transaction is still `transaction` (its txid_current()), and returns one row: `t` when it
+/// recorded, `f` when the migration ended pgkit's transaction (then nothing is recorded).
+inline std::string record_up_in_transaction_sql(const migration& m, const std::string& schema,
+                                                const std::string& duration,
+                                                const std::string& transaction) {
+  auto table = quote_identifier(schema) + ".";
+  auto module = quote_literal(m.module), version = quote_literal(m.version);
+  return "WITH same AS (SELECT txid_current() = " + quote_literal(transaction) +
+         "::bigint AS ok),\n  recorded AS (INSERT INTO " + table +
+         "schema_migration (module, version, name, checksum, duration)\n    SELECT " + module +
+         ", " + version + ", " + quote_literal(m.name) + ", " + quote_literal(m.checksum) + ", " +
+         duration + " FROM same WHERE ok),\n  moved AS (INSERT INTO " + table +
+         "module_version (module, version) SELECT " + module + ", " + version +
+         " FROM same WHERE ok\n    ON CONFLICT (module) DO UPDATE\n    SET version = "
+         "greatest(module_version.version, excluded.version), updated_at = now())\nSELECT ok "
+         "FROM same";
+}
+
 /// Returns the bookkeeping of a rolled-back migration; it runs before the down section, which
 /// for core drops the bookkeeping tables themselves.
 inline std::string record_down_sql(const migration& m, const std::string& schema) {

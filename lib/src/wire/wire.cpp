@@ -528,7 +528,9 @@ result wire::collect(int sent, std::string_view context, std::string_view sql,
       throw usage_error(with_context(context, "the statement is a COPY; the connection was closed"),
                         "run COPY through copy_in, copy_in_raw or copy_out");
     }
-    if (kept == nullptr || (is_success(kept) && !is_success(next))) {
+    // The last result is kept (a script's answer is its last statement's), unless an earlier
+    // one failed: the first failure is what is thrown.
+    if (kept == nullptr || is_success(kept)) {
       PQclear(kept);
       kept = next;
     } else {
