@@ -190,6 +190,7 @@ class session_store {
   // connection while no other call of the store uses it.
   template <typename Body>
   auto on_connection(Body&& body);
+  void finish_setup(std::string schema, const session_options& options);
 
   std::shared_ptr<pool> m_pool;
   std::unique_ptr<single_connection> m_single;

@@ -16,6 +16,20 @@ inline constexpr std::chrono::milliseconds max_ttl = std::chrono::hours{24 * 365
 /// What a store's ttl is for, to say what to do instead of a longer one.
 enum class ttl_of { cache_entry, session, job };
 
+/// What to do instead of a longer ttl, for `kind`'s store.
+inline const char* ttl_limit_hint(ttl_of kind) {
+  switch (kind) {
+    case ttl_of::cache_entry:
+      return "give a shorter ttl (never_expires keeps an entry until it is removed)";
+    case ttl_of::session:
+      return "give a shorter period; a session that should outlive it has to be renewed (set or "
+             "touch it again)";
+    case ttl_of::job:
+      break;
+  }
+  return "give a shorter duration";
+}
+
 /// Throws usage_error naming `what` ("the cache ttl") when `ttl` is longer than max_ttl, before
 /// anything is sent, with the hint for `kind`'s store.
 inline void check_ttl_limit(std::chrono::milliseconds ttl, std::string_view what, ttl_of kind) {
@@ -23,12 +37,7 @@ inline void check_ttl_limit(std::chrono::milliseconds ttl, std::string_view what
     throw usage_error(std::string{what} + " is " + std::to_string(ttl.count()) +
                           " ms; the longest accepted is " + std::to_string(max_ttl.count()) +
                           " ms (100 years)",
-                      kind == ttl_of::cache_entry ? "give a shorter ttl (never_expires keeps an "
-                                                    "entry until it is removed)"
-                      : kind == ttl_of::session
-                          ? "give a shorter period; a session that should outlive it has to be "
-                            "renewed (set or touch it again)"
-                          : "give a shorter duration");
+                      ttl_limit_hint(kind));
   }
 }
 

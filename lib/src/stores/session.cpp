@@ -149,14 +149,7 @@ session_store::session_store(std::shared_ptr<pool> pool, session_options options
       m_counters{std::make_shared<detail::store_counters<0>>()} {
   if (!m_pool)
     throw usage_error("a session store needs a pool, not a null pointer");
-  m_schema = resolve_schema(options.schema, m_pool->config());
-  validate_schema_name(m_schema);
-  check_ttl(options.default_period, "the default session period");
-  if (m_touch_interval.count() < 0)
-    throw usage_error("the touch interval must not be negative");
-  detail::ensure_sodium();
-
-  m_sql = std::make_shared<const statements>(m_schema);
+  finish_setup(resolve_schema(options.schema, m_pool->config()), options);
 }
 
 session_store::session_store(pqxx::connection& connection, session_options options)
@@ -169,7 +162,12 @@ session_store::session_store(pqxx::connection& connection, session_options optio
                       "give the store a pool to read a replica first");
   }
   m_single->connection = &connection;
-  m_schema = options.schema.empty() ? std::string{"pgkit"} : options.schema;
+  finish_setup(options.schema.empty() ? std::string{"pgkit"} : options.schema, options);
+}
+
+// What both constructors check and prepare once the schema is known.
+void session_store::finish_setup(std::string schema, const session_options& options) {
+  m_schema = std::move(schema);
   validate_schema_name(m_schema);
   check_ttl(options.default_period, "the default session period");
   if (m_touch_interval.count() < 0)
