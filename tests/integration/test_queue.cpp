@@ -250,6 +250,22 @@ TEST_CASE("pgkit::queue_store") {
     CHECK_FALSE(store.find(a).has_value());
   }
 
+  SUBCASE("several jobs completed in one statement; a lost claim is left alone") {
+    std::vector<pgkit::job_request> jobs(5, pgkit::job_request{"c", "", {}});
+    store.enqueue_many(jobs);
+    auto claimed = store.claim({"c"}, 5, "test");
+    REQUIRE(claimed.size() == 5);
+    // The last job was rescued and claimed again meanwhile: its old claim must not end it.
+    fx.sql("UPDATE pgkit.queue_job SET attempt = attempt + 1 WHERE id = " +
+           std::to_string(claimed.back().id));
+    CHECK(store.complete(claimed) == 4);
+    CHECK(fx.number("SELECT count(*) FROM pgkit.queue_job WHERE state = 'completed' "
+                    "AND finished_at IS NOT NULL AND heartbeat_at IS NULL") == 4);
+    CHECK(store.find(claimed.back().id)->state == pgkit::job_state::running);
+    CHECK(store.complete(claimed) == 0);  // completing twice changes nothing
+    CHECK(store.complete(std::vector<pgkit::job>{}) == 0);
+  }
+
   SUBCASE("a graceful stop loses nothing") {
     std::vector<pgkit::job_request> jobs(200, pgkit::job_request{"bulk", "", {}});
     store.enqueue_many(jobs);

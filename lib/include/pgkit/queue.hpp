@@ -163,6 +163,9 @@ class queue_store {
   /// Marks a claimed job completed; returns false when the claim is no longer the job's (it
   /// was rescued, cancelled or retried meanwhile).
   bool complete(const job& claimed);
+  /// Marks several claimed jobs completed in one statement (one round trip); returns how many
+  /// of them were still the claimant's (the others are left as complete() leaves them).
+  std::size_t complete(const std::vector<job>& claimed);
   /// Records a failed attempt with `error`: the job is due again after `retry_in`, or
   /// discarded when it has used max_attempts. Returns false like complete().
   bool fail(const job& claimed, std::string_view error, std::chrono::milliseconds retry_in);

@@ -263,7 +263,9 @@ struct queue_worker::impl {
     wake.notify_all();
   }
 
-  // Claims up to `limit` jobs and runs them; returns how many it claimed.
+  // Claims up to `limit` jobs and runs them; returns how many it claimed. The batch's
+  // completions go in one statement when it is done (heartbeats keep them meanwhile); a failed
+  // attempt is recorded at once.
   std::uint64_t run_batch(std::size_t limit) {
     auto claimed = store.claim(queues, limit, options.worker_name);
     {
@@ -271,18 +273,31 @@ struct queue_worker::impl {
       for (const auto& next : claimed)
         held[next.id] = next.timeout;
     }
+    // Whatever happens below, this thread stops sending heartbeats for the batch: jobs it
+    // could not complete, fail or release are rescued after their timeout.
+    struct forget_all {
+      impl& self;
+      const std::vector<job>& jobs;
+      ~forget_all() { self.forget(jobs); }
+    } forget_batch{*this, claimed};
+    std::vector<job> succeeded;
     for (std::size_t index = 0; index < claimed.size(); ++index) {
       const auto& next = claimed[index];
       if (is_stopping()) {
         std::vector<job> rest(claimed.begin() + static_cast<std::ptrdiff_t>(index), claimed.end());
-        forget(rest);
         store.release(rest, options.worker_name);
         break;
       }
-      run_one(next);
-      forget({next});
-      processed.fetch_add(1);
+      if (run_one(next))
+        succeeded.push_back(next);
+      else
+        processed.fetch_add(1);
     }
+    if (succeeded.size() == 1)
+      store.complete(succeeded.front());
+    else
+      store.complete(succeeded);
+    processed.fetch_add(succeeded.size());
     return claimed.size();
   }
 
@@ -292,19 +307,19 @@ struct queue_worker::impl {
       held.erase(each.id);
   }
 
-  void run_one(const job& next) {
+  // Runs the job's handler; records a failure at once and returns whether it succeeded.
+  bool run_one(const job& next) {
     std::exception_ptr failure;
     try {
       handlers.at(next.queue)(next);
     } catch (...) {
       failure = std::current_exception();
     }
-    if (!failure) {
-      store.complete(next);
-      return;
-    }
+    if (!failure)
+      return true;
     failures.fetch_add(1);
     store.fail(next, what_of(failure), options.backoff.delay_after(next.attempt));
+    return false;
   }
 };
 
