@@ -432,6 +432,39 @@ TEST_CASE("pgkit::queue_worker") {
                     "'@', 2)::bigint AS t FROM pgkit.queue_job WHERE queue = 'ticks') AS k") ==
           jobs);
   }
+
+  SUBCASE("a cron schedule enqueues the minute it matches once across workers") {
+    pgkit::queue_schedule minutely;
+    minutely.name = "minutely";
+    minutely.queue = "cron";
+    minutely.cron = "* * * * *";
+    auto options = fast_worker();
+    options.schedules.push_back(minutely);
+    pgkit::queue_worker first{store, options};
+    pgkit::queue_worker second{store, options};
+    first.start();
+    second.start();
+    REQUIRE(eventually([&] {
+      return fx.number("SELECT count(*) FROM pgkit.queue_job WHERE queue = 'cron'") > 0;
+    }));
+    first.stop(10s);
+    second.stop(10s);
+    // One job per minute (two when the test crossed a minute), keyed by the minute's start.
+    auto jobs = fx.number("SELECT count(*) FROM pgkit.queue_job WHERE queue = 'cron'");
+    CHECK(jobs <= 2);
+    CHECK(fx.number("SELECT count(*) FROM pgkit.queue_job WHERE queue = 'cron' "
+                    "AND split_part(unique_key, '@', 2)::bigint % 60000 = 0 "
+                    "AND unique_key LIKE 'minutely@%'") == jobs);
+    CHECK(fx.number("SELECT count(DISTINCT unique_key) FROM pgkit.queue_job "
+                    "WHERE queue = 'cron'") == jobs);
+
+    minutely.cron = "0 25 * * *";
+    options.schedules = {minutely};
+    auto refused = pgkit_test::expect_error([&] { pgkit::queue_worker{store, options}; });
+    CHECK(refused.kind() == pgkit::error_kind::usage);
+    CHECK(std::string{refused.what()} ==
+          "the cron expression \"0 25 * * *\" is not valid: the hour field takes 0 to 23, not 25");
+  }
 }
 
 TEST_CASE("pgkit::queue_worker behind PgBouncer in transaction mode polls") {

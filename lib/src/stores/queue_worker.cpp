@@ -8,6 +8,7 @@
 
 #include "pgkit/listener.hpp"
 #include "pgkit/queue.hpp"
+#include "stores/cron.hpp"
 
 namespace pgkit {
 namespace {
@@ -56,6 +57,7 @@ struct queue_worker::impl {
   std::size_t threads_running = 0;
   std::map<std::int64_t, milliseconds> held;  // job id -> its timeout
   std::map<std::string, std::int64_t> last_tick;
+  std::map<std::string, detail::cron_expression> crons;  // schedule name -> its expression
   std::atomic<std::uint64_t> processed{0};
   std::atomic<std::uint64_t> failures{0};
 
@@ -149,7 +151,7 @@ struct queue_worker::impl {
       auto now_ms = std::chrono::duration_cast<milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
-      auto interval = schedule.interval.count();
+      auto interval = tick_length(schedule).count();
       auto tick = now_ms / interval * interval;
       auto& last = last_tick[schedule.name];
       if (last == tick)
@@ -160,15 +162,25 @@ struct queue_worker::impl {
       auto first = last != 0 && tick - last <= 10 * interval ? last + interval : tick;
       enqueue_options job_options = schedule.options;
       job_options.window = unique_window::period;
-      job_options.unique_period = std::max(schedule.interval * 10, milliseconds{60000});
+      job_options.unique_period = std::max(milliseconds{interval} * 10, milliseconds{60000});
+      auto cron = crons.find(schedule.name);
       job_options.run_at = std::nullopt;
       job_options.delay = milliseconds{0};
       for (auto at = first; at <= tick; at += interval) {
+        if (cron != crons.end() && !cron->second.matches(at)) {
+          last = at;
+          continue;
+        }
         job_options.unique_key = schedule.name + "@" + std::to_string(at);
         store.enqueue(schedule.queue, schedule.payload, job_options);
         last = at;
       }
     }
+  }
+
+  // A cron schedule ticks on minutes that match it.
+  static milliseconds tick_length(const queue_schedule& schedule) {
+    return schedule.cron.empty() ? schedule.interval : milliseconds{60000};
   }
 
   milliseconds until_next_tick() const {
@@ -177,7 +189,7 @@ struct queue_worker::impl {
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
     for (const auto& schedule : options.schedules) {
-      auto interval = schedule.interval.count();
+      auto interval = tick_length(schedule).count();
       next = std::min(next, milliseconds{interval - now_ms % interval + 1});
     }
     return next;
@@ -337,6 +349,10 @@ queue_worker::queue_worker(queue_store& store, queue_worker_options options)
   for (const auto& schedule : settings.schedules) {
     if (schedule.name.empty() || schedule.name.find('\0') != std::string::npos)
       throw usage_error("a schedule needs a name of text without NUL bytes");
+    if (!schedule.cron.empty()) {
+      m_impl->crons.emplace(schedule.name, detail::cron_expression{schedule.cron});
+      continue;
+    }
     if (schedule.interval < milliseconds{100}) {
       throw usage_error("the interval of schedule '" + schedule.name +
                         "' must be at least 100 ms, not " +
