@@ -1,18 +1,28 @@
-// bench/queue: pgkit's job queue on one server.
-//   bench_queue [URL] [--sustained SECONDS] [--hold-xmin SECONDS]
-// Prints jobs/s for single enqueues, enqueue_many, and enqueue+work of no-op jobs at 1 and 8
-// worker threads. With --sustained, a producer and 8 claiming threads run for that long and
-// every 10 s a line gives claim latency p50/p99, throughput and n_dead_tup of queue_job; with
-// --hold-xmin, another session holds a transaction open (pinning the xmin horizon) for that
-// long in the middle of the run. Peers (graphile-worker, pg-boss) are not run yet.
+// bench/queue: pgkit's job queue beside graphile-worker and pg-boss on one server.
+//   bench_queue [URL] [--sustained SECONDS] [--hold-xmin SECONDS] [--every SECONDS]
+// Prints jobs/s for single enqueues, enqueue_many (1000 per call) and enqueue+work of no-op
+// jobs at 1 and 8 worker threads, for pgkit and (when node and scripts/bootstrap's npm modules
+// are present) for graphile-worker and pg-boss with the same job counts (bench/queue_peers.js),
+// with the ratio to the faster peer, and the machine's load average before and after.
+// With --sustained, a producer keeps about 10 000 jobs due while 8 threads claim 10 at a time
+// and complete them in one statement, for that long; every --every seconds (default 60, or 10
+// for runs shorter than 5 minutes) a line gives throughput, claim latency p50/p99 and
+// n_dead_tup of queue_job. With --hold-xmin, the same run follows with another session
+// holding a transaction open (pinning the xmin horizon) for that long in its middle, and the
+// two runs' throughputs are compared over the whole run and over the held window.
 
 #include <pqxx/pqxx>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,16 +67,39 @@ double work_all(pgkit::queue_store& store, std::size_t threads) {
   return static_cast<double>(ran) / seconds_since(started);
 }
 
-void sustained(const std::string& url, pgkit::queue_store& store, double run_seconds,
-               double hold_seconds) {
+std::string load_average() {
+  std::ifstream in{"/proc/loadavg"};
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
+// One sustained run's throughput: over all of it, and over the window [from, to) seconds.
+struct sustained_result {
+  double overall = 0;
+  double window = 0;
+};
+
+// The window starts `window_from` seconds in and lasts `window_seconds`; with `hold`, another
+// session holds a transaction open during it.
+sustained_result sustained(const std::string& url, pgkit::queue_store& store, double run_seconds,
+                           double every, double window_from, double window_seconds, bool hold) {
   std::atomic<bool> done{false};
   std::mutex mutex;
   std::vector<double> latencies;
   std::atomic<std::uint64_t> completed{0};
+  std::atomic<std::uint64_t> enqueued{0};
+  // Keeps about 10 000 jobs due, so the claimers always find work and the table does not grow
+  // a backlog that would slow the claim by itself.
   std::thread producer([&] {
     while (!done) {
-      std::vector<pgkit::job_request> batch(100, pgkit::job_request{"steady", "", {}});
+      if (enqueued.load() - completed.load() > 10000) {
+        std::this_thread::sleep_for(std::chrono::milliseconds{2});
+        continue;
+      }
+      std::vector<pgkit::job_request> batch(1000, pgkit::job_request{"steady", "", {}});
       store.enqueue_many(batch);
+      enqueued += batch.size();
     }
   });
   std::vector<std::thread> workers;
@@ -81,10 +114,7 @@ void sustained(const std::string& url, pgkit::queue_store& store, double run_sec
           std::lock_guard<std::mutex> guard{mutex};
           latencies.push_back(took);
         }
-        for (const auto& job : jobs) {
-          store.complete(job);
-          ++completed;
-        }
+        completed += store.complete(jobs);
         if (jobs.empty())
           std::this_thread::sleep_for(std::chrono::milliseconds{5});
       }
@@ -92,23 +122,38 @@ void sustained(const std::string& url, pgkit::queue_store& store, double run_sec
   }
   std::thread holder;
   std::atomic<bool> release{false};
-  double hold_from = (run_seconds - hold_seconds) / 2;
   auto started = clock_type::now();
   std::uint64_t last_completed = 0;
-  for (double at = 10; at <= run_seconds + 0.001; at += 10) {
-    std::this_thread::sleep_until(started + std::chrono::duration_cast<clock_type::duration>(
-                                                std::chrono::duration<double>(at)));
-    if (hold_seconds > 0 && !holder.joinable() && at > hold_from) {
-      holder = std::thread([&] {
-        pqxx::connection pin{url};
-        pqxx::work tx{pin};
-        tx.exec("SELECT txid_current()");
-        while (!release)
-          std::this_thread::sleep_for(std::chrono::milliseconds{100});
-      });
+  std::uint64_t window_start = 0;
+  std::uint64_t window_end = 0;
+  bool window_opened = false;
+  bool window_closed = false;
+  auto at_time = [&](double at) {
+    return started +
+           std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(at));
+  };
+  for (double at = every; at <= run_seconds + 0.001; at += every) {
+    // The hold starts and ends on a line's boundary, so the window's figures are its own.
+    std::this_thread::sleep_until(at_time(at - every));
+    if (!window_opened && at - every >= window_from - 0.001) {
+      window_opened = true;
+      window_start = completed.load();
+      if (hold) {
+        holder = std::thread([&] {
+          pqxx::connection pin{url};
+          pqxx::work tx{pin};
+          tx.exec("SELECT txid_current()");
+          while (!release)
+            std::this_thread::sleep_for(std::chrono::milliseconds{100});
+        });
+      }
     }
-    if (holder.joinable() && at > hold_from + hold_seconds)
+    if (window_opened && !window_closed && at - every >= window_from + window_seconds - 0.001) {
+      window_closed = true;
+      window_end = completed.load();
       release = true;
+    }
+    std::this_thread::sleep_until(at_time(at));
     std::vector<double> window;
     {
       std::lock_guard<std::mutex> guard{mutex};
@@ -122,11 +167,13 @@ void sustained(const std::string& url, pgkit::queue_store& store, double run_sec
     };
     auto now_completed = completed.load();
     std::printf("t=%4.0fs  %8.0f jobs/s  claim p50 %6.2f ms  p99 %7.2f ms  %s%s\n", at,
-                static_cast<double>(now_completed - last_completed) / 10, pick(0.5), pick(0.99),
+                static_cast<double>(now_completed - last_completed) / every, pick(0.5), pick(0.99),
                 dead_tuples(url).c_str(), holder.joinable() && !release ? "  (xmin held)" : "");
     std::fflush(stdout);
     last_completed = now_completed;
   }
+  if (!window_closed)
+    window_end = completed.load();
   done = true;
   release = true;
   producer.join();
@@ -134,6 +181,48 @@ void sustained(const std::string& url, pgkit::queue_store& store, double run_sec
     worker.join();
   if (holder.joinable())
     holder.join();
+  sustained_result result;
+  result.overall = static_cast<double>(last_completed) / run_seconds;
+  result.window = static_cast<double>(window_end - window_start) / window_seconds;
+  return result;
+}
+
+// graphile-worker's and pg-boss's figures from bench/queue_peers.js, by peer then measure; none
+// without node or the modules.
+std::map<std::string, std::map<std::string, double>> run_peers(const std::string& url, int singles,
+                                                               int batches, int more) {
+  std::string modules = std::string{PGKIT_BENCH_SOURCE_DIR} + "/build/tools/node_modules";
+  std::map<std::string, std::map<std::string, double>> peers;
+  if (!std::filesystem::exists(modules + "/graphile-worker") ||
+      !std::filesystem::exists(modules + "/pg-boss") ||
+      bench::run_script("command -v node").empty()) {
+    std::printf(
+        "graphile-worker, pg-boss: skipped (needs node and scripts/bootstrap's npm "
+        "modules)\n");
+    return peers;
+  }
+  auto output =
+      bench::run_script("NODE_PATH='" + modules + "' node '" + PGKIT_BENCH_SOURCE_DIR +
+                        "/bench/queue_peers.js' '" + url + "' " + std::to_string(singles) + " " +
+                        std::to_string(batches) + " " + std::to_string(more));
+  std::istringstream lines{output};
+  std::string line;
+  while (std::getline(lines, line)) {
+    // {"peer":"pg-boss","enqueue":123.4,"enqueue_many":...,"work_1":...,"work_8":...}
+    auto at = line.find("\"peer\":\"");
+    if (at == std::string::npos)
+      continue;
+    auto name = line.substr(at + 8, line.find('"', at + 8) - at - 8);
+    for (const char* measure : {"enqueue", "enqueue_many", "work_1", "work_8"}) {
+      auto key = "\"" + std::string{measure} + "\":";
+      auto found = line.find(key);
+      if (found != std::string::npos)
+        peers[name][measure] = std::atof(line.c_str() + found + key.size());
+    }
+  }
+  if (peers.empty())
+    std::printf("graphile-worker, pg-boss: bench/queue_peers.js printed nothing usable\n");
+  return peers;
 }
 
 }  // namespace
@@ -141,6 +230,7 @@ void sustained(const std::string& url, pgkit::queue_store& store, double run_sec
 int main(int argc, char** argv) {
   double run_seconds = 0;
   double hold_seconds = 0;
+  double every = 0;
   std::vector<char*> positional{argv[0]};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -148,11 +238,16 @@ int main(int argc, char** argv) {
       run_seconds = std::stod(argv[++i]);
     else if (arg == "--hold-xmin" && i + 1 < argc)
       hold_seconds = std::stod(argv[++i]);
+    else if (arg == "--every" && i + 1 < argc)
+      every = std::stod(argv[++i]);
     else
       positional.push_back(argv[i]);
   }
+  if (every <= 0)
+    every = run_seconds >= 300 ? 60 : 10;
   try {
     bench::server server{static_cast<int>(positional.size()), positional.data(), "bench-queue"};
+    std::printf("load average before: %s\n", load_average().c_str());
     reset(server.url());
     auto config = pgkit::config_from_url(server.url(), "bench");
     config.pool_size = 16;
@@ -161,25 +256,69 @@ int main(int argc, char** argv) {
     pgkit::queue_store store{pool};
 
     constexpr int singles = 5000;
+    constexpr int batches = 10;
+    constexpr int more = 20000;
+    std::map<std::string, double> ours;
     auto started = clock_type::now();
     for (int i = 0; i < singles; ++i)
       store.enqueue("noop", "");
-    std::printf("enqueue, one job per call:      %8.0f jobs/s\n", singles / seconds_since(started));
-    constexpr int batches = 10;
+    ours["enqueue"] = singles / seconds_since(started);
     started = clock_type::now();
     for (int i = 0; i < batches; ++i) {
       std::vector<pgkit::job_request> batch(1000, pgkit::job_request{"noop", "", {}});
       store.enqueue_many(batch);
     }
-    std::printf("enqueue_many, 1000 per call:    %8.0f jobs/s\n",
-                batches * 1000 / seconds_since(started));
-    std::printf("work no-op jobs, 1 thread:      %8.0f jobs/s (%d jobs)\n", work_all(store, 1),
-                singles + batches * 1000);
-    std::vector<pgkit::job_request> more(20000, pgkit::job_request{"noop", "", {}});
-    store.enqueue_many(more);
-    std::printf("work no-op jobs, 8 threads:     %8.0f jobs/s\n", work_all(store, 8));
-    if (run_seconds > 0)
-      sustained(server.url(), store, run_seconds, hold_seconds);
+    ours["enqueue_many"] = batches * 1000 / seconds_since(started);
+    ours["work_1"] = work_all(store, 1);
+    std::vector<pgkit::job_request> extra(more, pgkit::job_request{"noop", "", {}});
+    store.enqueue_many(extra);
+    ours["work_8"] = work_all(store, 8);
+    auto peers = run_peers(server.url(), singles, batches, more);
+
+    std::printf("\n%-36s %10s %16s %10s %8s\n", "jobs/s", "pgkit", "graphile-worker", "pg-boss",
+                "ratio");
+    const std::pair<const char*, const char*> rows[] = {
+        {"enqueue", "enqueue, one job per call"},
+        {"enqueue_many", "enqueue many, 1000 per call"},
+        {"work_1", "work no-op jobs, 1 worker thread"},
+        {"work_8", "work no-op jobs, 8 worker threads"}};
+    for (const auto& [key, label] : rows) {
+      auto peer = [&](const char* name) {
+        auto found = peers.find(name);
+        return found == peers.end() || found->second.count(key) == 0 ? 0.0 : found->second.at(key);
+      };
+      double graphile = peer("graphile-worker");
+      double boss = peer("pg-boss");
+      double faster = std::max(graphile, boss);
+      std::printf("%-36s %10.0f %16.0f %10.0f %7.2fx\n", label, ours[key], graphile, boss,
+                  faster > 0 ? ours[key] / faster : 0.0);
+    }
+    std::printf(
+        "(ratio: pgkit / the faster peer; %d single enqueues, %d x 1000 in batches, "
+        "work at 1 thread drains those %d, at 8 threads %d more)\n",
+        singles, batches, singles + batches * 1000, more);
+    std::printf("load average after: %s\n", load_average().c_str());
+    std::fflush(stdout);
+
+    if (run_seconds > 0) {
+      double hold_from = std::floor((run_seconds - hold_seconds) / 2 / every) * every;
+      std::printf("\nsustained, %.0f s, no xmin held:\n", run_seconds);
+      auto free_run = sustained(server.url(), store, run_seconds, every, hold_from,
+                                hold_seconds > 0 ? hold_seconds : every, false);
+      if (hold_seconds > 0) {
+        reset(server.url());
+        std::printf("\nsustained, %.0f s, xmin held from t=%.0fs for %.0f s:\n", run_seconds,
+                    hold_from, hold_seconds);
+        auto held =
+            sustained(server.url(), store, run_seconds, every, hold_from, hold_seconds, true);
+        std::printf(
+            "\nheld / free: %.2fx over the whole run (%.0f / %.0f jobs/s), %.2fx over "
+            "the held window (%.0f / %.0f jobs/s)\n",
+            held.overall / free_run.overall, held.overall, free_run.overall,
+            held.window / free_run.window, held.window, free_run.window);
+      }
+      std::printf("load average after: %s\n", load_average().c_str());
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_queue: %s\n", e.what());
     return 1;

@@ -250,6 +250,22 @@ TEST_CASE("pgkit::queue_store") {
     CHECK_FALSE(store.find(a).has_value());
   }
 
+  SUBCASE("several jobs completed in one statement; a lost claim is left alone") {
+    std::vector<pgkit::job_request> jobs(5, pgkit::job_request{"c", "", {}});
+    store.enqueue_many(jobs);
+    auto claimed = store.claim({"c"}, 5, "test");
+    REQUIRE(claimed.size() == 5);
+    // The last job was rescued and claimed again meanwhile: its old claim must not end it.
+    fx.sql("UPDATE pgkit.queue_job SET attempt = attempt + 1 WHERE id = " +
+           std::to_string(claimed.back().id));
+    CHECK(store.complete(claimed) == 4);
+    CHECK(fx.number("SELECT count(*) FROM pgkit.queue_job WHERE state = 'completed' "
+                    "AND finished_at IS NOT NULL AND heartbeat_at IS NULL") == 4);
+    CHECK(store.find(claimed.back().id)->state == pgkit::job_state::running);
+    CHECK(store.complete(claimed) == 0);  // completing twice changes nothing
+    CHECK(store.complete(std::vector<pgkit::job>{}) == 0);
+  }
+
   SUBCASE("a graceful stop loses nothing") {
     std::vector<pgkit::job_request> jobs(200, pgkit::job_request{"bulk", "", {}});
     store.enqueue_many(jobs);
@@ -415,6 +431,39 @@ TEST_CASE("pgkit::queue_worker") {
     CHECK(fx.number("SELECT (max(t) - min(t)) / 100 + 1 FROM (SELECT split_part(unique_key, "
                     "'@', 2)::bigint AS t FROM pgkit.queue_job WHERE queue = 'ticks') AS k") ==
           jobs);
+  }
+
+  SUBCASE("a cron schedule enqueues the minute it matches once across workers") {
+    pgkit::queue_schedule minutely;
+    minutely.name = "minutely";
+    minutely.queue = "cron";
+    minutely.cron = "* * * * *";
+    auto options = fast_worker();
+    options.schedules.push_back(minutely);
+    pgkit::queue_worker first{store, options};
+    pgkit::queue_worker second{store, options};
+    first.start();
+    second.start();
+    REQUIRE(eventually([&] {
+      return fx.number("SELECT count(*) FROM pgkit.queue_job WHERE queue = 'cron'") > 0;
+    }));
+    first.stop(10s);
+    second.stop(10s);
+    // One job per minute (two when the test crossed a minute), keyed by the minute's start.
+    auto jobs = fx.number("SELECT count(*) FROM pgkit.queue_job WHERE queue = 'cron'");
+    CHECK(jobs <= 2);
+    CHECK(fx.number("SELECT count(*) FROM pgkit.queue_job WHERE queue = 'cron' "
+                    "AND split_part(unique_key, '@', 2)::bigint % 60000 = 0 "
+                    "AND unique_key LIKE 'minutely@%'") == jobs);
+    CHECK(fx.number("SELECT count(DISTINCT unique_key) FROM pgkit.queue_job "
+                    "WHERE queue = 'cron'") == jobs);
+
+    minutely.cron = "0 25 * * *";
+    options.schedules = {minutely};
+    auto refused = pgkit_test::expect_error([&] { pgkit::queue_worker{store, options}; });
+    CHECK(refused.kind() == pgkit::error_kind::usage);
+    CHECK(std::string{refused.what()} ==
+          "the cron expression \"0 25 * * *\" is not valid: the hour field takes 0 to 23, not 25");
   }
 }
 

@@ -163,6 +163,9 @@ class queue_store {
   /// Marks a claimed job completed; returns false when the claim is no longer the job's (it
   /// was rescued, cancelled or retried meanwhile).
   bool complete(const job& claimed);
+  /// Marks several claimed jobs completed in one statement (one round trip); returns how many
+  /// of them were still the claimant's (the others are left as complete() leaves them).
+  std::size_t complete(const std::vector<job>& claimed);
   /// Records a failed attempt with `error`: the job is due again after `retry_in`, or
   /// discarded when it has used max_attempts. Returns false like complete().
   bool fail(const job& claimed, std::string_view error, std::chrono::milliseconds retry_in);
@@ -201,13 +204,18 @@ class queue_store {
 /// Runs `payload`-style jobs: throws to fail the attempt (the exception's what() is recorded).
 using job_handler = std::function<void(const job&)>;
 
-/// A periodic job: one job enqueued per tick of `interval` (ticks counted from the Unix epoch
-/// on the database clock), however many workers carry the same schedule.
+/// A periodic job: one job enqueued per tick, however many workers carry the same schedule.
+/// The ticks are those of `cron` when it is set, else one per `interval` counted from the Unix
+/// epoch, both on each worker's system clock.
 struct queue_schedule {
   std::string name;   ///< identifies the schedule (part of each tick's unique key)
   std::string queue;  ///< where the jobs go
   std::chrono::milliseconds interval{std::chrono::minutes{1}};  ///< at least 100 ms
-  std::string payload;                                          ///< each job's payload
+  /// A cron expression in UTC: minute hour day-of-month month day-of-week, each `*`, N, A-B,
+  /// with an optional step `/S`, or a comma-separated list; or @hourly, @daily, @weekly,
+  /// @monthly, @yearly. Each matching minute is a tick. Empty: `interval`.
+  std::string cron;
+  std::string payload;           ///< each job's payload
   enqueue_options options = {};  ///< priority, max_attempts, timeout of each job
 };
 

@@ -147,6 +147,7 @@ struct queue_store::statements {
         enqueue_many(make(detail::queue_sql::k_enqueue_many, schema)),
         claim(make(detail::queue_sql::k_claim, schema)),
         complete(make(detail::queue_sql::k_complete, schema)),
+        complete_many(make(detail::queue_sql::k_complete_many, schema)),
         fail(make(detail::queue_sql::k_fail, schema)),
         release(make(detail::queue_sql::k_release, schema)),
         heartbeat(make(detail::queue_sql::k_heartbeat, schema)),
@@ -162,8 +163,8 @@ struct queue_store::statements {
     return detail::make_statement("queue", text, schema);
   }
 
-  statement enqueue, unique_holder, unique_expire, enqueue_many, claim, complete, fail, release,
-      heartbeat, rescue, cancel, retry, find, stats, prune, count_prunable;
+  statement enqueue, unique_holder, unique_expire, enqueue_many, claim, complete, complete_many,
+      fail, release, heartbeat, rescue, cancel, retry, find, stats, prune, count_prunable;
 };
 
 namespace {
@@ -318,6 +319,21 @@ bool queue_store::complete(const job& claimed) {
                    {int_param(claimed.id), int_param(claimed.attempt)}, "completing a job",
                    m_schema)
              .affected_rows() > 0;
+}
+
+std::size_t queue_store::complete(const std::vector<job>& claimed) {
+  if (claimed.empty())
+    return 0;
+  std::vector<std::int64_t> ids, attempts;
+  for (const auto& finished : claimed) {
+    ids.push_back(finished.id);
+    attempts.push_back(finished.attempt);
+  }
+  auto lease = m_pool->acquire();
+  auto rows = run_queue(detail::wire_of(lease), m_sql->complete_many,
+                        {text_param(id_array(ids)), text_param(id_array(attempts))},
+                        "completing jobs", m_schema);
+  return static_cast<std::size_t>(rows.affected_rows());
 }
 
 bool queue_store::fail(const job& claimed, std::string_view error_text, milliseconds retry_in) {

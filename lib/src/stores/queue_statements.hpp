@@ -73,6 +73,13 @@ inline constexpr statement_text k_complete{
     "UPDATE {S}.queue_job SET state = 'completed', finished_at = now(), heartbeat_at = NULL, "
     "unique_key = CASE WHEN unique_window = 'period' THEN unique_key END "
     "WHERE id = $1::bigint AND state = 'running' AND attempt = $2::bigint"};
+// $1 ids, $2 their attempts (parallel arrays): several completions in one statement.
+inline constexpr statement_text k_complete_many{
+    "complete_many",
+    "UPDATE {S}.queue_job AS j SET state = 'completed', finished_at = now(), "
+    "heartbeat_at = NULL, unique_key = CASE WHEN j.unique_window = 'period' THEN j.unique_key "
+    "END FROM unnest($1::bigint[], $2::bigint[]) AS c(id, attempt) "
+    "WHERE j.id = c.id AND j.state = 'running' AND j.attempt = c.attempt"};
 // $1 id, $2 attempt, $3 error, $4 retry delay.
 inline constexpr statement_text k_fail{
     "fail", "UPDATE {S}.queue_job SET " PGKIT_QUEUE_FAILED(

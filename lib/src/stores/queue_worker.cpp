@@ -8,6 +8,7 @@
 
 #include "pgkit/listener.hpp"
 #include "pgkit/queue.hpp"
+#include "stores/cron.hpp"
 
 namespace pgkit {
 namespace {
@@ -56,6 +57,7 @@ struct queue_worker::impl {
   std::size_t threads_running = 0;
   std::map<std::int64_t, milliseconds> held;  // job id -> its timeout
   std::map<std::string, std::int64_t> last_tick;
+  std::map<std::string, detail::cron_expression> crons;  // schedule name -> its expression
   std::atomic<std::uint64_t> processed{0};
   std::atomic<std::uint64_t> failures{0};
 
@@ -149,7 +151,7 @@ struct queue_worker::impl {
       auto now_ms = std::chrono::duration_cast<milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
-      auto interval = schedule.interval.count();
+      auto interval = tick_length(schedule).count();
       auto tick = now_ms / interval * interval;
       auto& last = last_tick[schedule.name];
       if (last == tick)
@@ -160,15 +162,25 @@ struct queue_worker::impl {
       auto first = last != 0 && tick - last <= 10 * interval ? last + interval : tick;
       enqueue_options job_options = schedule.options;
       job_options.window = unique_window::period;
-      job_options.unique_period = std::max(schedule.interval * 10, milliseconds{60000});
+      job_options.unique_period = std::max(milliseconds{interval} * 10, milliseconds{60000});
+      auto cron = crons.find(schedule.name);
       job_options.run_at = std::nullopt;
       job_options.delay = milliseconds{0};
       for (auto at = first; at <= tick; at += interval) {
+        if (cron != crons.end() && !cron->second.matches(at)) {
+          last = at;
+          continue;
+        }
         job_options.unique_key = schedule.name + "@" + std::to_string(at);
         store.enqueue(schedule.queue, schedule.payload, job_options);
         last = at;
       }
     }
+  }
+
+  // A cron schedule ticks on minutes that match it.
+  static milliseconds tick_length(const queue_schedule& schedule) {
+    return schedule.cron.empty() ? schedule.interval : milliseconds{60000};
   }
 
   milliseconds until_next_tick() const {
@@ -177,7 +189,7 @@ struct queue_worker::impl {
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
     for (const auto& schedule : options.schedules) {
-      auto interval = schedule.interval.count();
+      auto interval = tick_length(schedule).count();
       next = std::min(next, milliseconds{interval - now_ms % interval + 1});
     }
     return next;
@@ -263,7 +275,9 @@ struct queue_worker::impl {
     wake.notify_all();
   }
 
-  // Claims up to `limit` jobs and runs them; returns how many it claimed.
+  // Claims up to `limit` jobs and runs them; returns how many it claimed. The batch's
+  // completions go in one statement when it is done (heartbeats keep them meanwhile); a failed
+  // attempt is recorded at once.
   std::uint64_t run_batch(std::size_t limit) {
     auto claimed = store.claim(queues, limit, options.worker_name);
     {
@@ -271,18 +285,31 @@ struct queue_worker::impl {
       for (const auto& next : claimed)
         held[next.id] = next.timeout;
     }
+    // Whatever happens below, this thread stops sending heartbeats for the batch: jobs it
+    // could not complete, fail or release are rescued after their timeout.
+    struct forget_all {
+      impl& self;
+      const std::vector<job>& jobs;
+      ~forget_all() { self.forget(jobs); }
+    } forget_batch{*this, claimed};
+    std::vector<job> succeeded;
     for (std::size_t index = 0; index < claimed.size(); ++index) {
       const auto& next = claimed[index];
       if (is_stopping()) {
         std::vector<job> rest(claimed.begin() + static_cast<std::ptrdiff_t>(index), claimed.end());
-        forget(rest);
         store.release(rest, options.worker_name);
         break;
       }
-      run_one(next);
-      forget({next});
-      processed.fetch_add(1);
+      if (run_one(next))
+        succeeded.push_back(next);
+      else
+        processed.fetch_add(1);
     }
+    if (succeeded.size() == 1)
+      store.complete(succeeded.front());
+    else
+      store.complete(succeeded);
+    processed.fetch_add(succeeded.size());
     return claimed.size();
   }
 
@@ -292,19 +319,19 @@ struct queue_worker::impl {
       held.erase(each.id);
   }
 
-  void run_one(const job& next) {
+  // Runs the job's handler; records a failure at once and returns whether it succeeded.
+  bool run_one(const job& next) {
     std::exception_ptr failure;
     try {
       handlers.at(next.queue)(next);
     } catch (...) {
       failure = std::current_exception();
     }
-    if (!failure) {
-      store.complete(next);
-      return;
-    }
+    if (!failure)
+      return true;
     failures.fetch_add(1);
     store.fail(next, what_of(failure), options.backoff.delay_after(next.attempt));
+    return false;
   }
 };
 
@@ -322,6 +349,10 @@ queue_worker::queue_worker(queue_store& store, queue_worker_options options)
   for (const auto& schedule : settings.schedules) {
     if (schedule.name.empty() || schedule.name.find('\0') != std::string::npos)
       throw usage_error("a schedule needs a name of text without NUL bytes");
+    if (!schedule.cron.empty()) {
+      m_impl->crons.emplace(schedule.name, detail::cron_expression{schedule.cron});
+      continue;
+    }
     if (schedule.interval < milliseconds{100}) {
       throw usage_error("the interval of schedule '" + schedule.name +
                         "' must be at least 100 ms, not " +
