@@ -105,4 +105,11 @@ inline constexpr statement_text k_count_expired_of_type{
     "count_expired_type",
     "SELECT count(*) FROM {S}.cache WHERE expires_at <= now() AND resource_type = $1"};
 
+// The near-tier notification of a write, sent by the store itself where the table has no
+// triggers to send it (Citus); like the trigger, only while some near tier listens (the interest
+// lock of migrations/cache/*_cache_near_interest.sql, held by every listener).
+inline constexpr statement_text k_announce{
+    "announce",
+    "SELECT pg_notify('pgkit_cache', $1) WHERE NOT pg_try_advisory_xact_lock(1885826932, 1)"};
+
 }  // namespace pgkit::detail::cache_sql
