@@ -35,9 +35,11 @@ namespace {
 // A value of the cluster's state file (scripts/pg-sandbox cluster --state).
 std::string state_value(const std::string& key) {
   const char* file = std::getenv("PGKIT_TEST_SANDBOX");
-  REQUIRE_MESSAGE(file != nullptr, "run the citus suite through ctest --preset citus");
+  if (file == nullptr)
+    FAIL("run the citus suite through ctest --preset citus");
   std::ifstream in{file};
-  REQUIRE_MESSAGE(in, "no Citus cluster state in " << file << " (citus.start failed?)");
+  if (!in)
+    FAIL("no Citus cluster state in " << file << " (citus.start failed?)");
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind(key + "=", 0) == 0) {
@@ -51,7 +53,9 @@ std::string state_value(const std::string& key) {
   return {};
 }
 
-std::string coordinator() { return state_value("PGKIT_SANDBOX_URL"); }
+std::string coordinator() {
+  return state_value("PGKIT_SANDBOX_URL");
+}
 
 // The workers' URLs by port.
 std::map<std::string, std::string> workers() {
@@ -71,7 +75,9 @@ void run_sql(const std::string& url, const std::string& sql) {
   tx.exec(sql);
 }
 
-long long number(const std::string& sql) { return std::stoll(query_value(coordinator(), sql)); }
+long long number(const std::string& sql) {
+  return std::stoll(query_value(coordinator(), sql));
+}
 
 // The migration that distributes pgkit's tables, as docs/scaling.md shows it: the ```sql block
 // after the line that names it.
@@ -90,7 +96,8 @@ std::string distribute_migration() {
       inside = true;
     }
   }
-  REQUIRE_MESSAGE(!sql.empty(), "docs/scaling.md shows no distribution migration");
+  if (sql.empty())
+    FAIL("docs/scaling.md shows no distribution migration");
   return sql;
 }
 
@@ -104,12 +111,12 @@ class cluster_schema {
     m_dir = pgkit_test::temp_dir("pgkit-citus");
     std::filesystem::create_directories(m_dir + "/citus_layout");
     std::ofstream{m_dir + "/citus_layout/20270101000000_distribute.sql"} << distribute_migration();
-    auto builtin = run_pgkit({"--addr", coordinator(), "--schema", m_name, "apply", "cache",
-                              "session", "auth"});
+    auto builtin = run_pgkit(
+        {"--addr", coordinator(), "--schema", m_name, "apply", "cache", "session", "auth"});
     INFO(builtin.err);
     REQUIRE(builtin.exit_code == 0);
-    auto distributed = run_pgkit({"--addr", coordinator(), "--schema", m_name, "apply", "-d", m_dir,
-                                  "citus_layout"});
+    auto distributed = run_pgkit(
+        {"--addr", coordinator(), "--schema", m_name, "apply", "-d", m_dir, "citus_layout"});
     INFO(distributed.err);
     REQUIRE(distributed.exit_code == 0);
   }
@@ -159,8 +166,9 @@ std::map<std::string, std::string> key_per_worker(const cluster_schema& schema) 
 
 }  // namespace
 
-TEST_CASE("citus: the cache table is distributed over both workers, and keys on each read and "
-          "write") {
+TEST_CASE(
+    "citus: the cache table is distributed over both workers, and keys on each read and "
+    "write") {
   cluster_schema schema{"dist"};
   CHECK(query_value(coordinator(),
                     "SELECT citus_table_type || ' ' || distribution_column FROM citus_tables "
@@ -186,8 +194,8 @@ TEST_CASE("citus: the cache table is distributed over both workers, and keys on 
     auto shard = query_value(coordinator(), "SELECT get_shard_id_for_distribution_column('" +
                                                 schema.table("cache") + "', '" + key + "')");
     CHECK(query_value(nodes.at(port), "SELECT convert_from(value, 'UTF8') FROM " +
-                                          schema.table("cache") + "_" + shard +
-                                          " WHERE key = '" + key + "'") == "on " + port);
+                                          schema.table("cache") + "_" + shard + " WHERE key = '" +
+                                          key + "'") == "on " + port);
     CHECK(cache.remove("page", key));
     CHECK_FALSE(cache.get("page", key));
   }
@@ -203,13 +211,13 @@ TEST_CASE("citus: cache_store get, set, get_many, set_many, remove, expire, touc
     entries.emplace_back(keys.back(), "v" + std::to_string(i));
   }
   cache.set_many("item", entries);
-  CHECK(number("SELECT count(DISTINCT nodeport) FROM citus_shards s JOIN " +
-               schema.table("cache") + " c ON get_shard_id_for_distribution_column('" +
-               schema.table("cache") + "', c.key) = s.shardid") == 2);
+  CHECK(number("SELECT count(DISTINCT nodeport) FROM citus_shards s JOIN " + schema.table("cache") +
+               " c ON get_shard_id_for_distribution_column('" + schema.table("cache") +
+               "', c.key) = s.shardid") == 2);
   auto values = cache.get_many("item", keys);
   REQUIRE(values.size() == 100);
-  for (int i = 0; i < 100; ++i)
-    CHECK(values[static_cast<std::size_t>(i)] == std::optional<std::string>{entries[i].second});
+  for (std::size_t i = 0; i < values.size(); ++i)
+    CHECK(values[i] == std::optional<std::string>{entries[i].second});
   CHECK(cache.get_many("item", {"k1", "absent", "k2"}) ==
         std::vector<std::optional<std::string>>{"v1", std::nullopt, "v2"});
 
@@ -224,12 +232,12 @@ TEST_CASE("citus: cache_store get, set, get_many, set_many, remove, expire, touc
   // expire: the entries read as gone at once, and the sweep deletes them shard by shard.
   for (int i = 10; i < 40; ++i)
     CHECK(cache.expire("item", keys[static_cast<std::size_t>(i)], 0ms));
-  CHECK_FALSE(cache.get("item", "k10"));
-  CHECK(cache.count_expired() == 30);
+  CHECK_FALSE(cache.get("item", "k10"));  // which deletes it, from its shard
+  CHECK(cache.count_expired() == 29);
   pgkit::sweep_options options;
   options.batch_size = 4;  // several batches per shard
   auto swept = cache.sweep(options);
-  CHECK(swept.deleted == 30);
+  CHECK(swept.deleted == 29);
   CHECK(swept.complete);
   CHECK(number("SELECT count(*) FROM " + schema.table("cache")) == 69);
   CHECK(cache.count_expired() == 0);
@@ -247,14 +255,17 @@ TEST_CASE("citus: a write to a key on a worker's shard invalidates a near reader
   for (const auto& [port, key] : key_per_worker(schema)) {
     CAPTURE(port);
     writer.set("page", key, "first");
-    REQUIRE(reader.get("page", key) == std::optional<std::string>{"first"});
-    // Served by the near tier now: the table changes under it without a notification...
-    auto before = reader.near_statistics().hits;
-    CHECK(reader.get("page", key) == std::optional<std::string>{"first"});
-    CHECK(reader.near_statistics().hits == before + 1);
+    // Served by the near tier once filled (the notification of the write above may still
+    // arrive and drop the first fill): the table is not read for it.
+    CHECK(eventually([&] {
+      auto before = reader.near_statistics().hits;
+      return reader.get("page", key) == std::optional<std::string>{"first"} &&
+             reader.near_statistics().hits == before + 1;
+    }));
     // ...and the store's write, on the coordinator, announces itself.
     writer.set("page", key, "second");
-    CHECK(eventually([&] { return reader.get("page", key) == std::optional<std::string>{"second"}; }));
+    CHECK(eventually(
+        [&] { return reader.get("page", key) == std::optional<std::string>{"second"}; }));
     writer.remove("page", key);
     CHECK(eventually([&] { return !reader.get("page", key); }));
   }
@@ -354,12 +365,13 @@ TEST_CASE("citus: pgkit cache-gc and session-purge sweep shard by shard, skippin
                        "--batch-size", "16", "--lock-timeout", "5"});
   INFO(gc.err);
   CHECK(gc.exit_code == 0);
-  CHECK(number("SELECT count(*) FROM " + schema.table("cache") + " WHERE expires_at <= now()") == 1);
+  CHECK(number("SELECT count(*) FROM " + schema.table("cache") + " WHERE expires_at <= now()") ==
+        1);
   CHECK(number("SELECT count(*) FROM " + schema.table("cache")) == 51);
   held.abort();
 
-  auto purge = run_pgkit({"--addr", coordinator(), "--schema", schema.name(), "session-purge",
-                          "--batch-size", "16"});
+  auto purge = run_pgkit(
+      {"--addr", coordinator(), "--schema", schema.name(), "session-purge", "--batch-size", "16"});
   INFO(purge.err);
   CHECK(purge.exit_code == 0);
   CHECK(number("SELECT count(*) FROM " + schema.table("session")) == 0);

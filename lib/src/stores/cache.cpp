@@ -174,8 +174,9 @@ std::string announcement(const std::string& schema, std::string_view resource_ty
   return payload;
 }
 
-// Whether this store's writes announce themselves: asked once, at the first write.
-bool announces(std::atomic<int>& known, const lease& borrowed, const std::string& table) {
+// Whether the store's table is distributed by Citus (then its writes announce themselves, and
+// a few statements take their distributed form): asked once, at the first call that needs it.
+bool distributed(std::atomic<int>& known, const lease& borrowed, const std::string& table) {
   int value = known.load(std::memory_order_acquire);
   if (value < 0) {
     value = detail::is_distributed_table(detail::wire_of(borrowed), table,
@@ -251,7 +252,12 @@ struct cache_store::statements {
         count_expired(make(detail::cache_sql::k_count_expired, schema)),
         count_expired_of_type(make(detail::cache_sql::k_count_expired_of_type, schema)),
         announce(make(detail::cache_sql::k_announce, schema)),
-        table(detail::quote_identifier(schema) + ".cache") {}
+        purge_distributed(make(detail::cache_sql::k_purge_distributed, schema)),
+        get_many_distributed(make(detail::cache_sql::k_get_many_distributed, schema)),
+        get_many_near_distributed(make(detail::cache_sql::k_get_many_near_distributed, schema)),
+        table(detail::quote_identifier(schema) + ".cache"),
+        clear_per_shard(detail::per_shard_statement("cache", detail::cache_sql::k_clear_shard,
+                                                    schema, table)) {}
 
   static statement make(const detail::statement_text& text, const std::string& schema) {
     return detail::make_statement("cache", text, schema);
@@ -259,12 +265,20 @@ struct cache_store::statements {
 
   statement get, purge, get_many, get_near, get_many_near, set, set_many, remove, clear, expire,
       touch, gc_batch, gc_batch_of_type, gc_batch_alone, gc_batch_of_type_alone, count_expired,
-      count_expired_of_type, announce;
+      count_expired_of_type, announce, purge_distributed, get_many_distributed,
+      get_many_near_distributed;
   std::string table;
-  // Whether writes send their near-tier notification themselves (1: the table is distributed
-  // by Citus), -1 until the first write asks.
-  mutable std::atomic<int> announces{-1};
+  statement clear_per_shard;
+  // 1 when the table is distributed by Citus (writes then send their near-tier notification
+  // themselves), -1 until a call asks.
+  mutable std::atomic<int> distributed{-1};
 };
+
+// The statement that deletes what a reader found expired.
+template <typename Statements>
+const statement& purge_of(const Statements& sql, const lease& borrowed) {
+  return distributed(sql.distributed, borrowed, sql.table) ? sql.purge_distributed : sql.purge;
+}
 
 // Runs a write of `keys` (none: the whole resource type) on the lease's connection; where the
 // table has no triggers to announce it to near tiers (Citus), announces it in its transaction.
@@ -276,7 +290,7 @@ detail::result write_announced(cache_counters& counters, const lease& borrowed,
                                const std::string& context, const std::string& schema,
                                std::string_view resource_type,
                                const std::vector<std::string_view>& keys) {
-  if (!announces(sql.announces, borrowed, sql.table))
+  if (!distributed(sql.distributed, borrowed, sql.table))
     return run_statement(counters, borrowed, stmt, parameters, context, schema);
   // The write and its notification in one transaction: delivered when, and only if, it commits.
   const auto on = detail::wire_of(borrowed);
@@ -336,7 +350,7 @@ void cache_store::start_near() {
     // A table distributed by Citus has no triggers (they would run on the shards): the
     // stores announce their writes themselves.
     if (found.view(0, 1) != "3" &&
-        !announces(m_statements->announces, lease, m_statements->table)) {
+        !distributed(m_statements->distributed, lease, m_statements->table)) {
       throw error(error_kind::undefined_object,
                   "the cache module in schema " + m_schema +
                       " lacks the invalidation triggers that the near tier needs, firing in every "
@@ -430,7 +444,7 @@ std::optional<std::string> cache_store::get(std::string_view resource_type, std:
           return value;
         }
         parameters[1] = text_param(text_array(std::vector<std::string_view>{key}));
-        run_statement(*m_counters, lease, m_statements->purge, parameters,
+        run_statement(*m_counters, lease, purge_of(*m_statements, lease), parameters,
                       "deleting an expired cache entry", m_schema);
         return std::nullopt;
       },
@@ -469,9 +483,12 @@ std::vector<std::optional<std::string>> cache_store::get_many(
           asked_keys.push_back(keys[i]);
         std::vector<bound_param> parameters{text_param(resource_type),
                                             text_param(text_array(asked_keys))};
-        auto rows = run_statement(*m_counters, lease,
-                                  fill ? m_statements->get_many_near : m_statements->get_many,
-                                  parameters, "reading the cache", m_schema);
+        const bool spread = distributed(m_statements->distributed, lease, m_statements->table);
+        const auto& read =
+            fill ? (spread ? m_statements->get_many_near_distributed : m_statements->get_many_near)
+                 : (spread ? m_statements->get_many_distributed : m_statements->get_many);
+        auto rows =
+            run_statement(*m_counters, lease, read, parameters, "reading the cache", m_schema);
         std::vector<std::string_view> expired;
         for (int row = 0; row < rows.rows(); ++row) {
           auto position = rows.int8(row, 0);
@@ -496,7 +513,7 @@ std::vector<std::optional<std::string>> cache_store::get_many(
         m_counters->add(cache_counter::misses, asked.size() - found);
         if (!expired.empty()) {
           parameters[1] = text_param(text_array(expired));
-          run_statement(*m_counters, lease, m_statements->purge, parameters,
+          run_statement(*m_counters, lease, purge_of(*m_statements, lease), parameters,
                         "deleting expired cache entries", m_schema);
         }
         return values;
@@ -592,10 +609,28 @@ std::size_t cache_store::clear(std::string_view resource_type) {
   const std::vector<bound_param> parameters{text_param(resource_type),
                                             int_param(static_cast<std::int64_t>(k_clear_batch))};
   std::size_t deleted = 0;
+  // On Citus each batch runs shard by shard; the sum comes back short only when every shard's
+  // batch did.
+  const bool per_shard = distributed(m_statements->distributed, lease, m_statements->table);
+  const std::vector<bound_param> shard_parameters{
+      int_param(static_cast<std::int64_t>(k_clear_batch)), text_param(resource_type)};
   for (;;) {
-    auto batch = write_announced(*m_counters, lease, *m_statements, m_statements->clear, parameters,
-                                 "clearing the cache", m_schema, resource_type, {})
-                     .affected_rows();
+    std::size_t batch = 0;
+    if (per_shard) {
+      auto rows =
+          write_announced(*m_counters, lease, *m_statements, m_statements->clear_per_shard,
+                          shard_parameters, "clearing the cache", m_schema, resource_type, {});
+      if (!rows.is_null(0, 1)) {
+        throw error(error_kind::sql,
+                    "clearing the cache: a shard failed: " + std::string{rows.view(0, 1)},
+                    "clear again; the other shards' batches are committed");
+      }
+      batch = static_cast<std::size_t>(rows.int8(0, 0));
+    } else {
+      batch = write_announced(*m_counters, lease, *m_statements, m_statements->clear, parameters,
+                              "clearing the cache", m_schema, resource_type, {})
+                  .affected_rows();
+    }
     deleted += batch;
     if (batch < k_clear_batch)
       return deleted;

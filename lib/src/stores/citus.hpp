@@ -23,7 +23,7 @@ inline bool is_distributed_table(const wire& on, const std::string& table, std::
   auto found = on.run(
       "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = "
       "to_regclass($1) AND partmethod = 'h')",
-      {text_param(table)}, result_format::text, context, control);
+      {table}, result_format::text, context, control);
   return found.view(0, 0) == "t";
 }
 
