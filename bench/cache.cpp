@@ -669,11 +669,13 @@ int main(int argc, char** argv) {
                  rounds);
     }
 
-    std::printf("%7s  %-14s %-6s %11s %11s %7s", "threads", "operation", "unit", "pgkit", "libpq",
-                "ratio");
-    if (redis)
-      std::printf(" %11s %7s", "redis", "ratio");
-    std::printf("\n");
+    if (section("table")) {
+      std::printf("%7s  %-14s %-6s %11s %11s %7s", "threads", "operation", "unit", "pgkit", "libpq",
+                  "ratio");
+      if (redis)
+        std::printf(" %11s %7s", "redis", "ratio");
+      std::printf("\n");
+    }
 
     for (int threads : {1, 2, 4}) {
       if (!section("table"))
