@@ -111,8 +111,12 @@ error not_applied(const std::string& schema) {
 // applied" error with the command that fixes it, and a standby's refusal (it cannot read an
 // UNLOGGED table during recovery, and takes no writes) says why.
 [[noreturn]] void rethrow_store_error(const error& e, const std::string& schema) {
-  if (detail::is(e.sqlstate(), detail::sql_condition::feature_not_supported) ||
-      detail::is(e.sqlstate(), detail::sql_condition::read_only_sql_transaction)) {
+  // 0A000 is also what Citus answers for a statement it cannot distribute: only the
+  // recovery refusal is a standby's.
+  const bool standby_read =
+      detail::is(e.sqlstate(), detail::sql_condition::feature_not_supported) &&
+      std::string_view{e.what()}.find("during recovery") != std::string_view::npos;
+  if (standby_read || detail::is(e.sqlstate(), detail::sql_condition::read_only_sql_transaction)) {
     throw error(error_kind::sql,
                 "the cache table " + schema +
                     ".cache cannot be used on a standby: it is UNLOGGED, so its rows exist only "
