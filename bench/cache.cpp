@@ -10,7 +10,9 @@
 // measurement, interleaved, of which the best counts (default 3), PGKIT_BENCH_WRITES the
 // writes of the latency measurement (default 10000), PGKIT_BENCH_NEAR_KEYS the keys of the RSS
 // measurement (default 1000000), PGKIT_BENCH_SECTIONS a comma-separated subset of the
-// sections table, latency, scaling, zipf, memory and trigger (default all).
+// sections table, latency, scaling, zipf, memory, trigger and citus (default all). With
+// PGKIT_BENCH_CITUS_URL (a Citus coordinator), the citus section runs get hit, set and
+// get_many(100) on a distributed cache table beside this server.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -499,6 +501,87 @@ std::size_t resident_bytes() {
 
 }  // namespace
 
+// ---- Citus: the store on a distributed cache table beside one server.
+
+// get hit, set and get_many(100) through pgkit::cache_store on one thread, on the single server
+// (`single`, schema `single_schema`, already filled) and on the Citus cluster whose coordinator
+// is `citus_url` (a schema of its own, distributed by key as docs/scaling.md shows, filled
+// here); prints each row with the cluster-to-server ratio.
+void citus_rows(const std::string& single, const std::string& single_schema,
+                const std::string& citus_url, double duration, int rounds) {
+  bench::cache_schema distributed{citus_url, "pgkit_bench_citus"};
+  {
+    pqxx::connection connection{citus_url};
+    pqxx::nontransaction tx{connection};
+    for (const char* trigger : {"update", "delete", "truncate"}) {
+      tx.exec(std::string{"DROP TRIGGER cache_announce_"} + trigger + " ON " + distributed.table());
+    }
+    tx.exec("SELECT create_distributed_table('" + distributed.table() + "', 'key')");
+  }
+  auto store_on = [](const std::string& url, const std::string& schema) {
+    auto config = pgkit::config_from_url(url, "bench");
+    config.pool_size = 1;
+    pgkit::cache_options options;
+    options.schema = schema;
+    return std::make_shared<pgkit::cache_store>(std::make_shared<pgkit::pool>(config), options);
+  };
+  auto single_store = store_on(single, single_schema);
+  auto citus_store = store_on(citus_url, distributed.name());
+  {
+    std::vector<std::pair<std::string, std::string>> entries;
+    for (int i = 0; i < k_keys; ++i)
+      entries.emplace_back(key_of(static_cast<std::uint64_t>(i)),
+                           value_of(static_cast<std::uint64_t>(i)));
+    citus_store->set_many(k_type, entries, std::chrono::hours{24});
+  }
+  struct row {
+    const char* name;
+    const char* unit;
+    std::function<void(pgkit::cache_store&, random_keys&)> body;
+  };
+  const row rows[] = {
+      {"get hit", "ops/s",
+       [](pgkit::cache_store& store, random_keys& keys) {
+         if (!store.get(k_type, key_of(keys.next())))
+           throw std::runtime_error("a get missed");
+       }},
+      {"set", "ops/s",
+       [](pgkit::cache_store& store, random_keys& keys) {
+         auto i = keys.next();
+         store.set(k_type, key_of(i), value_of(i), std::chrono::hours{24});
+       }},
+      {"get_many(100)", "calls/s",
+       [](pgkit::cache_store& store, random_keys& keys) {
+         std::vector<std::string> many;
+         for (int j = 0; j < k_many; ++j)
+           many.push_back(key_of(keys.next()));
+         if (store.get_many(k_type, many).size() != static_cast<std::size_t>(k_many))
+           throw std::runtime_error("get_many returned a wrong count");
+       }},
+  };
+  std::printf(
+      "\nbench/cache on Citus: a coordinator and two workers on this machine (the table "
+      "distributed by key, 8 shards) beside one server; 1 thread, best of %d\n",
+      rounds);
+  std::printf("%-14s %-8s %11s %11s %7s\n", "operation", "unit", "server", "citus", "ratio");
+  for (const auto& r : rows) {
+    double best_single = 0, best_citus = 0;
+    for (int round = 0; round < rounds; ++round) {
+      for (auto* target : {&single_store, &citus_store}) {
+        auto rate = throughput(1, duration, [&](int t) -> std::function<void()> {
+          auto keys = std::make_shared<random_keys>(static_cast<std::uint64_t>(t + 7));
+          auto store = *target;
+          return [store, keys, &r] { r.body(*store, *keys); };
+        });
+        auto& best = target == &single_store ? best_single : best_citus;
+        best = std::max(best, rate);
+      }
+    }
+    std::printf("%-14s %-8s %11.0f %11.0f %7.2f\n", r.name, r.unit, best_single, best_citus,
+                best_citus / best_single);
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc == 5 && std::string{argv[1]} == "--near-reader") {
     try {
@@ -518,7 +601,7 @@ int main(int argc, char** argv) {
     bench::cache_schema schema{server.url(), "pgkit_bench_cache"};
     const std::string table = schema.table();
     // PGKIT_BENCH_SECTIONS: a comma-separated subset of
-    // table,latency,scaling,zipf,memory,trigger.
+    // table,latency,scaling,zipf,memory,trigger,citus.
     const std::string sections = bench::env("PGKIT_BENCH_SECTIONS");
     auto section = [&sections](const std::string& name) {
       return sections.empty() || ("," + sections + ",").find("," + name + ",") != std::string::npos;
@@ -580,11 +663,19 @@ int main(int argc, char** argv) {
         "against %s\n",
         k_keys, k_value_size, rounds, duration,
         redis ? "raw libpq and Redis" : "raw libpq (no redis-server installed)");
-    std::printf("%7s  %-14s %-6s %11s %11s %7s", "threads", "operation", "unit", "pgkit", "libpq",
-                "ratio");
-    if (redis)
-      std::printf(" %11s %7s", "redis", "ratio");
-    std::printf("\n");
+    // PGKIT_BENCH_CITUS_URL: a Citus coordinator (scripts/bench cache-citus starts a cluster).
+    if (!bench::env("PGKIT_BENCH_CITUS_URL").empty() && section("citus")) {
+      citus_rows(server.url(), schema.name(), bench::env("PGKIT_BENCH_CITUS_URL"), duration,
+                 rounds);
+    }
+
+    if (section("table")) {
+      std::printf("%7s  %-14s %-6s %11s %11s %7s", "threads", "operation", "unit", "pgkit", "libpq",
+                  "ratio");
+      if (redis)
+        std::printf(" %11s %7s", "redis", "ratio");
+      std::printf("\n");
+    }
 
     for (int threads : {1, 2, 4}) {
       if (!section("table"))

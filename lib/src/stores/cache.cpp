@@ -1,6 +1,7 @@
 #include "pgkit/cache.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
 
@@ -12,6 +13,7 @@
 #include "pgkit/config.hpp"
 #include "pgkit/migration.hpp"
 #include "stores/cache_statements.hpp"
+#include "stores/citus.hpp"
 #include "stores/expiry_sweep.hpp"
 #include "stores/module_check.hpp"
 #include "stores/near_cache.hpp"
@@ -109,8 +111,12 @@ error not_applied(const std::string& schema) {
 // applied" error with the command that fixes it, and a standby's refusal (it cannot read an
 // UNLOGGED table during recovery, and takes no writes) says why.
 [[noreturn]] void rethrow_store_error(const error& e, const std::string& schema) {
-  if (detail::is(e.sqlstate(), detail::sql_condition::feature_not_supported) ||
-      detail::is(e.sqlstate(), detail::sql_condition::read_only_sql_transaction)) {
+  // 0A000 is also what Citus answers for a statement it cannot distribute: only the
+  // recovery refusal is a standby's.
+  const bool standby_read =
+      detail::is(e.sqlstate(), detail::sql_condition::feature_not_supported) &&
+      std::string_view{e.what()}.find("during recovery") != std::string_view::npos;
+  if (standby_read || detail::is(e.sqlstate(), detail::sql_condition::read_only_sql_transaction)) {
     throw error(error_kind::sql,
                 "the cache table " + schema +
                     ".cache cannot be used on a standby: it is UNLOGGED, so its rows exist only "
@@ -146,6 +152,44 @@ std::optional<std::chrono::milliseconds> remaining(const detail::result& rows, i
   if (rows.is_null(row, column))
     return std::nullopt;
   return std::chrono::milliseconds{rows.int8(row, column)};
+}
+
+// The notification a store write sends itself where the table has no triggers to send it (a
+// distributed Citus table: its triggers would run on the shards, whose NOTIFY reaches no
+// listener on the coordinator). The same payloads as the near tier's trigger
+// (migrations/cache/*_cache_near.sql): "k SCHEMA D1 D2 ..." for up to 400 entries, else the
+// resource type.
+std::string hex16(std::uint64_t digest) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string text(16, '0');
+  for (int i = 15; i >= 0; --i, digest >>= 4)
+    text[static_cast<std::size_t>(i)] = digits[digest & 0xf];
+  return text;
+}
+
+std::string announcement(const std::string& schema, std::string_view resource_type,
+                         const std::vector<std::string_view>& keys) {
+  constexpr std::size_t max_listed = 400;
+  if (keys.empty() || keys.size() > max_listed)
+    return "t " + schema + " " + hex16(detail::near_type_digest(resource_type));
+  std::string payload = "k " + schema;
+  for (auto key : keys)
+    payload += " " + hex16(detail::near_entry_digest(resource_type, key));
+  return payload;
+}
+
+// Whether the store's table is distributed by Citus (then its writes announce themselves, and
+// a few statements take their distributed form): asked once, at the first call that needs it.
+bool distributed(std::atomic<int>& known, const lease& borrowed, const std::string& table) {
+  int value = known.load(std::memory_order_acquire);
+  if (value < 0) {
+    value = detail::is_distributed_table(detail::wire_of(borrowed), table,
+                                         "looking for the cache table")
+                ? 1
+                : 0;
+    known.store(value, std::memory_order_release);
+  }
+  return value == 1;
 }
 
 // Drops what a write touched from this process's near tier when the write is over, committed or
@@ -211,7 +255,13 @@ struct cache_store::statements {
         gc_batch_of_type_alone(make(detail::cache_sql::k_gc_batch_of_type_alone, schema)),
         count_expired(make(detail::cache_sql::k_count_expired, schema)),
         count_expired_of_type(make(detail::cache_sql::k_count_expired_of_type, schema)),
-        table(detail::quote_identifier(schema) + ".cache") {}
+        announce(make(detail::cache_sql::k_announce, schema)),
+        purge_distributed(make(detail::cache_sql::k_purge_distributed, schema)),
+        get_many_distributed(make(detail::cache_sql::k_get_many_distributed, schema)),
+        get_many_near_distributed(make(detail::cache_sql::k_get_many_near_distributed, schema)),
+        table(detail::quote_identifier(schema) + ".cache"),
+        clear_per_shard(detail::per_shard_statement("cache", detail::cache_sql::k_clear_shard,
+                                                    schema, table)) {}
 
   static statement make(const detail::statement_text& text, const std::string& schema) {
     return detail::make_statement("cache", text, schema);
@@ -219,9 +269,42 @@ struct cache_store::statements {
 
   statement get, purge, get_many, get_near, get_many_near, set, set_many, remove, clear, expire,
       touch, gc_batch, gc_batch_of_type, gc_batch_alone, gc_batch_of_type_alone, count_expired,
-      count_expired_of_type;
+      count_expired_of_type, announce, purge_distributed, get_many_distributed,
+      get_many_near_distributed;
   std::string table;
+  statement clear_per_shard;
+  // 1 when the table is distributed by Citus (writes then send their near-tier notification
+  // themselves), -1 until a call asks.
+  mutable std::atomic<int> distributed{-1};
 };
+
+// The statement that deletes what a reader found expired.
+template <typename Statements>
+const statement& purge_of(const Statements& sql, const lease& borrowed) {
+  return distributed(sql.distributed, borrowed, sql.table) ? sql.purge_distributed : sql.purge;
+}
+
+// Runs a write of `keys` (none: the whole resource type) on the lease's connection; where the
+// table has no triggers to announce it to near tiers (Citus), announces it in its transaction.
+// `sql` is the store's statements (cache_store::statements).
+template <typename Statements>
+detail::result write_announced(cache_counters& counters, const lease& borrowed,
+                               const Statements& sql, const statement& stmt,
+                               const std::vector<bound_param>& parameters,
+                               const std::string& context, const std::string& schema,
+                               std::string_view resource_type,
+                               const std::vector<std::string_view>& keys) {
+  if (!distributed(sql.distributed, borrowed, sql.table))
+    return run_statement(counters, borrowed, stmt, parameters, context, schema);
+  // The write and its notification in one transaction: delivered when, and only if, it commits.
+  const auto on = detail::wire_of(borrowed);
+  detail::block transaction{on, context};
+  auto result = run_statement(counters, borrowed, stmt, parameters, context, schema);
+  run_statement(counters, borrowed, sql.announce,
+                {text_param(announcement(schema, resource_type, keys))}, context, schema);
+  transaction.commit(context);
+  return result;
+}
 
 cache_store::cache_store(std::shared_ptr<pool> connections, cache_options options)
     : m_pool(std::move(connections)),
@@ -268,7 +351,10 @@ void cache_store::start_near() {
                          "enable them again: ALTER TABLE " + m_statements->table +
                              " ENABLE ALWAYS TRIGGER NAME, for each one named");
     }
-    if (found.view(0, 1) != "3") {
+    // A table distributed by Citus has no triggers (they would run on the shards): the
+    // stores announce their writes themselves.
+    if (found.view(0, 1) != "3" &&
+        !distributed(m_statements->distributed, lease, m_statements->table)) {
       throw error(error_kind::undefined_object,
                   "the cache module in schema " + m_schema +
                       " lacks the invalidation triggers that the near tier needs, firing in every "
@@ -362,7 +448,7 @@ std::optional<std::string> cache_store::get(std::string_view resource_type, std:
           return value;
         }
         parameters[1] = text_param(text_array(std::vector<std::string_view>{key}));
-        run_statement(*m_counters, lease, m_statements->purge, parameters,
+        run_statement(*m_counters, lease, purge_of(*m_statements, lease), parameters,
                       "deleting an expired cache entry", m_schema);
         return std::nullopt;
       },
@@ -401,9 +487,12 @@ std::vector<std::optional<std::string>> cache_store::get_many(
           asked_keys.push_back(keys[i]);
         std::vector<bound_param> parameters{text_param(resource_type),
                                             text_param(text_array(asked_keys))};
-        auto rows = run_statement(*m_counters, lease,
-                                  fill ? m_statements->get_many_near : m_statements->get_many,
-                                  parameters, "reading the cache", m_schema);
+        const bool spread = distributed(m_statements->distributed, lease, m_statements->table);
+        const auto& read =
+            fill ? (spread ? m_statements->get_many_near_distributed : m_statements->get_many_near)
+                 : (spread ? m_statements->get_many_distributed : m_statements->get_many);
+        auto rows =
+            run_statement(*m_counters, lease, read, parameters, "reading the cache", m_schema);
         std::vector<std::string_view> expired;
         for (int row = 0; row < rows.rows(); ++row) {
           auto position = rows.int8(row, 0);
@@ -428,7 +517,7 @@ std::vector<std::optional<std::string>> cache_store::get_many(
         m_counters->add(cache_counter::misses, asked.size() - found);
         if (!expired.empty()) {
           parameters[1] = text_param(text_array(expired));
-          run_statement(*m_counters, lease, m_statements->purge, parameters,
+          run_statement(*m_counters, lease, purge_of(*m_statements, lease), parameters,
                         "deleting expired cache entries", m_schema);
         }
         return values;
@@ -448,10 +537,10 @@ void cache_store::set(std::string_view resource_type, std::string_view key, std:
   check_ttl(lifetime);
   near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
-  run_statement(*m_counters, lease, m_statements->set,
-                {text_param(resource_type), text_param(key), binary_param(value),
-                 int_param(ttl_param(lifetime))},
-                "writing to the cache", m_schema);
+  write_announced(*m_counters, lease, *m_statements, m_statements->set,
+                  {text_param(resource_type), text_param(key), binary_param(value),
+                   int_param(ttl_param(lifetime))},
+                  "writing to the cache", m_schema, resource_type, {key});
   m_counters->add(cache_counter::sets);
 }
 
@@ -492,11 +581,11 @@ void cache_store::set_many(std::string_view resource_type,
     packed.append(value);
   }
   auto lease = m_pool->acquire();
-  run_statement(
-      *m_counters, lease, m_statements->set_many,
+  write_announced(
+      *m_counters, lease, *m_statements, m_statements->set_many,
       {text_param(resource_type), text_param(text_array(keys)), text_param(int_array(starts)),
        text_param(int_array(lengths)), binary_param(packed), int_param(ttl_param(lifetime))},
-      "writing to the cache", m_schema);
+      "writing to the cache", m_schema, resource_type, keys);
   m_counters->add(cache_counter::sets, latest.size());
 }
 
@@ -510,9 +599,9 @@ bool cache_store::remove(std::string_view resource_type, std::string_view key) {
   check_text("key", key, m_options.max_key_size, "max_key_size");
   near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
-  auto result = run_statement(*m_counters, lease, m_statements->remove,
-                              {text_param(resource_type), text_param(key)},
-                              "removing from the cache", m_schema);
+  auto result = write_announced(*m_counters, lease, *m_statements, m_statements->remove,
+                                {text_param(resource_type), text_param(key)},
+                                "removing from the cache", m_schema, resource_type, {key});
   return result.affected_rows() > 0;
 }
 
@@ -524,10 +613,28 @@ std::size_t cache_store::clear(std::string_view resource_type) {
   const std::vector<bound_param> parameters{text_param(resource_type),
                                             int_param(static_cast<std::int64_t>(k_clear_batch))};
   std::size_t deleted = 0;
+  // On Citus each batch runs shard by shard; the sum comes back short only when every shard's
+  // batch did.
+  const bool per_shard = distributed(m_statements->distributed, lease, m_statements->table);
+  const std::vector<bound_param> shard_parameters{
+      int_param(static_cast<std::int64_t>(k_clear_batch)), text_param(resource_type)};
   for (;;) {
-    auto batch = run_statement(*m_counters, lease, m_statements->clear, parameters,
-                               "clearing the cache", m_schema)
-                     .affected_rows();
+    std::size_t batch = 0;
+    if (per_shard) {
+      auto rows =
+          write_announced(*m_counters, lease, *m_statements, m_statements->clear_per_shard,
+                          shard_parameters, "clearing the cache", m_schema, resource_type, {});
+      if (!rows.is_null(0, 1)) {
+        throw error(error_kind::sql,
+                    "clearing the cache: a shard failed: " + std::string{rows.view(0, 1)},
+                    "clear again; the other shards' batches are committed");
+      }
+      batch = static_cast<std::size_t>(rows.int8(0, 0));
+    } else {
+      batch = write_announced(*m_counters, lease, *m_statements, m_statements->clear, parameters,
+                              "clearing the cache", m_schema, resource_type, {})
+                  .affected_rows();
+    }
     deleted += batch;
     if (batch < k_clear_batch)
       return deleted;
@@ -560,9 +667,9 @@ bool cache_store::expire(std::string_view resource_type, std::string_view key,
   near_write written{m_near.get(), resource_type, key};
   auto lease = m_pool->acquire();
   auto result =
-      run_statement(*m_counters, lease, m_statements->expire,
-                    {text_param(resource_type), text_param(key), int_param(ttl_param(lifetime))},
-                    "changing a cache entry's expiry", m_schema);
+      write_announced(*m_counters, lease, *m_statements, m_statements->expire,
+                      {text_param(resource_type), text_param(key), int_param(ttl_param(lifetime))},
+                      "changing a cache entry's expiry", m_schema, resource_type, {key});
   return result.affected_rows() > 0;
 }
 
@@ -590,7 +697,8 @@ sweep_result cache_store::sweep(const sweep_options& options) {
   settings.lock_timeout = options.lock_timeout.value_or(m_options.gc_lock_timeout);
   detail::expiry_sweep::check(settings);  // before waiting for a connection
   auto lease = m_pool->acquire();
-  detail::expiry_sweep sweep{detail::wire_of(lease), settings, "expired entries", "the sweep"};
+  const auto on = detail::wire_of(lease);
+  detail::expiry_sweep sweep{on, settings, "expired entries", "the sweep"};
   detail::sweep_target target{&m_statements->gc_batch,
                               &m_statements->count_expired,
                               {},
@@ -603,7 +711,19 @@ sweep_result cache_store::sweep(const sweep_options& options) {
               &m_statements->gc_batch_of_type_alone,
               m_statements->table};
   }
+  std::optional<detail::statement> per_shard;
   try {
+    // On Citus each batch runs shard by shard (stores/citus.hpp).
+    if (detail::is_distributed_table(on, m_statements->table, "looking for the cache table")) {
+      per_shard =
+          detail::per_shard_statement("cache",
+                                      options.resource_type ? detail::cache_sql::k_gc_batch_of_type
+                                                            : detail::cache_sql::k_gc_batch,
+                                      m_schema, m_statements->table);
+      target.delete_batch = &*per_shard;
+      target.delete_batch_alone = nullptr;
+      target.per_shard = true;
+    }
     sweep.sweep(target);
   } catch (const error& e) {
     rethrow_store_error(e, m_schema);

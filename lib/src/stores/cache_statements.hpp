@@ -17,6 +17,13 @@ inline constexpr statement_text k_purge{
     "DELETE FROM {S}.cache WHERE ctid = ANY(ARRAY(SELECT ctid FROM {S}.cache WHERE resource_type = "
     "$1 AND "
     "key = ANY($2::text[]) AND expires_at <= now() FOR UPDATE SKIP LOCKED))"};
+// The same on a table distributed by Citus, where a ctid means nothing across shards and FOR
+// UPDATE works within one shard only: it may wait for a writer that holds the row (one short
+// statement).
+inline constexpr statement_text k_purge_distributed{
+    "purge_dist",
+    "DELETE FROM {S}.cache WHERE resource_type = $1 AND key = ANY($2::text[]) "
+    "AND expires_at <= now()"};
 // One index probe per key asked (the OFFSET 0 keeps the planner from turning the lateral join
 // into a hash join over a sequential scan, which it prefers for unnamed statements on small
 // tables); each row carries the 1-based position of its key.
@@ -26,6 +33,21 @@ inline constexpr statement_text k_get_many{
     "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
     "CROSS JOIN LATERAL (SELECT expires_at, value FROM {S}.cache "
     "WHERE resource_type = $1 AND key = k.key OFFSET 0) AS c"};
+// The same two on a table distributed by Citus, which cannot push a LATERAL subquery with
+// OFFSET down to the shards: a join that it sends to the shards holding the keys asked.
+inline constexpr statement_text k_get_many_distributed{
+    "get_many_dist",
+    "SELECT k.position, CASE WHEN c.expires_at <= now() THEN NULL ELSE c.value END "
+    "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
+    "JOIN (SELECT key, expires_at, value FROM {S}.cache "
+    "WHERE resource_type = $1 AND key = ANY($2::text[])) AS c ON c.key = k.key"};
+inline constexpr statement_text k_get_many_near_distributed{
+    "get_many_near_dist",
+    "SELECT k.position, CASE WHEN c.expires_at <= now() THEN NULL ELSE c.value END, "
+    "floor(extract(epoch FROM c.expires_at - now()) * 1000)::bigint "
+    "FROM unnest($2::text[]) WITH ORDINALITY AS k(key, position) "
+    "JOIN (SELECT key, expires_at, value FROM {S}.cache "
+    "WHERE resource_type = $1 AND key = ANY($2::text[])) AS c ON c.key = k.key"};
 // The near tier's reads also return the entry's remaining lifetime in whole milliseconds,
 // rounded down (NULL: it never expires), so that its copy expires no later than the row.
 inline constexpr statement_text k_get_near{
@@ -62,6 +84,12 @@ inline constexpr statement_text k_clear{"clear",
                                         "DELETE FROM {S}.cache WHERE ctid = ANY(ARRAY(SELECT ctid "
                                         "FROM {S}.cache WHERE resource_type = $1 "
                                         "LIMIT $2))"};
+// clear's batch for a table distributed by Citus, run on each shard (per_shard_statement in
+// stores/citus.hpp): $1 the batch size, $2 the resource type.
+inline constexpr statement_text k_clear_shard{
+    "clear",
+    "DELETE FROM {S}.cache WHERE ctid = ANY(ARRAY(SELECT ctid FROM {S}.cache "
+    "WHERE resource_type = $2 LIMIT $1))"};
 inline constexpr statement_text k_expire{
     "expire",
     "UPDATE {S}.cache SET expires_at = now() + $3::bigint * interval '1 millisecond' "
@@ -104,5 +132,12 @@ inline constexpr statement_text k_count_expired{
 inline constexpr statement_text k_count_expired_of_type{
     "count_expired_type",
     "SELECT count(*) FROM {S}.cache WHERE expires_at <= now() AND resource_type = $1"};
+
+// The near-tier notification of a write, sent by the store itself where the table has no
+// triggers to send it (Citus); like the trigger, only while some near tier listens (the interest
+// lock of migrations/cache/*_cache_near_interest.sql, held by every listener).
+inline constexpr statement_text k_announce{
+    "announce",
+    "SELECT pg_notify('pgkit_cache', $1) WHERE NOT pg_try_advisory_xact_lock(1885826932, 1)"};
 
 }  // namespace pgkit::detail::cache_sql

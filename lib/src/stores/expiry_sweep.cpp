@@ -133,9 +133,20 @@ std::uint64_t expiry_sweep::sweep_batch(const sweep_target& target,
     }
   }
   m_wire.run(m_lock_timeout, lock_timeout, result_format::binary, context, m_control);
-  auto deleted =
-      m_wire.run(*target.delete_batch, parameters, result_format::binary, context, m_control)
-          .affected_rows();
+  auto rows =
+      m_wire.run(*target.delete_batch, parameters, result_format::binary, context, m_control);
+  std::uint64_t deleted = 0;
+  if (target.per_shard) {
+    // Each shard's DELETE committed on its worker by itself: what the others deleted stays.
+    if (!rows.is_null(0, 1)) {
+      throw error(error_kind::sql,
+                  context + ": the batch failed on a shard: " + std::string{rows.view(0, 1)},
+                  "run " + m_rerun + " again; the other shards' batches are committed");
+    }
+    deleted = static_cast<std::uint64_t>(rows.int8(0, 0));
+  } else {
+    deleted = rows.affected_rows();
+  }
   batch->commit(context, m_control);
   return deleted;
 }

@@ -39,6 +39,9 @@ struct sweep_target {
   /// holds: after a short lock_timeout the batch is redone by `delete_batch`.
   const statement* delete_batch_alone = nullptr;
   std::string exclusive_key;
+  /// Set for a distributed Citus table: `delete_batch` is a per_shard_statement (stores/citus.hpp),
+  /// which reports the rows it deleted, and the shards' errors, in its one row.
+  bool per_shard = false;
 };
 
 /// A sweep over one or more tables on one connection, sharing one deadline.

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include "core/pqxx_compat.hpp"
@@ -11,6 +12,7 @@
 #include "core/ttl_limit.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
+#include "stores/citus.hpp"
 #include "stores/module_check.hpp"
 #include "stores/session_key.hpp"
 #include "stores/session_statements.hpp"
@@ -132,13 +134,28 @@ struct session_store::statements {
         set(make(detail::session_sql::k_set, schema)),
         is_live(make(detail::session_sql::k_is_live, schema)),
         touch(make(detail::session_sql::k_touch, schema)),
-        clear(make(detail::session_sql::k_clear, schema)) {}
+        clear(make(detail::session_sql::k_clear, schema)),
+        set_distributed(make(detail::session_sql::k_set_distributed, schema)),
+        table(detail::quote_identifier(schema) + ".session") {}
 
   static statement make(const detail::statement_text& text, const std::string& schema) {
     return detail::make_statement("session", text, schema);
   }
 
-  statement generate, get, remove_expired, set, is_live, touch, clear;
+  statement generate, get, remove_expired, set, is_live, touch, clear, set_distributed;
+  std::string table;
+  // 1 when the table is distributed by Citus, -1 until the first set asks.
+  mutable std::atomic<int> distributed{-1};
+
+  // The statement of set and compare_and_set on this table.
+  const statement& set_on(const detail::wire& on) const {
+    int known = distributed.load(std::memory_order_acquire);
+    if (known < 0) {
+      known = detail::is_distributed_table(on, table, "looking for the session table") ? 1 : 0;
+      distributed.store(known, std::memory_order_release);
+    }
+    return known == 1 ? set_distributed : set;
+  }
 };
 
 session_store::session_store(std::shared_ptr<pool> pool, session_options options)
@@ -245,7 +262,7 @@ set_result session_store::set(std::string_view key, std::string_view data,
   // An expiry the caller gave is set exactly; the touch interval only spares writes of the
   // default period.
   auto written = on_connection([&](pqxx::connection&, const detail::wire& on) {
-    return write_session(*m_counters, on, m_sql->set, key, data,
+    return write_session(*m_counters, on, m_sql->set_on(on), key, data,
                          lifetime.value_or(default_period()),
                          lifetime ? milliseconds{0} : m_touch_interval, std::nullopt, m_schema);
   });
@@ -255,9 +272,9 @@ set_result session_store::set(std::string_view key, std::string_view data,
 set_result session_store::compare_and_set(std::string_view key, std::int64_t expected_version,
                                           std::string_view data, std::optional<ttl> lifetime) {
   return on_connection([&](pqxx::connection&, const detail::wire& on) {
-    auto written =
-        write_session(*m_counters, on, m_sql->set, key, data, lifetime.value_or(default_period()),
-                      lifetime ? milliseconds{0} : m_touch_interval, expected_version, m_schema);
+    auto written = write_session(
+        *m_counters, on, m_sql->set_on(on), key, data, lifetime.value_or(default_period()),
+        lifetime ? milliseconds{0} : m_touch_interval, expected_version, m_schema);
     if (!written)
       return set_result::missing;
     if (*written > 0)

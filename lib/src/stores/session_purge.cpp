@@ -7,6 +7,7 @@
 #include "pgkit/error.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/session.hpp"
+#include "stores/citus.hpp"
 #include "stores/expiry_sweep.hpp"
 #include "stores/session_statements.hpp"
 #include "stores/statements.hpp"
@@ -97,7 +98,15 @@ sweep_result sweep_expired_sessions(pqxx::connection& connection, const std::str
   for (std::size_t i = 0; i < targets.size() && sweep.result().complete; ++i) {
     auto delete_batch = detail::make_statement("session", *targets[i]->delete_batch, schema);
     auto count = detail::make_statement("session", *targets[i]->count, schema);
-    tables[i].rows = sweep.sweep({&delete_batch, &count, {}, nullptr, {}});
+    detail::sweep_target target{&delete_batch, &count, {}, nullptr, {}};
+    // On Citus a distributed table's batches run shard by shard (stores/citus.hpp).
+    const auto table = quoted_schema + "." + targets[i]->table;
+    if (detail::is_distributed_table(on, table, "looking for the session and auth tables")) {
+      delete_batch =
+          detail::per_shard_statement("session", *targets[i]->delete_batch, schema, table);
+      target.per_shard = true;
+    }
+    tables[i].rows = sweep.sweep(target);
   }
   auto result = sweep.result();
   result.tables = std::move(tables);

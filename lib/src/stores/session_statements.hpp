@@ -34,17 +34,27 @@ inline constexpr statement_text k_set{
     "THEN expires_at ELSE now() + $3::bigint * interval '1 millisecond' END, "
     "version = version + 1, updated_at = now() WHERE key_hash = $1 AND expires_at > now() "
     "AND ($5::bigint IS NULL OR version = $5) RETURNING version"};
+// The same on a table distributed by Citus, which refuses CASE around now() in a distributed
+// UPDATE: the new expiry is always written (no in-place update spared). $4 is not used.
+inline constexpr statement_text k_set_distributed{
+    "set_dist",
+    "UPDATE {S}.session SET data = $2, expires_at = now() + $3::bigint * interval '1 millisecond', "
+    "version = version + 1, updated_at = now() WHERE key_hash = $1 AND expires_at > now() "
+    "AND ($5::bigint IS NULL OR version = $5) AND $4::bigint IS NOT DISTINCT FROM $4 "
+    "RETURNING version"};
 inline constexpr statement_text k_is_live{
     "is_live", "SELECT 1 FROM {S}.session WHERE key_hash = $1 AND expires_at > now()"};
 // One round trip: whether the session is live, and whether the expiry moved. The update writes
-// only when the new expiry is at least the touch interval ($3) past the current one.
+// only when the new expiry is at least the touch interval ($3) past the current one, compared
+// as a difference of two timestamps (IMMUTABLE): Citus refuses `expires_at + interval` (STABLE,
+// with a column) in a distributed UPDATE.
 inline constexpr statement_text k_touch{
     "touch",
     "WITH live AS (SELECT 1 FROM {S}.session WHERE key_hash = $1 AND expires_at > now()), "
     "moved AS (UPDATE {S}.session SET expires_at = now() + $2::bigint * interval '1 millisecond', "
     "updated_at = now() WHERE key_hash = $1 AND expires_at > now() AND "
-    "now() + $2::bigint * interval '1 millisecond' >= "
-    "expires_at + $3::bigint * interval '1 millisecond' RETURNING 1) "
+    "now() + $2::bigint * interval '1 millisecond' - expires_at >= "
+    "$3::bigint * interval '1 millisecond' RETURNING 1) "
     "SELECT (SELECT count(*) FROM live), (SELECT count(*) FROM moved)"};
 inline constexpr statement_text k_clear{"clear", "DELETE FROM {S}.session WHERE key_hash = $1"};
 
