@@ -9,7 +9,7 @@
 //   bench_query [URL]   (default: $PGKIT_BENCH_URL, $DATABASE_URL, else a throwaway server)
 //  - pgkit::pipeline of K small INSERTs (1000 by default) against the same INSERTs sent one
 //    round trip at a time (execute_no_data) and against a hand-written libpq pipeline loop;
-//    best of 5 rounds each.
+//    best of 10 rounds each.
 //   PGKIT_BENCH_STREAM_ROWS, PGKIT_BENCH_COPY_ROWS, PGKIT_BENCH_PIPELINE_STATEMENTS change the
 //   counts.
 
@@ -187,7 +187,7 @@ double libpq_inserts(PGconn* conn, const std::vector<copy_row>& data, pqxx::conn
   return static_cast<double>(data.size() / batch * batch) / seconds_since(started);
 }
 
-constexpr int k_pipeline_rounds = 5;
+constexpr int k_pipeline_rounds = 10;
 const char* const k_pipeline_insert = "INSERT INTO bench_pipeline (n, t) VALUES ($1, $2)";
 
 void reset_pipeline_table(pqxx::connection& conn) {
