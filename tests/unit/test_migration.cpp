@@ -282,11 +282,12 @@ TEST_CASE("pgkit::render_plain_script") {
   SUBCASE("the dbmate layout names each file by version, module and name") {
     auto built_in = pgkit::module_catalog::load();
     auto files = pgkit::render_dbmate_files(pgkit::run_order(built_in.select({"cache"})), "pgkit");
-    REQUIRE(files.size() == 4);
+    REQUIRE(files.size() == 5);
     CHECK(files[0].file_name == "20000101000000_core_core.sql");
     CHECK(files[1].file_name == "20000101000200_cache_cache.sql");
     CHECK(files[2].file_name == "20000101000210_cache_cache_near.sql");
     CHECK(files[3].file_name == "20261206160000_cache_cache_near_interest.sql");
+    CHECK(files[4].file_name == "20261206200000_core_uuid7_counter.sql");
     CHECK(files[1].text.find("-- migrate:up\n") != std::string::npos);
     CHECK(files[1].text.find("-- migrate:down\n") != std::string::npos);
     CHECK(files[1].text.find("CREATE UNLOGGED TABLE cache") != std::string::npos);
