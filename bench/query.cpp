@@ -214,7 +214,8 @@ double one_at_a_time(pqxx::connection& conn, long statements) {
   reset_pipeline_table(conn);
   auto started = clock_type::now();
   for (long i = 0; i < statements; ++i)
-    pgkit::execute_no_data(conn, k_pipeline_insert, {std::to_string(i), "note " + std::to_string(i)});
+    pgkit::execute_no_data(conn, k_pipeline_insert,
+                           {std::to_string(i), "note " + std::to_string(i)});
   return static_cast<double>(statements) / seconds_since(started);
 }
 
@@ -327,7 +328,8 @@ int main(int argc, char** argv) {
       print_row("pipeline " + inserts_label + " vs libpq's pipeline", best_pipeline,
                 best_raw_pipeline);
     else
-      std::printf("%-44s (built against libpq < 14: no baseline)\n", "pipeline vs libpq's pipeline");
+      std::printf("%-44s (built against libpq < 14: no baseline)\n",
+                  "pipeline vs libpq's pipeline");
     pgkit::execute_no_data(*conn, "DROP TABLE bench_pipeline");
 
     reset_table(*conn);

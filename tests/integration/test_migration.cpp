@@ -210,7 +210,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
           std::string::npos);
     CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
     hold.exec("SELECT pg_advisory_unlock_all()");
-    CHECK(pgkit::apply_modules(connection, options).applied.size() == 4);
+    CHECK(pgkit::apply_modules(connection, options).applied.size() == 5);
   }
   SUBCASE("interrupted() stops a run waiting for the lock, and one between migrations") {
     pqxx::connection holder{db.url()};
@@ -282,7 +282,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
                "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n"
                "-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY t_x;\n");
     auto result = pgkit::apply_modules(connection, user_options(dir, {"app"}));
-    CHECK(result.applied.size() == 3);
+    CHECK(result.applied.size() == 4);  // core's two and the app's two
     CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.t_x') IS NOT NULL") == "t");
     pqxx::nontransaction same_session{connection};
     CHECK(same_session.exec("SHOW search_path")[0][0].as<std::string>() == "\"$user\", public");

@@ -94,8 +94,8 @@ TEST_CASE("pevensie: user_metadata_encoder and user_metadata_decoder") {
     CHECK(std::string{e.what()}.find("not a plan") != std::string::npos);
   }
   SUBCASE("an encoder that does not give JSON is refused and nothing is written") {
-    pgkit::typed_users<plan> broken{*f.store, {[](const plan&) { return std::string{"{oops"}; },
-                                               decode_plan}};
+    pgkit::typed_users<plan> broken{
+        *f.store, {[](const plan&) { return std::string{"{oops"}; }, decode_plan}};
     pgkit::new_user other;
     other.email = "broken@example.org";
     CHECK(pgkit_test::expect_error([&] { broken.create_user(other, plan{}); }).kind() ==
@@ -119,8 +119,8 @@ TEST_CASE("pevensie: ids monotonic within one millisecond") {
                       "SELECT substring(pgkit.uuid7()::text FROM 15 FOR 1) || "
                       "substring(pgkit.uuid7()::text FROM 20 FOR 1) ~ '^7[89ab]$'") == "t");
     // The caller's search_path does not matter: the counter is found where it was made.
-    CHECK(query_value(f.db.url(), "SET search_path = pg_catalog; SELECT pgkit.uuid7() IS NOT NULL") ==
-          "t");
+    CHECK(query_value(f.db.url(),
+                      "SET search_path = pg_catalog; SELECT pgkit.uuid7() IS NOT NULL") == "t");
   }
 
   SUBCASE("users made one after the other list in the order they were made") {
@@ -142,8 +142,8 @@ TEST_CASE("pevensie: ids monotonic within one millisecond") {
     std::vector<std::string> first, second;
     auto make = [&](std::vector<std::string>& out) {
       auto conn = pgkit::connect(f.db.url());
-      pgkit::stream_query(*conn, "SELECT pgkit.uuid7()::text FROM generate_series(1, 5000)", {},
-                          {}, [&](const pgkit::row_view& row) {
+      pgkit::stream_query(*conn, "SELECT pgkit.uuid7()::text FROM generate_series(1, 5000)", {}, {},
+                          [&](const pgkit::row_view& row) {
                             out.emplace_back(*row.get(0));
                             return pgkit::row_action::next;
                           });

@@ -227,8 +227,9 @@ class typed_users {
   typed_users(auth_store& store, user_metadata_codec<T> codec)
       : m_store(store), m_codec(std::move(codec)) {
     if (!m_codec.user_metadata_encoder || !m_codec.user_metadata_decoder)
-      throw usage_error("typed_users: the codec needs both user_metadata_encoder and "
-                        "user_metadata_decoder");
+      throw usage_error(
+          "typed_users: the codec needs both user_metadata_encoder and "
+          "user_metadata_decoder");
   }
 
   /// create_user with `metadata` encoded into u.user_metadata.
@@ -263,8 +264,7 @@ class typed_users {
     } catch (const error&) {
       throw;
     } catch (const std::exception& e) {
-      throw usage_error("the user_metadata of user " + u.id +
-                            " could not be decoded: " + e.what(),
+      throw usage_error("the user_metadata of user " + u.id + " could not be decoded: " + e.what(),
                         "the user_metadata_decoder must read every shape stored (older ones "
                         "included), or the stored metadata must be updated first");
     }

@@ -220,7 +220,7 @@ struct listener::impl {
     if (should_stop() || call_stopped())
       wait_ms = 0;
     if (closing)
-      fds[0].events = 0;  // stop() must not cut close() short
+      fds[0].events = 0;                                    // stop() must not cut close() short
     int ready = ::poll(fds, 3, static_cast<int>(wait_ms));  // a negative fd is ignored
     if (ready <= 0)
       return 0;
@@ -558,11 +558,11 @@ listener_options with_pooler(listener_options options, pooler_mode pooler) {
 
 [[noreturn]] void refuse_transaction_pooler() {
   throw config_error(
-        "LISTEN cannot work through a transaction-mode pooler (pooler = \"" +
-            std::string{to_string(pooler_mode::pgbouncer_transaction)} +
-            "\"): the session that LISTENs is not kept",
-        "connect the listener to PostgreSQL directly or through a session-mode pooler, "
-        "for example with a separate connection in database.toml");
+      "LISTEN cannot work through a transaction-mode pooler (pooler = \"" +
+          std::string{to_string(pooler_mode::pgbouncer_transaction)} +
+          "\"): the session that LISTENs is not kept",
+      "connect the listener to PostgreSQL directly or through a session-mode pooler, "
+      "for example with a separate connection in database.toml");
 }
 
 }  // namespace
@@ -678,8 +678,8 @@ void listener::close() noexcept {
       while (busy())
         self.step(deadline);
       // A pooled connection goes back only when UNLISTEN * was answered without an error.
-      self.clean = self.current == impl::state::ready &&
-                   self.in_flight == impl::command::none && !self.command_failure;
+      self.clean = self.current == impl::state::ready && self.in_flight == impl::command::none &&
+                   !self.command_failure;
     }
   } catch (...) {
     // Closing is best effort: the session ends, and its LISTENs with it, either way.

@@ -49,12 +49,6 @@ std::unordered_map<pg_conn*, ending> g_ending;
 std::unordered_map<pg_conn*, std::pair<int, std::string>> g_farewells;
 std::atomic<bool> g_any_listening{false};
 
-bool is_closing(pg_conn* handle) {
-  std::lock_guard<std::mutex> lock{g_mutex};
-  auto found = g_ending.find(handle);
-  return found != g_ending.end() && found->second.closing;
-}
-
 // Leaves g_ending[handle] once nobody needs the entry.
 void release_ending(pg_conn* handle) {
   auto found = g_ending.find(handle);
@@ -104,12 +98,12 @@ std::string end_reason(int fd) {
   return "the server closed the connection";
 }
 
+// The status of a connection libpq found broken; g_mutex is held.
 connection_status failed_status(pg_conn* handle) {
   connection_status failed;
   failed.state = connection_state::failed;
   // A FATAL that arrived while no statement ran reached the notice routing on this thread.
   std::string farewell = detail::take_server_farewell();
-  std::lock_guard<std::mutex> lock{g_mutex};
   auto& [backend, kept] = g_farewells[handle];
   if (backend != PQbackendPID(handle))
     kept.clear();
@@ -127,8 +121,8 @@ connection_status failed_status(pg_conn* handle) {
 int poll_timeout(const detail::stop_control& control) {
   if (!control.deadline)
     return -1;
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(*control.deadline -
-                                                           detail::steady_clock::now());
+  auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(*control.deadline - detail::steady_clock::now());
   return static_cast<int>(std::clamp<long long>(left.count(), 0, 24 * 3600 * 1000));
 }
 
@@ -172,10 +166,14 @@ std::size_t dispatch_notifications(pg_conn* handle) {
 }  // namespace detail
 
 connection_status status(const pqxx::connection& conn) {
+  // Held throughout: a close() on another thread marks the connection closing under this lock
+  // before it frees anything, so the connection is either closing or not freed while read.
+  std::lock_guard<std::mutex> lock{g_mutex};
   PGconn* handle = detail::libpq_handle(conn);
   if (handle == nullptr)
     return {connection_state::closed, {}, true};
-  if (is_closing(handle))
+  auto closing = g_ending.find(handle);
+  if (closing != g_ending.end() && closing->second.closing)
     return {connection_state::closing, {}, false};
   if (PQstatus(handle) != CONNECTION_OK)
     return failed_status(handle);
@@ -217,13 +215,7 @@ void close(pqxx::connection& conn) noexcept {
 std::optional<connection_end> close_finished(const pqxx::connection& conn,
                                              const query_options& options) {
   const auto control = detail::stop_control::from(options);
-  pg_conn* handle = detail::libpq_handle(conn);
-  if (handle == nullptr)
-    return connection_end{true, {}};
-  {
-    std::lock_guard<std::mutex> lock{g_mutex};
-    ++g_ending[handle].waiters;
-  }
+  pg_conn* handle = nullptr;
   struct leave {
     pg_conn* handle;
     ~leave() {
@@ -231,22 +223,36 @@ std::optional<connection_end> close_finished(const pqxx::connection& conn,
       --g_ending[handle].waiters;
       release_ending(handle);
     }
-  } leaving{handle};
-  auto closed_by_close = [&]() -> bool {
-    std::unique_lock<std::mutex> lock{g_mutex};
+  };
+  // Waits for a close() that has begun; false when none has.
+  auto closed_by_close = [&](std::unique_lock<std::mutex>& lock) -> bool {
     auto& entry = g_ending[handle];
     if (!entry.closing)
       return false;
     g_closed.wait(lock, [&] { return entry.closed; });
     return true;
   };
-  if (closed_by_close())
-    return connection_end{true, {}};
-  if (PQstatus(handle) != CONNECTION_OK || PQsocket(handle) < 0)
-    return connection_end{false, failed_status(handle).error};
-  // A duplicate of libpq's socket: it stays open when libpq closes its own, so the hang-up is
-  // seen either way, and polling it reads nothing libpq would read.
-  const int fd = ::fcntl(PQsocket(handle), F_DUPFD_CLOEXEC, 0);
+  int fd = -1;
+  {
+    // Under the lock a close() on another thread cannot free the connection meanwhile.
+    std::unique_lock<std::mutex> lock{g_mutex};
+    handle = detail::libpq_handle(conn);
+    if (handle == nullptr)
+      return connection_end{true, {}};
+    auto& entry = g_ending[handle];
+    ++entry.waiters;
+    if (closed_by_close(lock) || PQstatus(handle) != CONNECTION_OK || PQsocket(handle) < 0) {
+      const bool graceful = entry.closing;
+      auto reason = graceful ? std::string{} : failed_status(handle).error;
+      --entry.waiters;
+      release_ending(handle);
+      return connection_end{graceful, reason};
+    }
+    // A duplicate of libpq's socket: it stays open when libpq closes its own, so the hang-up
+    // is seen either way, and polling it reads nothing libpq would read.
+    fd = ::fcntl(PQsocket(handle), F_DUPFD_CLOEXEC, 0);
+  }
+  leave leaving{handle};
   if (fd < 0)
     throw error(error_kind::internal, "waiting for the connection's end: no file descriptor left");
   struct closer {
@@ -266,7 +272,8 @@ std::optional<connection_end> close_finished(const pqxx::connection& conn,
     if (ready > 0 && waits[0].revents != 0)
       break;
   }
-  if (closed_by_close())
+  std::unique_lock<std::mutex> lock{g_mutex};
+  if (closed_by_close(lock))
     return connection_end{true, {}};
   return connection_end{false, end_reason(fd)};
 }

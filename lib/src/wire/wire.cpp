@@ -755,14 +755,16 @@ std::vector<pipelined_result> wire::pipeline(const std::vector<pipelined_stateme
       owned_result next{PQgetResult(m_conn)};
       if (!next) {
         if (PQstatus(m_conn) != CONNECTION_OK)
-          throw_failure(m_conn, nullptr, context, statements[std::min(index, results.size() - 1)].sql);
+          throw_failure(m_conn, nullptr, context,
+                        statements[std::min(index, results.size() - 1)].sql);
         if (have) {
           ++index;
           have = false;
           idle_nulls = 0;
         } else if (++idle_nulls > 2) {
-          throw error(error_kind::internal,
-                      with_context(context, "libpq gave no result where the pipeline expected one"));
+          throw error(
+              error_kind::internal,
+              with_context(context, "libpq gave no result where the pipeline expected one"));
         }
         continue;
       }
