@@ -226,7 +226,8 @@ TEST_CASE("pgkit::run_order") {
     std::vector<std::string> names;
     for (const auto* m : pgkit::run_order(catalog.select({"two", "one"})))
       names.push_back(m->module + "/" + m->name);
-    CHECK(names == std::vector<std::string>{"core/core", "one/a", "two/b", "one/c"});
+    CHECK(names ==
+          std::vector<std::string>{"core/core", "one/a", "two/b", "one/c", "core/uuid7_counter"});
   }
 }
 
@@ -271,7 +272,7 @@ TEST_CASE("pgkit::render_plain_script") {
   }
   SUBCASE("the dbmate layout carries a transaction:false migration as two files") {
     auto files = pgkit::render_dbmate_files(order, "pgkit");
-    REQUIRE(files.size() == 4);  // core, a, and two for idx
+    REQUIRE(files.size() == 5);  // core, a, two for idx, and core's uuid7 counter
     CHECK(files[2].file_name == "202603021200000_app_idx.sql");
     CHECK(files[2].text.find("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY") !=
           std::string::npos);
