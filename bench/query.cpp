@@ -7,7 +7,11 @@
 //    `psql -c "\copy ..."` of the same data as CSV and against multi-row INSERTs of 1000 rows.
 // Each figure is the best of the rounds, the variants interleaved; ratios are pgkit / baseline.
 //   bench_query [URL]   (default: $PGKIT_BENCH_URL, $DATABASE_URL, else a throwaway server)
-//   PGKIT_BENCH_STREAM_ROWS, PGKIT_BENCH_COPY_ROWS change the row counts.
+//  - pgkit::pipeline of K small INSERTs (1000 by default) against the same INSERTs sent one
+//    round trip at a time (execute_no_data) and against a hand-written libpq pipeline loop;
+//    best of 10 rounds each.
+//   PGKIT_BENCH_STREAM_ROWS, PGKIT_BENCH_COPY_ROWS, PGKIT_BENCH_PIPELINE_STATEMENTS change the
+//   counts.
 
 #include <libpq-fe.h>
 #include <unistd.h>
@@ -183,6 +187,78 @@ double libpq_inserts(PGconn* conn, const std::vector<copy_row>& data, pqxx::conn
   return static_cast<double>(data.size() / batch * batch) / seconds_since(started);
 }
 
+constexpr int k_pipeline_rounds = 10;
+const char* const k_pipeline_insert = "INSERT INTO bench_pipeline (n, t) VALUES ($1, $2)";
+
+void reset_pipeline_table(pqxx::connection& conn) {
+  pgkit::execute_no_data(conn, "DROP TABLE IF EXISTS bench_pipeline");
+  pgkit::execute_no_data(conn, "CREATE TABLE bench_pipeline (n int, t text)");
+}
+
+double pipeline_pgkit(pqxx::connection& conn, long statements) {
+  reset_pipeline_table(conn);
+  auto started = clock_type::now();
+  pgkit::pipeline batch{conn};
+  for (long i = 0; i < statements; ++i)
+    batch.add(k_pipeline_insert, {std::to_string(i), "note " + std::to_string(i)});
+  auto results = batch.collect();
+  double rate = static_cast<double>(statements) / seconds_since(started);
+  for (const auto& each : results) {
+    if (each.outcome != pgkit::pipeline_outcome::ok)
+      throw std::runtime_error("a pipelined INSERT failed");
+  }
+  return rate;
+}
+
+double one_at_a_time(pqxx::connection& conn, long statements) {
+  reset_pipeline_table(conn);
+  auto started = clock_type::now();
+  for (long i = 0; i < statements; ++i)
+    pgkit::execute_no_data(conn, k_pipeline_insert,
+                           {std::to_string(i), "note " + std::to_string(i)});
+  return static_cast<double>(statements) / seconds_since(started);
+}
+
+// The baseline: libpq's pipeline mode by hand (libpq 14 or newer at build time).
+double pipeline_libpq(PGconn* raw, pqxx::connection& admin, long statements) {
+#ifdef LIBPQ_HAS_PIPELINING
+  reset_pipeline_table(admin);
+  auto started = clock_type::now();
+  if (PQenterPipelineMode(raw) != 1)
+    throw std::runtime_error(PQerrorMessage(raw));
+  for (long i = 0; i < statements; ++i) {
+    const std::string number = std::to_string(i);
+    const std::string note = "note " + number;
+    const char* values[2] = {number.c_str(), note.c_str()};
+    if (PQsendQueryParams(raw, k_pipeline_insert, 2, nullptr, values, nullptr, nullptr, 0) == 0)
+      throw std::runtime_error(PQerrorMessage(raw));
+  }
+  PQpipelineSync(raw);
+  long done = 0;
+  for (;;) {
+    PGresult* result = PQgetResult(raw);
+    if (result == nullptr)
+      continue;  // the end of one statement's results
+    const auto status = PQresultStatus(result);
+    PQclear(result);
+    if (status == PGRES_PIPELINE_SYNC)
+      break;
+    if (status != PGRES_COMMAND_OK)
+      throw std::runtime_error("a libpq pipelined INSERT failed");
+    ++done;
+  }
+  PQexitPipelineMode(raw);
+  if (done != statements)
+    throw std::runtime_error("the libpq pipeline saw the wrong number of results");
+  return static_cast<double>(statements) / seconds_since(started);
+#else
+  (void)raw;
+  (void)admin;
+  (void)statements;
+  return 0;
+#endif
+}
+
 void print_row(const std::string& what, double pgkit_rate, double baseline_rate) {
   std::printf("%-44s %12.0f %12.0f %7.2fx\n", what.c_str(), pgkit_rate, baseline_rate,
               pgkit_rate / baseline_rate);
@@ -238,6 +314,24 @@ int main(int argc, char** argv) {
               inserts);
     // The ceiling for any client: the server's own COPY ingestion (psql) against the INSERTs.
     print_row("  psql \\copy vs 1000-row INSERTs (the server's limit)", best_psql, inserts);
+
+    const long statements = count_from_env("PGKIT_BENCH_PIPELINE_STATEMENTS", 1000);
+    double best_pipeline = 0, best_single = 0, best_raw_pipeline = 0;
+    for (int round = 0; round < k_pipeline_rounds; ++round) {
+      best_raw_pipeline = std::max(best_raw_pipeline, pipeline_libpq(raw, *conn, statements));
+      best_pipeline = std::max(best_pipeline, pipeline_pgkit(*conn, statements));
+      best_single = std::max(best_single, one_at_a_time(*conn, statements));
+    }
+    const std::string inserts_label = std::to_string(statements) + " INSERTs";
+    print_row("pipeline " + inserts_label + " vs one round trip each", best_pipeline, best_single);
+    if (best_raw_pipeline > 0)
+      print_row("pipeline " + inserts_label + " vs libpq's pipeline", best_pipeline,
+                best_raw_pipeline);
+    else
+      std::printf("%-44s (built against libpq < 14: no baseline)\n",
+                  "pipeline vs libpq's pipeline");
+    pgkit::execute_no_data(*conn, "DROP TABLE bench_pipeline");
+
     reset_table(*conn);
     pgkit::execute_no_data(*conn, "DROP TABLE bench_copy");
     std::filesystem::remove_all(dir);

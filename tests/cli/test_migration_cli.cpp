@@ -37,7 +37,7 @@ TEST_CASE("pgkit apply, status and rollback") {
   SUBCASE("apply on an empty database, again, status, rollback of every step, apply again") {
     auto first = run_pgkit(args({"apply", addr}, k_all));
     REQUIRE_MESSAGE(first.exit_code == 0, first.err);
-    CHECK(contains(first.err, "applied 8 migrations in schema pgkit"));
+    CHECK(contains(first.err, "applied 9 migrations in schema pgkit"));
     CHECK(table_count(db) == "8");
 
     auto again = run_pgkit(args({"apply", addr}, k_all));
@@ -50,10 +50,11 @@ TEST_CASE("pgkit apply, status and rollback") {
 
     for (const char* module : {"session", "queue", "cache", "auth", "core"}) {
       // auth has two migrations: its tables, then what the auth store added; cache has three:
-      // the table, the near tier's triggers, then their interest check.
-      std::string steps = std::string{module} == "cache"  ? "3"
-                          : std::string{module} == "auth" ? "2"
-                                                          : "1";
+      // the table, the near tier's triggers, then their interest check; core two: its tables
+      // and uuid7(), then uuid7()'s counter.
+      std::string steps = std::string{module} == "cache"                                   ? "3"
+                          : std::string{module} == "auth" || std::string{module} == "core" ? "2"
+                                                                                           : "1";
       auto rollback = run_pgkit({"rollback", addr, module, "--steps", steps});
       CHECK_MESSAGE(rollback.exit_code == 0, rollback.err);
       CHECK(contains(rollback.err, "rolled back " + steps +
@@ -123,7 +124,7 @@ TEST_CASE("pgkit rollback: each down section undoes its up section exactly") {
     REQUIRE(run_pgkit({"rollback", addr, module, "--steps", steps}).exit_code == 0);
     CHECK_MESSAGE(schema_catalog(db) == before, module);
   }
-  REQUIRE(run_pgkit({"rollback", addr, "core"}).exit_code == 0);
+  REQUIRE(run_pgkit({"rollback", addr, "core", "--steps", "2"}).exit_code == 0);
   CHECK(query_value(db.url(),
                     "SELECT count(*) FROM pg_depend WHERE refobjid = "
                     "'pgkit'::regnamespace") == "0");
@@ -143,14 +144,14 @@ TEST_CASE("pgkit apply: eight processes at once") {
   int applied_runs = 0;
   for (const auto& result : results) {
     CHECK_MESSAGE(result.exit_code == 0, result.err);
-    if (contains(result.err, "applied 8 migrations"))
+    if (contains(result.err, "applied 9 migrations"))
       ++applied_runs;
   }
   CHECK(applied_runs == 1);
-  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "8");
+  CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.schema_migration") == "9");
   CHECK(query_value(db.url(),
                     "SELECT count(DISTINCT (module, version)) FROM "
-                    "pgkit.schema_migration") == "8");
+                    "pgkit.schema_migration") == "9");
 }
 
 TEST_CASE("pgkit apply: failures") {
@@ -296,19 +297,24 @@ TEST_CASE("pgkit print-sql") {
     auto out = pgkit_test::temp_dir("pgkit-dbmate");
     auto written = run_pgkit(args({"print-sql", "--format", "dbmate", "--out", out}, k_all));
     REQUIRE(written.exit_code == 0);
-    CHECK(contains(written.err, "wrote 8 dbmate migrations"));
+    CHECK(contains(written.err, "wrote 9 dbmate migrations"));
     auto up = run_dbmate(db, out, "up");
     REQUIRE_MESSAGE(up.exit_code == 0, up.err);
     CHECK(run_pgkit(args({"status", addr, "--exit-code"}, k_all)).exit_code == 0);
-    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "8");
+    CHECK(query_value(db.url(), "SELECT count(*) FROM public.schema_migrations") == "9");
 
-    // The newest file first: the cache module's near-interest step.
+    // The newest file first: core's uuid7() counter step, then the cache module's
+    // near-interest step.
     auto first = run_dbmate(db, out, "rollback");
     REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+    auto core = run_pgkit({"status", addr, "--exit-code", "core"});
+    CHECK(core.exit_code == 3);
+    CHECK(contains(core.out, "pending  20261206200000_uuid7_counter.sql"));
+    auto second = run_dbmate(db, out, "rollback");
+    REQUIRE_MESSAGE(second.exit_code == 0, second.err);
     auto cache = run_pgkit({"status", addr, "--exit-code", "cache"});
     CHECK(cache.exit_code == 3);
     CHECK(contains(cache.out, "pending  20261206160000_cache_near_interest.sql"));
-    CHECK(run_pgkit({"status", addr, "--exit-code", "session", "auth"}).exit_code == 0);
     for (int i = 0; i < 7; ++i)
       REQUIRE(run_dbmate(db, out, "rollback").exit_code == 0);
     CHECK(table_count(db) == "0");

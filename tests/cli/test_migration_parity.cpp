@@ -49,7 +49,12 @@ TEST_CASE("pgkit print-sql: a last statement without a semicolon") {
     auto up = run_dbmate(db, out, "up");
     REQUIRE_MESSAGE(up.exit_code == 0, up.err);
     CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.roles") == "3");
+    // dbmate rolls back the newest version: core's uuid7() counter step (20261206200000),
+    // then the app's newest.
     auto down = run_dbmate(db, out, "rollback");
+    REQUIRE_MESSAGE(down.exit_code == 0, down.err);
+    CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.roles") == "3");
+    down = run_dbmate(db, out, "rollback");
     REQUIRE_MESSAGE(down.exit_code == 0, down.err);
     CHECK(query_value(db.url(), "SELECT count(*) FROM pgkit.roles") == "2");
   }
@@ -78,7 +83,8 @@ TEST_CASE("pgkit print-sql --format dbmate: a transaction:false migration, up an
   REQUIRE_MESSAGE(up.exit_code == 0, up.err);
   CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.t_a') IS NOT NULL") == "t");
   CHECK(run_pgkit({"status", addr, "--exit-code", "--migrations-dir", dir, "app"}).exit_code == 0);
-  for (int i = 0; i < 2; ++i)
+  // The newest files: core's uuid7() counter step (20261206200000), then the index's two.
+  for (int i = 0; i < 3; ++i)
     REQUIRE(dbmate_with_path("rollback").exit_code == 0);
   CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.t_a') IS NULL") == "t");
   auto status = run_pgkit({"status", addr, "--exit-code", "--migrations-dir", dir, "app"});
@@ -204,7 +210,8 @@ TEST_CASE("pgkit rollback: a failing transaction:false down section keeps the mi
   CHECK(contains(failed.err, "no_such_index"));
   auto status = run_pgkit(args({"status", addr, "--exit-code"}, common));
   CHECK_MESSAGE(status.exit_code == 0, status.out);
-  CHECK(query_value(db.url(), "SELECT max(version) FROM pgkit.schema_migration") ==
+  CHECK(query_value(db.url(),
+                    "SELECT max(version) FROM pgkit.schema_migration WHERE module = 'app'") ==
         "20260301000000");
 
   write_file(file,
@@ -213,7 +220,8 @@ TEST_CASE("pgkit rollback: a failing transaction:false down section keeps the mi
   auto fixed = run_pgkit(args({"rollback", addr}, common));
   CHECK_MESSAGE(fixed.exit_code == 0, fixed.err);
   CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.t_id') IS NULL") == "t");
-  CHECK(query_value(db.url(), "SELECT max(version) FROM pgkit.schema_migration") ==
+  CHECK(query_value(db.url(),
+                    "SELECT max(version) FROM pgkit.schema_migration WHERE module = 'app'") ==
         "20260201000000");
 }
 

@@ -49,7 +49,7 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
   scratch_database db{"builtin"};
   pqxx::connection connection{db.url()};
   auto result = pgkit::apply_modules(connection, {"auth", "cache", "session"});
-  REQUIRE(result.applied.size() == 7);
+  REQUIRE(result.applied.size() == 8);
   CHECK(result.applied[0].module == "core");
 
   SUBCASE("every table exists in schema pgkit, the cache unlogged, and bookkeeping is written") {
@@ -63,7 +63,7 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
                       "'pgkit.cache'::regclass") == "u");
     CHECK(bookkeeping(db.url()) ==
           "auth 20000101000100,auth 20261201140000,cache 20000101000200,cache 20000101000210,"
-          "cache 20261206160000,core 20000101000000,"
+          "cache 20261206160000,core 20000101000000,core 20261206200000,"
           "session 20000101000300");
     CHECK(query_value(db.url(),
                       "SELECT version FROM pgkit.module_version WHERE module = "
@@ -140,8 +140,10 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
   }
   SUBCASE("rolling back every module leaves no table; applying again works") {
     pgkit::migration_options options;
+    pgkit::rollback_target all;
+    all.to_version = "0";
     auto refused =
-        pgkit_test::expect_error([&] { pgkit::rollback_module(connection, options, "core", {}); });
+        pgkit_test::expect_error([&] { pgkit::rollback_module(connection, options, "core", all); });
     CHECK(refused.kind() == pgkit::error_kind::usage);
     CHECK(std::string{refused.what()}.find("auth, cache, session depend on it") !=
           std::string::npos);
@@ -151,17 +153,16 @@ TEST_CASE("pgkit::apply_modules: the built-in schema") {
     both_auth_steps.steps = 2;
     CHECK(pgkit::rollback_module(connection, options, "auth", both_auth_steps).size() == 2);
     pgkit::apply_modules(connection, {"cache"});
-    pgkit::rollback_target all;
-    all.to_version = "0";
     pgkit::rollback_module(connection, options, "cache", all);
-    CHECK(pgkit::rollback_module(connection, options, "core", {}).size() == 1);
+    // core's two: the bookkeeping tables and uuid7(), then uuid7()'s counter.
+    CHECK(pgkit::rollback_module(connection, options, "core", all).size() == 2);
     CHECK(query_value(db.url(),
                       "SELECT count(*) FROM pg_class WHERE relnamespace = "
                       "'pgkit'::regnamespace") == "0");
     CHECK(query_value(db.url(),
                       "SELECT count(*) FROM pg_proc WHERE pronamespace = "
                       "'pgkit'::regnamespace") == "0");
-    CHECK(pgkit::apply_modules(connection, {"auth", "cache", "session"}).applied.size() == 7);
+    CHECK(pgkit::apply_modules(connection, {"auth", "cache", "session"}).applied.size() == 8);
   }
 }
 
@@ -176,7 +177,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
     CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
     CHECK(bookkeeping(db.url(), "\"Other_Schema\"") ==
           "cache 20000101000200,cache 20000101000210,cache 20261206160000,"
-          "core 20000101000000");
+          "core 20000101000000,core 20261206200000");
   }
   SUBCASE("a failing migration rolls back the whole run and names module, version and file") {
     pgkit::apply_modules(connection, {"cache"});
@@ -209,7 +210,7 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
           std::string::npos);
     CHECK(query_value(db.url(), "SELECT to_regnamespace('pgkit') IS NULL") == "t");
     hold.exec("SELECT pg_advisory_unlock_all()");
-    CHECK(pgkit::apply_modules(connection, options).applied.size() == 4);
+    CHECK(pgkit::apply_modules(connection, options).applied.size() == 5);
   }
   SUBCASE("interrupted() stops a run waiting for the lock, and one between migrations") {
     pqxx::connection holder{db.url()};
@@ -281,14 +282,14 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
                "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n"
                "-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY t_x;\n");
     auto result = pgkit::apply_modules(connection, user_options(dir, {"app"}));
-    CHECK(result.applied.size() == 3);
+    CHECK(result.applied.size() == 4);  // core's two and the app's two
     CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.t_x') IS NOT NULL") == "t");
     pqxx::nontransaction same_session{connection};
     CHECK(same_session.exec("SHOW search_path")[0][0].as<std::string>() == "\"$user\", public");
     same_session.commit();
     pgkit::rollback_module(connection, user_options(dir, {}), "app", {});
     CHECK(query_value(db.url(), "SELECT to_regclass('pgkit.t_x') IS NULL") == "t");
-    CHECK(bookkeeping(db.url()) == "app 20260301120000,core 20000101000000");
+    CHECK(bookkeeping(db.url()) == "app 20260301120000,core 20000101000000,core 20261206200000");
   }
   SUBCASE("out-of-order migrations are refused unless allowed; drift and unknown are reported") {
     write_file(dir / "app" / "20260302120000_b.sql", migration_text("CREATE TABLE b ();"));

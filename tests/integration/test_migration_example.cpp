@@ -19,7 +19,7 @@ TEST_CASE("docs/migrations.md example: pgkit::apply_modules from a program") {
   auto first = pgkit_test::run_process({PGKIT_EXAMPLE_MIGRATION, db.url(), dir.string()});
   CHECK_MESSAGE(first.exit_code == 0, first.err);
   CHECK(first.out.find("applied app 20260301000000_orders in ") != std::string::npos);
-  CHECK(first.out.find("5 applied, 0 drifted\n") != std::string::npos);
+  CHECK(first.out.find("6 applied, 0 drifted\n") != std::string::npos);
   CHECK(pgkit_test::query_value(db.url(), "SELECT to_regclass('pgkit.orders') IS NOT NULL") == "t");
   auto again = pgkit_test::run_process({PGKIT_EXAMPLE_MIGRATION, db.url(), dir.string()});
   CHECK(again.out == "0 applied, 0 drifted\n");

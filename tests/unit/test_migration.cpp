@@ -226,7 +226,8 @@ TEST_CASE("pgkit::run_order") {
     std::vector<std::string> names;
     for (const auto* m : pgkit::run_order(catalog.select({"two", "one"})))
       names.push_back(m->module + "/" + m->name);
-    CHECK(names == std::vector<std::string>{"core/core", "one/a", "two/b", "one/c"});
+    CHECK(names ==
+          std::vector<std::string>{"core/core", "one/a", "two/b", "one/c", "core/uuid7_counter"});
   }
 }
 
@@ -271,7 +272,7 @@ TEST_CASE("pgkit::render_plain_script") {
   }
   SUBCASE("the dbmate layout carries a transaction:false migration as two files") {
     auto files = pgkit::render_dbmate_files(order, "pgkit");
-    REQUIRE(files.size() == 4);  // core, a, and two for idx
+    REQUIRE(files.size() == 5);  // core, a, two for idx, and core's uuid7 counter
     CHECK(files[2].file_name == "202603021200000_app_idx.sql");
     CHECK(files[2].text.find("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY") !=
           std::string::npos);
@@ -282,11 +283,12 @@ TEST_CASE("pgkit::render_plain_script") {
   SUBCASE("the dbmate layout names each file by version, module and name") {
     auto built_in = pgkit::module_catalog::load();
     auto files = pgkit::render_dbmate_files(pgkit::run_order(built_in.select({"cache"})), "pgkit");
-    REQUIRE(files.size() == 4);
+    REQUIRE(files.size() == 5);
     CHECK(files[0].file_name == "20000101000000_core_core.sql");
     CHECK(files[1].file_name == "20000101000200_cache_cache.sql");
     CHECK(files[2].file_name == "20000101000210_cache_cache_near.sql");
     CHECK(files[3].file_name == "20261206160000_cache_cache_near_interest.sql");
+    CHECK(files[4].file_name == "20261206200000_core_uuid7_counter.sql");
     CHECK(files[1].text.find("-- migrate:up\n") != std::string::npos);
     CHECK(files[1].text.find("-- migrate:down\n") != std::string::npos);
     CHECK(files[1].text.find("CREATE UNLOGGED TABLE cache") != std::string::npos);

@@ -5,10 +5,13 @@
 
 #include <chrono>
 #include <cstddef>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pgkit/pool.hpp"
@@ -196,5 +199,86 @@ user decode_user(const row_view& row, std::size_t first = 0);
 /// Reads a session from a row (of stream_query) whose columns from `first` on are
 /// auth_store::session_select_fields(). Throws like decode_user.
 auth_session decode_session(const row_view& row, std::size_t first = 0);
+
+/// Pevensie's user_metadata_encoder / user_metadata_decoder: how the application's type `T`
+/// becomes the JSON text kept in auth_user.user_metadata, and back. The encoder must return
+/// JSON (the store refuses anything else with usage_error); the decoder gets the stored JSON
+/// (as PostgreSQL's jsonb prints it) and may throw when it cannot read it.
+template <typename T>
+struct user_metadata_codec {
+  std::function<std::string(const T&)> user_metadata_encoder;
+  std::function<T(std::string_view json)> user_metadata_decoder;
+};
+
+/// A user with its user_metadata decoded.
+template <typename T>
+struct typed_user {
+  user fields;  ///< every field as auth_store reads it, user_metadata's JSON text included
+  T metadata;   ///< user_metadata, decoded
+};
+
+/// The auth store's users with typed metadata: every call goes to `store`, metadata passes
+/// through the codec on the way in and out. Holds a reference: `store` must outlive it. Throws
+/// what the store throws, and usage_error naming the user when the decoder throws on a stored
+/// value (its message included), or when the codec lacks a function.
+template <typename T>
+class typed_users {
+ public:
+  typed_users(auth_store& store, user_metadata_codec<T> codec)
+      : m_store(store), m_codec(std::move(codec)) {
+    if (!m_codec.user_metadata_encoder || !m_codec.user_metadata_decoder)
+      throw usage_error(
+          "typed_users: the codec needs both user_metadata_encoder and "
+          "user_metadata_decoder");
+  }
+
+  /// create_user with `metadata` encoded into u.user_metadata.
+  typed_user<T> create_user(new_user u, const T& metadata) {
+    u.user_metadata = m_codec.user_metadata_encoder(metadata);
+    return decode(m_store.create_user(u));
+  }
+  std::optional<typed_user<T>> get_user(std::string_view id) {
+    return decode(m_store.get_user(id));
+  }
+  std::optional<typed_user<T>> get_user_by_email(std::string_view email) {
+    return decode(m_store.get_user_by_email(email));
+  }
+  /// update_user with `metadata` encoded into changes.user_metadata.
+  std::optional<typed_user<T>> update_user(std::string_view id, user_update changes,
+                                           const T& metadata) {
+    changes.user_metadata = m_codec.user_metadata_encoder(metadata);
+    return decode(m_store.update_user(id, changes));
+  }
+  std::vector<typed_user<T>> list_users(const user_search& search) {
+    std::vector<typed_user<T>> found;
+    for (auto& each : m_store.list_users(search))
+      found.push_back(decode(std::move(each)));
+    return found;
+  }
+
+  /// Decodes a user read any other way (auth_store, decode_user in a join).
+  typed_user<T> decode(user u) const {
+    try {
+      T metadata = m_codec.user_metadata_decoder(u.user_metadata);
+      return typed_user<T>{std::move(u), std::move(metadata)};
+    } catch (const error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw usage_error("the user_metadata of user " + u.id + " could not be decoded: " + e.what(),
+                        "the user_metadata_decoder must read every shape stored (older ones "
+                        "included), or the stored metadata must be updated first");
+    }
+  }
+
+ private:
+  std::optional<typed_user<T>> decode(std::optional<user> u) const {
+    if (!u)
+      return std::nullopt;
+    return decode(std::move(*u));
+  }
+
+  auth_store& m_store;
+  user_metadata_codec<T> m_codec;
+};
 
 }  // namespace pgkit

@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "pgkit/config.hpp"
+#include "pgkit/query.hpp"
 
 namespace pgkit {
+
+class pool;
 
 /// One delivered notification.
 struct notification {
@@ -84,6 +87,17 @@ class listener {
   /// keepalives on. Throws pgkit::config_error for a transaction-mode pooler and pgkit::error
   /// of kind `connection` when the first connection fails (it is not retried).
   explicit listener(std::string conninfo, listener_options options = {});
+  /// Connects as `config` describes (its conninfo, connect timeout and pooler: a
+  /// transaction-mode pooler is refused with config_error). Throws as the constructor above.
+  explicit listener(const connection_config& config, listener_options options = {});
+  /// Takes its connection from `from` (liteorm's Listen): a lease held until close(), which
+  /// sends UNLISTEN * and then gives the connection back to the pool; a connection that lost
+  /// its session, or did not answer the UNLISTEN, or ran options.session_setup, is closed
+  /// instead. A reconnect takes a new lease (waiting up to connect_timeout). The pool's
+  /// configuration gives the pooler (a transaction-mode pooler is refused with config_error).
+  /// The listener keeps the pool alive. Throws pgkit::error of kind `connection` when the first
+  /// lease cannot be had (the pool's reason: timeout, a server that is down).
+  explicit listener(std::shared_ptr<pool> from, listener_options options = {});
   /// Closes the connection without waiting for the server.
   ~listener();
   listener(const listener&) = delete;
@@ -106,6 +120,13 @@ class listener {
   std::optional<notification> receive(std::chrono::milliseconds timeout);
   /// Returns the next notification, waiting as long as it takes; std::nullopt after stop().
   std::optional<notification> receive();
+  /// Same as receive(timeout), and std::nullopt as soon as `stop` is triggered (from any thread
+  /// or a signal handler): this call only is abandoned, like a Go context's cancel, and the
+  /// listener stays usable; a later receive() with another interrupt (or none) goes on where
+  /// this one stopped, and no notification is lost.
+  std::optional<notification> receive(std::chrono::milliseconds timeout, const interrupt& stop);
+  /// Same, waiting as long as it takes.
+  std::optional<notification> receive(const interrupt& stop);
   /// Calls `handler` with every notification, in order, until stop() is called or `handler`
   /// throws (the exception propagates).
   void run(const std::function<void(const notification&)>& handler);
@@ -131,6 +152,8 @@ class listener {
   listener_stats statistics() const noexcept;
 
  private:
+  void first_connection();
+
   struct impl;
   std::unique_ptr<impl> m_impl;
 };

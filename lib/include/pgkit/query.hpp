@@ -22,6 +22,8 @@
 #include <pqxx/connection>
 #include <pqxx/transaction_base>
 
+#include "pgkit/error.hpp"
+
 // libpq's result type (PGresult), named without including libpq-fe.h here.
 struct pg_result;
 
@@ -278,18 +280,132 @@ auto with_savepoint(pqxx::transaction_base& tx, Body&& body) -> decltype(body(tx
 
 /// A connection's state as libpq sees it.
 enum class connection_state {
-  open,    ///< usable
-  busy,    ///< a statement or COPY is in progress
-  failed,  ///< the connection broke (server gone, backend terminated)
-  closed,  ///< closed by close()
+  open,     ///< usable
+  busy,     ///< a statement or COPY is in progress (open, and in use)
+  closing,  ///< close() runs on another thread: Terminate sent or being sent
+  failed,   ///< the connection broke (server gone, backend terminated)
+  closed,   ///< closed gracefully by close()
+};
+
+/// A connection's state with what ended a failed one (postgres_async's four states: open,
+/// closing, failed with its error and whether resources were released, closed gracefully).
+/// Compares with connection_state directly: `status(conn) == connection_state::open`.
+struct connection_status {
+  connection_state state = connection_state::open;
+  /// failed: why the connection ended (the server's reason when it sent one, else libpq's
+  /// words); empty in every other state.
+  std::string error;
+  /// failed: true once libpq has closed the socket, so that only the pqxx::connection object
+  /// is left to destroy (or to pass to close()); closed: always true; otherwise false.
+  bool resources_released = false;
+
+  operator connection_state() const noexcept { return state; }
+  friend bool operator==(const connection_status& a, connection_state b) noexcept {
+    return a.state == b;
+  }
+  friend bool operator!=(const connection_status& a, connection_state b) noexcept {
+    return a.state != b;
+  }
 };
 
 /// Returns `conn`'s state; reads what the server already sent (a termination notice) but never
 /// waits and never sends anything.
-connection_state status(const pqxx::connection& conn) noexcept;
+connection_status status(const pqxx::connection& conn);
 
-/// Closes `conn` gracefully: Terminate sent, socket closed. Never throws.
+/// Closes `conn` gracefully: Terminate sent, socket closed. Never throws. Callbacks given to
+/// listen_to_notifications for `conn` are dropped.
 void close(pqxx::connection& conn) noexcept;
+
+/// How a connection ended, as close_finished reports it.
+struct connection_end {
+  bool graceful = false;  ///< true when close() ended it
+  /// Not graceful: why it ended — the server's reason when it sent one ("terminating
+  /// connection due to administrator command"), else what the client saw.
+  std::string error;
+};
+
+/// Waits until `conn` ends: closed by close() (on another thread), ended by the server (an
+/// administrator's pg_terminate_backend, a shutdown) or lost with its socket, and says how.
+/// Returns at once for a connection that already ended; std::nullopt when `options`' timeout
+/// passed or its interrupt was triggered first. It reads nothing libpq would read, so another
+/// thread may use `conn` meanwhile (but must not destroy it). A network that drops packets
+/// without a reset is noticed only as libpq notices it (TCP keepalives, a statement's error).
+std::optional<connection_end> close_finished(const pqxx::connection& conn,
+                                             const query_options& options = {});
+
+/// Called with the sending backend's process id and the payload of each notification.
+using notification_callback = std::function<void(int sender_pid, const std::string& payload)>;
+
+/// Sends LISTEN `channel` (quoted: case and spaces kept) on `conn` and keeps `callback` with
+/// the connection; it is called, on the calling thread, for each notification on `channel` that
+/// arrived by the end of a toolkit call on `conn` (stream_query, execute_no_data,
+/// wait_for_notifications). Several callbacks per connection and per channel are kept and called
+/// in the order they were given; calling it twice for one channel is fine (LISTEN is
+/// idempotent). Inside an open transaction the LISTEN is part of it: a rollback undoes it
+/// while the callback stays kept (docs/query.md lists the caveats). Throws pgkit::error (the
+/// callback is not kept then). A callback must not throw: its exception passes on from the call
+/// that dispatched, and the notifications after it wait for the next call.
+void listen_to_notifications(pqxx::connection& conn, std::string_view channel,
+                             notification_callback callback, const query_options& options = {});
+
+/// Waits until at least one notification arrived on `conn` (or `options`' timeout passed, or
+/// its interrupt was triggered) and calls the callbacks listen_to_notifications kept for each
+/// one that arrived; returns how many arrived. Sends nothing. Throws kind connection_lost when
+/// the connection ended, usage when a statement is in progress on it.
+std::size_t wait_for_notifications(pqxx::connection& conn, const query_options& options = {});
+
+/// How one statement of a pipeline ended.
+enum class pipeline_outcome {
+  ok,       ///< it ran; its rows and command tag are in the result
+  failed,   ///< the server refused it; the error says why (kind from the SQLSTATE)
+  skipped,  ///< an earlier statement of its sync failed, so the server did not run it
+};
+
+/// The result of one statement of a pipeline.
+struct pipeline_result {
+  pipeline_outcome outcome = pipeline_outcome::skipped;
+  std::string command_tag;            ///< ok: "INSERT 0 1", "SELECT 3", ...
+  std::uint64_t affected_rows = 0;    ///< ok: the rows it inserted, updated, deleted or returned
+  std::vector<params> rows;           ///< ok: the rows it returned, as text (NULL: std::nullopt)
+  std::optional<pgkit::error> error;  ///< failed: the error (skipped: why it was skipped)
+};
+
+/// Many statements in flight at once on one connection (libpq's pipeline mode, libpq 14 or
+/// newer at run time): add() queues statements with their parameters, sync() ends a group, and
+/// collect() sends them all, waits, and returns one result per statement in order. The
+/// statements of one sync group that are not in a transaction block of the caller's run as one
+/// implicit transaction: when one fails, the ones before it in the group are rolled back and
+/// the rest are reported as skipped; the next group runs. Not thread-safe; the connection must
+/// not be used by anything else until collect() returns. docs/query.md has the details.
+class pipeline {
+ public:
+  /// A pipeline on `conn`; `options` hold for the whole of collect().
+  explicit pipeline(pqxx::connection& conn, query_options options = {});
+  /// Same, inside the open transaction `tx` (a sync then does not commit it).
+  explicit pipeline(pqxx::transaction_base& tx, query_options options = {});
+  ~pipeline();
+  pipeline(const pipeline&) = delete;
+  pipeline& operator=(const pipeline&) = delete;
+
+  /// Queues `sql` (one statement, parameters $1...) and returns its index in collect()'s
+  /// results. Throws usage_error for a parameter holding a NUL byte.
+  std::size_t add(std::string_view sql, params parameters = {});
+  /// Ends the current sync group (collect() ends the last one by itself).
+  void sync();
+  /// Returns the number of statements queued.
+  std::size_t size() const noexcept;
+  /// Sends everything queued, waits for every result and returns them in the order added; the
+  /// queue is empty afterwards. Throws pgkit::error for what fails the whole pipeline: usage
+  /// when the libpq in the process is older than 14, or the connection is busy; canceled when
+  /// the interrupt or timeout came first (a cancel request is sent for the statement running;
+  /// the connection is closed when the server does not finish within cancel_grace);
+  /// connection_lost when the connection broke.
+  std::vector<pipeline_result> collect();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> m_impl;
+};
 
 /// Opens a connection as `config` describes, which `stop` interrupts (kind canceled) besides
 /// the connect timeout. Throws pgkit::error of kind `connection` as connect(config) does.

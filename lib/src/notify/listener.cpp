@@ -21,10 +21,13 @@
 #include <utility>
 
 #include "core/notices.hpp"
+#include "core/pqxx_compat.hpp"
 #include "core/sqlstate.hpp"
 #include "notify/listener_backoff.hpp"
 #include "pgkit/error.hpp"
 #include "pgkit/notify.hpp"
+#include "pgkit/pool.hpp"
+#include "pgkit/query.hpp"
 #include "pgkit/redact.hpp"
 #include "wire/wire.hpp"
 
@@ -120,6 +123,14 @@ struct listener::impl {
   int wake_read = -1;
   int wake_write = -1;
   std::atomic<bool> stop_requested{false};
+  // The interrupt of the receive() in progress, which ends that call only.
+  const interrupt* call_stop = nullptr;
+
+  // A listener built from a pool: its connection is a lease, given back on close() once
+  // UNLISTEN * has cleared the session (`clean`), closed instead otherwise.
+  std::shared_ptr<pool> source;
+  lease leased;
+  bool clean = false;
 
   // statistics(), read from any thread (metrics); written by the thread that drives the listener.
   std::atomic<bool> up{false};
@@ -133,10 +144,8 @@ struct listener::impl {
                          std::memory_order_relaxed);
   }
 
-  impl(std::string conninfo_, listener_options options_)
-      : conninfo(std::move(conninfo_)),
-        address(config_from_url(conninfo, "the listener's connection string").describe()),
-        options(std::move(options_)) {
+  impl(std::string conninfo_, std::string address_, listener_options options_)
+      : conninfo(std::move(conninfo_)), address(std::move(address_)), options(std::move(options_)) {
     int fds[2];
     if (::pipe(fds) != 0) {
       throw error(error_kind::internal, std::string{"cannot create the listener's wake-up pipe: "} +
@@ -173,7 +182,20 @@ struct listener::impl {
     options.on_event(event);
   }
 
+  bool call_stopped() const { return call_stop != nullptr && call_stop->triggered(); }
+
   void close_connection() noexcept {
+    if (leased) {
+      // Back to the pool only without a LISTEN or setting of the listener's left on it; a
+      // dropped connection is one the pool closes.
+      if (connection != nullptr && (!clean || !options.session_setup.empty()))
+        detail::wire{connection}.drop();
+      else if (connection != nullptr)
+        PQsetnonblocking(connection, 0);
+      connection = nullptr;
+      leased.release();
+      clean = false;
+    }
     if (connection != nullptr)
       PQfinish(connection);
     connection = nullptr;
@@ -186,20 +208,21 @@ struct listener::impl {
   // Waits until `fd` is ready for `events`, stop() is called or `until` passes. Returns the
   // events that happened on `fd` (0 when none did).
   short wait_for(int fd, short events, steady::time_point until) const {
-    pollfd fds[2] = {{wake_read, POLLIN, 0}, {fd, events, 0}};
-    nfds_t count = fd >= 0 ? 2 : 1;
+    pollfd fds[3] = {{wake_read, POLLIN, 0}, {fd, events, 0}, {-1, POLLIN, 0}};
+    if (call_stop != nullptr)
+      fds[2].fd = call_stop->wait_handle();
     auto now = steady::now();
     long long wait_ms = 0;
     if (until > now) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
       wait_ms = std::min<long long>(left, INT_MAX);
     }
-    if (should_stop())
+    if (should_stop() || call_stopped())
       wait_ms = 0;
     if (closing)
-      fds[0].events = 0;  // stop() must not cut close() short
-    int ready = ::poll(fds, count, static_cast<int>(wait_ms));
-    if (ready <= 0 || count < 2)
+      fds[0].events = 0;                                    // stop() must not cut close() short
+    int ready = ::poll(fds, 3, static_cast<int>(wait_ms));  // a negative fd is ignored
+    if (ready <= 0)
       return 0;
     return fds[1].revents;
   }
@@ -219,6 +242,17 @@ struct listener::impl {
     const char* const values[] = {"1",    "30", "10", "3", "pgkit listener", conninfo.c_str(),
                                   nullptr};
     close_connection();
+    if (source) {
+      try {
+        leased = source->acquire(options.connect_timeout);
+      } catch (const error& e) {
+        attempt_failed(e.what());
+        return;
+      }
+      connection = detail::libpq_handle(*leased);
+      connected();
+      return;
+    }
     connection = PQconnectStartParams(keywords, values, 1);
     if (connection == nullptr) {
       attempt_failed("out of memory");
@@ -492,10 +526,16 @@ struct listener::impl {
       detail::throw_failure(connection, command_failure.release(), sql + " failed", sql);
   }
 
-  std::optional<notification> receive_until(steady::time_point deadline) {
+  std::optional<notification> receive_until(steady::time_point deadline,
+                                            const interrupt* stop = nullptr) {
     check_usable();
+    call_stop = stop;
+    struct forget {
+      const interrupt*& held;
+      ~forget() { held = nullptr; }
+    } forgetting{call_stop};
     for (;;) {
-      if (should_stop())
+      if (should_stop() || call_stopped())
         return std::nullopt;
       if (!queue.empty()) {
         auto next = std::move(queue.front());
@@ -509,16 +549,47 @@ struct listener::impl {
   }
 };
 
+namespace {
+
+listener_options with_pooler(listener_options options, pooler_mode pooler) {
+  options.pooler = pooler;
+  return options;
+}
+
+[[noreturn]] void refuse_transaction_pooler() {
+  throw config_error(
+      "LISTEN cannot work through a transaction-mode pooler (pooler = \"" +
+          std::string{to_string(pooler_mode::pgbouncer_transaction)} +
+          "\"): the session that LISTENs is not kept",
+      "connect the listener to PostgreSQL directly or through a session-mode pooler, "
+      "for example with a separate connection in database.toml");
+}
+
+}  // namespace
+
 listener::listener(std::string conninfo, listener_options options) {
-  if (options.pooler == pooler_mode::pgbouncer_transaction) {
-    throw config_error(
-        "LISTEN cannot work through a transaction-mode pooler (pooler = \"" +
-            std::string{to_string(pooler_mode::pgbouncer_transaction)} +
-            "\"): the session that LISTENs is not kept",
-        "connect the listener to PostgreSQL directly or through a session-mode pooler, "
-        "for example with a separate connection in database.toml");
-  }
-  m_impl = std::make_unique<impl>(std::move(conninfo), std::move(options));
+  if (options.pooler == pooler_mode::pgbouncer_transaction)
+    refuse_transaction_pooler();
+  auto address = config_from_url(conninfo, "the listener's connection string").describe();
+  m_impl = std::make_unique<impl>(std::move(conninfo), std::move(address), std::move(options));
+  first_connection();
+}
+
+listener::listener(const connection_config& config, listener_options options)
+    : listener(config.conninfo(), with_pooler(std::move(options), config.pooler)) {}
+
+listener::listener(std::shared_ptr<pool> from, listener_options options) {
+  if (!from)
+    throw usage_error("the listener's pool is empty (a null std::shared_ptr)");
+  options = with_pooler(std::move(options), from->config().pooler);
+  if (options.pooler == pooler_mode::pgbouncer_transaction)
+    refuse_transaction_pooler();
+  m_impl = std::make_unique<impl>(std::string{}, from->config().describe(), std::move(options));
+  m_impl->source = std::move(from);
+  first_connection();
+}
+
+void listener::first_connection() {
   m_impl->start_connect();
   while (m_impl->current != impl::state::ready)
     m_impl->step(steady::time_point::max());
@@ -562,6 +633,15 @@ std::optional<notification> listener::receive() {
   return m_impl->receive_until(steady::time_point::max());
 }
 
+std::optional<notification> listener::receive(std::chrono::milliseconds timeout,
+                                              const interrupt& stop) {
+  return m_impl->receive_until(deadline_after(timeout), &stop);
+}
+
+std::optional<notification> listener::receive(const interrupt& stop) {
+  return m_impl->receive_until(steady::time_point::max(), &stop);
+}
+
 void listener::run(const std::function<void(const notification&)>& handler) {
   while (auto next = receive())
     handler(*next);
@@ -597,6 +677,9 @@ void listener::close() noexcept {
         self.send_command("UNLISTEN *", impl::command::user)) {
       while (busy())
         self.step(deadline);
+      // A pooled connection goes back only when UNLISTEN * was answered without an error.
+      self.clean = self.current == impl::state::ready && self.in_flight == impl::command::none &&
+                   !self.command_failure;
     }
   } catch (...) {
     // Closing is best effort: the session ends, and its LISTENs with it, either way.

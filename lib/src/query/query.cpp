@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <libpq-fe.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -14,6 +13,7 @@
 #include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/error.hpp"
+#include "query/connection_events.hpp"
 #include "wire/wire.hpp"
 
 namespace pgkit {
@@ -57,6 +57,7 @@ stream_result stream(const detail::wire& on, std::string_view sql, const params&
       "streaming a query", detail::stop_control::from(options));
   outcome.completed = !end.command_tag.empty();
   outcome.command_tag = std::move(end.command_tag);
+  detail::dispatch_notifications(on.handle());
   return outcome;
 }
 
@@ -69,7 +70,9 @@ std::uint64_t run_no_data(const detail::wire& on, std::string_view sql, const pa
                           " rows where none were expected: " + std::string{sql.substr(0, 200)},
                       "use stream_query for statements that return rows");
   }
-  return PQresultStatus(done.get()) == PGRES_TUPLES_OK ? 0 : done.affected_rows();
+  auto affected = PQresultStatus(done.get()) == PGRES_TUPLES_OK ? 0 : done.affected_rows();
+  detail::dispatch_notifications(on.handle());
+  return affected;
 }
 
 }  // namespace
@@ -195,29 +198,6 @@ void rethrow_in_savepoint(pqxx::transaction_base& tx) {
 }
 
 }  // namespace detail
-
-connection_state status(const pqxx::connection& conn) noexcept {
-  PGconn* handle = detail::libpq_handle(conn);
-  if (handle == nullptr)
-    return connection_state::closed;
-  if (PQstatus(handle) != CONNECTION_OK)
-    return connection_state::failed;
-  if (PQisBusy(handle) != 0 || PQtransactionStatus(handle) == PQTRANS_ACTIVE)
-    return connection_state::busy;
-  // What the server sent while the connection sat idle: a termination notice and the end of
-  // the stream mark it failed. Reading never blocks (libpq's socket is non-blocking).
-  pollfd readable{PQsocket(handle), POLLIN, 0};
-  if (readable.fd >= 0 && ::poll(&readable, 1, 0) > 0) {
-    PQconsumeInput(handle);
-    if (PQstatus(handle) != CONNECTION_OK)
-      return connection_state::failed;
-  }
-  return connection_state::open;
-}
-
-void close(pqxx::connection& conn) noexcept {
-  detail::close(conn);
-}
 
 std::unique_ptr<pqxx::connection> connect(const connection_config& config, const interrupt& stop) {
   // libpqxx connects in its constructor and offers no way to abandon that; the attempt runs on

@@ -303,6 +303,31 @@ class nonblocking {
   socket_wait& m_wait;
 };
 
+// libpq's pipeline mode (libpq 14 and newer): from the header at build time, else looked up in
+// the libpq loaded at run time (a build against libpq 13 run with a newer libpq.so.5 has it).
+using pipeline_call = int (*)(pg_conn*);
+// PGRES_PIPELINE_SYNC and PGRES_PIPELINE_ABORTED in libpq 14's ExecStatusType.
+constexpr int k_pipeline_sync = 10;
+constexpr int k_pipeline_aborted = 11;
+
+struct pipeline_calls {
+  pipeline_call enter = nullptr;
+  pipeline_call exit = nullptr;
+  pipeline_call sync = nullptr;
+};
+
+const pipeline_calls& pipeline_mode() noexcept {
+#ifdef LIBPQ_HAS_PIPELINING
+  static const pipeline_calls found{&PQenterPipelineMode, &PQexitPipelineMode, &PQpipelineSync};
+#else
+  static const pipeline_calls found{
+      reinterpret_cast<pipeline_call>(::dlsym(RTLD_DEFAULT, "PQenterPipelineMode")),
+      reinterpret_cast<pipeline_call>(::dlsym(RTLD_DEFAULT, "PQexitPipelineMode")),
+      reinterpret_cast<pipeline_call>(::dlsym(RTLD_DEFAULT, "PQpipelineSync"))};
+#endif
+  return found;
+}
+
 }  // namespace
 
 chunked_rows_setter chunked_rows_function() noexcept {
@@ -672,6 +697,111 @@ stream_end wire::stream(std::string_view sql, const params& parameters,
       std::rethrow_exception(callback_error);
     return end;
   }
+}
+
+bool has_pipeline_mode() noexcept {
+  return pipeline_mode().enter != nullptr;
+}
+
+std::vector<pipelined_result> wire::pipeline(const std::vector<pipelined_statement>& statements,
+                                             std::string_view context,
+                                             const stop_control& control) const {
+  const auto& mode = pipeline_mode();
+  if (mode.enter == nullptr) {
+    throw usage_error(
+        with_context(context, "the libpq in this process (version " +
+                                  std::to_string(PQlibVersion() / 10000) +
+                                  ") has no pipeline mode; nothing was sent"),
+        "run with libpq 14 or newer (LD_LIBRARY_PATH), or send the statements one at a time");
+  }
+  std::vector<param_arrays> arrays;
+  arrays.reserve(statements.size());
+  for (const auto& each : statements) {
+    check_no_nul(each.sql, "the statement");
+    arrays.emplace_back(each.parameters);
+  }
+  check_sendable(context, control);
+  std::vector<pipelined_result> results(statements.size());
+  if (statements.empty())
+    return results;
+
+  std::size_t syncs = 0;
+  socket_wait send_wait{*this, control, context};
+  nonblocking unblocked{*this, send_wait};
+  result_wait wait{*this, control, context};
+  try {
+    if (mode.enter(m_conn) != 1)
+      throw_failure(m_conn, nullptr, context, statements.front().sql);
+    // Everything goes out before the first result is read; libpq reads what arrives while the
+    // socket is full, so neither side blocks the other.
+    for (std::size_t i = 0; i < statements.size(); ++i) {
+      const auto& each = statements[i];
+      if (PQsendQueryParams(m_conn, each.sql.c_str(), arrays[i].count(), nullptr,
+                            arrays[i].values.data(), nullptr, nullptr, 0) == 0) {
+        throw_failure(m_conn, nullptr, context, each.sql);
+      }
+      if (each.sync_after || i + 1 == statements.size()) {
+        if (mode.sync(m_conn) != 1)
+          throw_failure(m_conn, nullptr, context, each.sql);
+        ++syncs;
+      }
+    }
+    flush_all(*this, send_wait);
+
+    // Each statement's results end with a null result; each sync has a result of its own.
+    std::size_t index = 0;
+    bool have = false;
+    int idle_nulls = 0;
+    while (syncs > 0) {
+      wait.ready();
+      owned_result next{PQgetResult(m_conn)};
+      if (!next) {
+        if (PQstatus(m_conn) != CONNECTION_OK)
+          throw_failure(m_conn, nullptr, context,
+                        statements[std::min(index, results.size() - 1)].sql);
+        if (have) {
+          ++index;
+          have = false;
+          idle_nulls = 0;
+        } else if (++idle_nulls > 2) {
+          throw error(
+              error_kind::internal,
+              with_context(context, "libpq gave no result where the pipeline expected one"));
+        }
+        continue;
+      }
+      const int status = static_cast<int>(PQresultStatus(next.get()));
+      if (status == k_pipeline_sync) {
+        --syncs;
+        continue;
+      }
+      if (have || index >= results.size())
+        continue;  // a second result of one statement: the first one stands
+      have = true;
+      auto& out = results[index];
+      if (status == k_pipeline_aborted) {
+        out.how = pipelined_result::outcome::skipped;
+      } else if (is_success(next.get())) {
+        out.how = pipelined_result::outcome::ok;
+        out.rows = result{next.release()};
+      } else {
+        out.how = pipelined_result::outcome::failed;
+        out.failure = failure_of(m_conn, next.get(), context, statements[index].sql);
+        if (PQstatus(m_conn) != CONNECTION_OK)
+          std::rethrow_exception(out.failure);
+      }
+    }
+    if (mode.exit(m_conn) != 1)
+      throw_failure(m_conn, nullptr, context, statements.back().sql);
+  } catch (...) {
+    // Results still on their way cannot be matched to anything: the connection goes.
+    if (PQstatus(m_conn) == CONNECTION_OK)
+      drop();
+    throw;
+  }
+  if (wait.canceled())
+    throw canceled_error(context, control);
+  return results;
 }
 
 void wire::start_copy(std::string_view sql, copy_direction direction, std::string_view context,

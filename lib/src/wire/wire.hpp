@@ -152,6 +152,24 @@ struct drained {
   std::string command_tag;     ///< the last success's command tag ("DELETE 12")
 };
 
+/// One statement of a pipeline: unnamed, text parameters, text results.
+struct pipelined_statement {
+  std::string sql;
+  params parameters;
+  bool sync_after = false;  ///< a sync point follows it (the last statement always gets one)
+};
+
+/// What became of one pipelined statement.
+struct pipelined_result {
+  enum class outcome { ok, failed, skipped };
+  outcome how = outcome::skipped;
+  result rows;                 ///< ok: the statement's result
+  std::exception_ptr failure;  ///< failed: the error it maps to
+};
+
+/// True when the libpq in this process has pipeline mode (libpq 14 or newer).
+bool has_pipeline_mode() noexcept;
+
 /// The direction of a COPY.
 enum class copy_direction { in, out };
 
@@ -219,6 +237,15 @@ class wire {
   std::uint64_t read_copy(const std::function<void(std::string_view)>& on_data,
                           std::string_view context, const stop_control& control,
                           std::string_view sql) const;
+
+  /// Sends `statements` in libpq's pipeline mode (a sync after each one marked and after the
+  /// last), then reads one result per statement in order, waiting under `control` (which
+  /// cancels the statement running when it expires). Leaves pipeline mode before it returns.
+  /// Throws usage_error when the libpq in the process has no pipeline mode, else pgkit::error
+  /// for what fails the whole pipeline (a lost connection, a cancel not answered in time).
+  std::vector<pipelined_result> pipeline(const std::vector<pipelined_statement>& statements,
+                                         std::string_view context,
+                                         const stop_control& control) const;
 
   /// Sends `sql` without waiting for its results (an event loop reads them); returns false
   /// when the connection broke.
