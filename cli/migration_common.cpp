@@ -61,6 +61,9 @@ interrupt_guard::interrupt_guard(pqxx::connection& connection, std::chrono::seco
   sigemptyset(&m_signals);
   sigaddset(&m_signals, SIGINT);
   sigaddset(&m_signals, SIGTERM);
+  // SIGUSR1 is how the destructor wakes the watcher at once (it waited up to 100 ms, which
+  // added 50 ms to every run on average).
+  sigaddset(&m_signals, SIGUSR1);
   // Blocked in every thread, the signals wait for sigtimedwait in the watcher.
   pthread_sigmask(SIG_BLOCK, &m_signals, &m_old_mask);
   m_watcher = std::thread{[this] { watch(); }};
@@ -72,6 +75,7 @@ interrupt_guard::~interrupt_guard() {
     m_done = true;
   }
   m_finished.notify_all();
+  pthread_kill(m_watcher.native_handle(), SIGUSR1);
   m_watcher.join();
   pthread_sigmask(SIG_SETMASK, &m_old_mask, nullptr);
 }
@@ -89,6 +93,8 @@ void interrupt_guard::watch() {
         return;
     }
     int received = sigtimedwait(&m_signals, nullptr, &poll);
+    if (received == SIGUSR1)
+      continue;  // the destructor's wake-up (or someone else's SIGUSR1): look at m_done
     if (received > 0) {
       m_signal = received;
       break;
