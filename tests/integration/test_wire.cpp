@@ -20,6 +20,7 @@
 #include "pgkit/pool.hpp"
 #include "pgkit/query.hpp"
 #include "pgkit/transaction.hpp"
+#include "wire/wire.hpp"
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
@@ -288,4 +289,17 @@ TEST_CASE("what the wire refuses before anything is sent") {
     }
     CHECK(value_of(*conn, "SELECT 1") == "1");
   }
+}
+
+TEST_CASE("a script's answer is its last statement's, and its first failure is thrown") {
+  pgkit_test::scratch_database db{"wire_script"};
+  auto conn = pgkit::connect(db.url());
+  const auto on = pgkit::detail::wire::of(*conn);
+  // It returned the first statement's result before (the migration engine reads the last).
+  CHECK(on.script("SELECT 'first'; SELECT 'second'; SELECT 'last'", "a script").bytes(0, 0) ==
+        "last");
+  auto e = pgkit_test::expect_error(
+      [&] { on.script("SELECT 1; SELECT 1 / 0; SELECT 'after'", "a failing script"); });
+  CHECK(e.sqlstate() == "22012");
+  CHECK(value_of(*conn, "SELECT 'usable'") == "usable");
 }
