@@ -341,13 +341,15 @@ TEST_CASE("pgkit::queue_worker") {
 
   SUBCASE("a job whose worker was killed (kill -9) mid-job runs again after its timeout") {
     pgkit::enqueue_options options;
-    options.timeout = 300ms;
+    // Heartbeats come every third of the timeout: a timeout of 1.2 s lets the worker stall
+    // 800 ms on a loaded machine before its job looks abandoned.
+    options.timeout = 1200ms;
     auto id = store.enqueue("fragile", "x", options);
     pgkit_test::child_process hanging{
         {PGKIT_QUEUE_CHILD, fx.db.url(), "hang", "fragile", "-", "-"}};
     REQUIRE(hanging.read_line(30s) == "claimed " + std::to_string(id));
     // While the worker lives, its heartbeats keep the job its own past the timeout.
-    std::this_thread::sleep_for(500ms);
+    std::this_thread::sleep_for(1500ms);
     CHECK(store.rescue() == 0);
     CHECK(store.find(id)->state == pgkit::job_state::running);
     hanging.send_signal(SIGKILL);
@@ -367,7 +369,7 @@ TEST_CASE("pgkit::queue_worker") {
 
   SUBCASE("a heartbeat keeps a long job its own past its timeout") {
     pgkit::enqueue_options options;
-    options.timeout = 150ms;
+    options.timeout = 600ms;  // a heartbeat every 200 ms: stalls up to 400 ms are tolerated
     auto id = store.enqueue("long", "x", options);
     pgkit::queue_worker worker{store, fast_worker()};
     std::atomic<bool> release{false};
@@ -378,7 +380,7 @@ TEST_CASE("pgkit::queue_worker") {
     worker.start();
     REQUIRE(eventually([&] { return store.find(id)->state == pgkit::job_state::running; }));
     // Several timeouts pass while the handler runs: other rescues find nothing to take.
-    std::this_thread::sleep_for(600ms);
+    std::this_thread::sleep_for(1500ms);
     CHECK(store.rescue() == 0);
     release = true;
     REQUIRE(eventually([&] { return store.find(id)->state == pgkit::job_state::completed; }));

@@ -128,7 +128,6 @@ error not_applied(const std::string& schema) {
   detail::rethrow_store_error(e, "cache", schema, missing_table(schema));
 }
 
-// Runs one statement of the store on the lease's connection.
 // The store's own counters, after store_counters' statements and errors.
 enum cache_counter : std::size_t { hits, misses, sets };
 using cache_counters = detail::store_counters<3>;
