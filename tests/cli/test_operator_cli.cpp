@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <memory>
 #include <string>
+#include <thread>
 
 #include "child_process.hpp"
 #include "harness.hpp"
@@ -184,6 +186,22 @@ TEST_CASE("pgkit create, drop, wait, up and down beside dbmate") {
     auto forced = run_pgkit({"--addr", by_pgkit.url, "drop", "--force"});
     CHECK(forced.exit_code == 0);
     CHECK_FALSE(by_pgkit.exists());
+  }
+  SUBCASE("drop waits for a session that is leaving, as DROP DATABASE does") {
+    // A session that closes while drop runs does not make it refuse: the server gives leaving
+    // sessions five seconds (drop counted pg_stat_activity itself before, and refused).
+    future_database leaving{base, "l"};
+    CHECK(run_pgkit({"--addr", leaving.url, "create"}).exit_code == 0);
+    auto session = std::make_unique<pqxx::connection>(leaving.url);
+    std::thread closer{[&session] {
+      std::this_thread::sleep_for(1s);
+      session.reset();
+    }};
+    auto result = run_pgkit({"--addr", leaving.url, "drop"});
+    closer.join();
+    CHECK(result.exit_code == 0);
+    CHECK_FALSE(contains(result.err, "refusing"));
+    CHECK_FALSE(leaving.exists());
   }
   SUBCASE("wait on a port where nothing listens: exit 1 after the timeout, saying why") {
     // dbmate exits 2 here (its code for every failure).

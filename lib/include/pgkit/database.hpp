@@ -41,7 +41,8 @@ database_change create_database(const connection_config& config);
 /// Drops the database `config` names, connected as create_database is. Returns nothing_to_do
 /// when it does not exist. Throws usage_error when it is maintenance_database (the session
 /// would drop the database it is connected to), pgkit::error of kind sql naming the other
-/// sessions' pids when they are connected and `mode` is refuse_in_use, or the server's error.
+/// sessions' pids when they stay connected and `mode` is refuse_in_use (the server gives
+/// sessions that are closing up to five seconds to go first), or the server's error.
 database_change drop_database(const connection_config& config, drop_mode mode);
 
 /// Returns once the server `config` names accepts connections (a missing database or a

@@ -105,15 +105,31 @@ database_change drop_database(const connection_config& config, drop_mode mode) {
   const auto name = detail::quote_literal(session.target);
   const auto others =
       "FROM pg_stat_activity WHERE datname = " + name + " AND pid <> pg_backend_pid()";
-  auto pids = first_value(on, "SELECT string_agg(pid::text, ', ' ORDER BY pid) " + others,
-                          "looking for sessions of database " + session.target);
+  const auto other_sessions = [&] {
+    return first_value(on, "SELECT string_agg(pid::text, ', ' ORDER BY pid) " + others,
+                       "looking for sessions of database " + session.target);
+  };
   auto drop = "DROP DATABASE " + detail::quote_identifier(session.target);
-  if (!pids.empty() && mode == drop_mode::refuse_in_use) {
+  const auto context = "dropping database " + session.target;
+  if (mode == drop_mode::refuse_in_use) {
+    // The server decides: DROP DATABASE gives sessions that are leaving (a client that has just
+    // closed, whose backend is still exiting) five seconds to go, and refuses (55006) only for
+    // those that stay. Counting pg_stat_activity first would refuse for the leaving ones too.
+    try {
+      on.script(drop, context);
+      return database_change::done;
+    } catch (const error& e) {
+      if (e.sqlstate() != "55006")
+        throw;
+    }
+    auto pids = other_sessions();
     throw error(error_kind::sql,
                 "refusing to drop database " + session.target +
-                    ": other sessions are connected to it (backend pids " + pids + ")",
-                "stop them, or pass --force to end them");
+                    ": other sessions are connected to it" +
+                    (pids.empty() ? std::string{} : " (backend pids " + pids + ")"),
+                "stop them, or pass --force to end them", "55006");
   }
+  auto pids = other_sessions();
   if (!pids.empty()) {
     if (std::stoi(first_value(on, "SHOW server_version_num", "reading the server version")) >=
         130000) {
@@ -123,7 +139,7 @@ database_change drop_database(const connection_config& config, drop_mode mode) {
                   "ending the sessions of database " + session.target);
     }
   }
-  on.script(drop, "dropping database " + session.target);
+  on.script(drop, context);
   return database_change::done;
 }
 
