@@ -1,5 +1,6 @@
 // bench/queue: pgkit's job queue beside graphile-worker and pg-boss on one server.
 //   bench_queue [URL] [--sustained SECONDS] [--hold-xmin SECONDS] [--every SECONDS]
+//               [--sustained-only] [--no-cursor]
 // Prints jobs/s for single enqueues, enqueue_many (1000 per call) and enqueue+work of no-op
 // jobs at 1 and 8 worker threads, for pgkit and (when node and scripts/bootstrap's npm modules
 // are present) for graphile-worker and pg-boss with the same job counts (bench/queue_peers.js),
@@ -9,7 +10,10 @@
 // for runs shorter than 5 minutes) a line gives throughput, claim latency p50/p99 and
 // n_dead_tup of queue_job. With --hold-xmin, the same run follows with another session
 // holding a transaction open (pinning the xmin horizon) for that long in its middle, and the
-// two runs' throughputs are compared over the whole run and over the held window.
+// two runs' throughputs are compared over the whole run and over the held window. The
+// sustained claimers share a claim_cursor, as a queue_worker's threads do; --no-cursor makes
+// them walk from each queue's start every time (how claims ran before the cursor), to compare.
+// --sustained-only skips the comparison with the peers.
 
 #include <pqxx/pqxx>
 
@@ -36,6 +40,7 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 const char* const k_schema = "bench_queue";
+bool g_cursor = true;  // --no-cursor: the sustained claimers walk from the start each time
 
 double seconds_since(clock_type::time_point started) {
   return std::chrono::duration<double>(clock_type::now() - started).count();
@@ -87,6 +92,7 @@ sustained_result sustained(const std::string& url, pgkit::queue_store& store, do
   std::atomic<bool> done{false};
   std::mutex mutex;
   std::vector<double> latencies;
+  std::vector<double> completions;  // ms per complete() of a claimed batch
   std::atomic<std::uint64_t> completed{0};
   std::atomic<std::uint64_t> enqueued{0};
   // Keeps about 10 000 jobs due, so the claimers always find work and the table does not grow
@@ -103,18 +109,26 @@ sustained_result sustained(const std::string& url, pgkit::queue_store& store, do
     }
   });
   std::vector<std::thread> workers;
+  pgkit::claim_cursor cursor;  // shared by the threads, as a queue_worker's are
   for (int i = 0; i < 8; ++i) {
     workers.emplace_back([&, i] {
       auto name = "bench-" + std::to_string(i);
       while (!done) {
         auto started = clock_type::now();
-        auto jobs = store.claim({"steady"}, 10, name);
+        auto jobs = g_cursor ? store.claim({"steady"}, 10, name, cursor)
+                             : store.claim({"steady"}, 10, name);
         auto took = seconds_since(started) * 1000;
         {
           std::lock_guard<std::mutex> guard{mutex};
           latencies.push_back(took);
         }
+        started = clock_type::now();
         completed += store.complete(jobs);
+        took = seconds_since(started) * 1000;
+        {
+          std::lock_guard<std::mutex> guard{mutex};
+          completions.push_back(took);
+        }
         if (jobs.empty())
           std::this_thread::sleep_for(std::chrono::milliseconds{5});
       }
@@ -154,21 +168,27 @@ sustained_result sustained(const std::string& url, pgkit::queue_store& store, do
       release = true;
     }
     std::this_thread::sleep_until(at_time(at));
-    std::vector<double> window;
+    std::vector<double> window, completing;
     {
       std::lock_guard<std::mutex> guard{mutex};
       window.swap(latencies);
+      completing.swap(completions);
     }
     std::sort(window.begin(), window.end());
-    auto pick = [&](double q) {
-      return window.empty()
+    std::sort(completing.begin(), completing.end());
+    auto pick_of = [&](const std::vector<double>& sorted, double q) {
+      return sorted.empty()
                  ? 0.0
-                 : window[static_cast<std::size_t>(q * static_cast<double>(window.size() - 1))];
+                 : sorted[static_cast<std::size_t>(q * static_cast<double>(sorted.size() - 1))];
     };
+    auto pick = [&](double q) { return pick_of(window, q); };
     auto now_completed = completed.load();
-    std::printf("t=%4.0fs  %8.0f jobs/s  claim p50 %6.2f ms  p99 %7.2f ms  %s%s\n", at,
-                static_cast<double>(now_completed - last_completed) / every, pick(0.5), pick(0.99),
-                dead_tuples(url).c_str(), holder.joinable() && !release ? "  (xmin held)" : "");
+    std::printf(
+        "t=%4.0fs  %8.0f jobs/s  claim p50 %6.2f ms  p99 %7.2f ms  complete p50 %6.2f ms  "
+        "%s%s\n",
+        at, static_cast<double>(now_completed - last_completed) / every, pick(0.5), pick(0.99),
+        pick_of(completing, 0.5), dead_tuples(url).c_str(),
+        holder.joinable() && !release ? "  (xmin held)" : "");
     std::fflush(stdout);
     last_completed = now_completed;
   }
@@ -225,12 +245,61 @@ std::map<std::string, std::map<std::string, double>> run_peers(const std::string
   return peers;
 }
 
+// One job per call, 1000 per call, and enqueue+work at 1 and 8 threads, beside the peers.
+void compare_with_peers(const std::string& url, pgkit::queue_store& store) {
+  constexpr int singles = 5000;
+  constexpr int batches = 10;
+  constexpr int more = 20000;
+  std::map<std::string, double> ours;
+  auto started = clock_type::now();
+  for (int i = 0; i < singles; ++i)
+    store.enqueue("noop", "");
+  ours["enqueue"] = singles / seconds_since(started);
+  started = clock_type::now();
+  for (int i = 0; i < batches; ++i) {
+    std::vector<pgkit::job_request> batch(1000, pgkit::job_request{"noop", "", {}});
+    store.enqueue_many(batch);
+  }
+  ours["enqueue_many"] = batches * 1000 / seconds_since(started);
+  ours["work_1"] = work_all(store, 1);
+  std::vector<pgkit::job_request> extra(more, pgkit::job_request{"noop", "", {}});
+  store.enqueue_many(extra);
+  ours["work_8"] = work_all(store, 8);
+  auto peers = run_peers(url, singles, batches, more);
+
+  std::printf("\n%-36s %10s %16s %10s %8s\n", "jobs/s", "pgkit", "graphile-worker", "pg-boss",
+              "ratio");
+  const std::pair<const char*, const char*> rows[] = {
+      {"enqueue", "enqueue, one job per call"},
+      {"enqueue_many", "enqueue many, 1000 per call"},
+      {"work_1", "work no-op jobs, 1 worker thread"},
+      {"work_8", "work no-op jobs, 8 worker threads"}};
+  for (const auto& [key, label] : rows) {
+    auto peer = [&](const char* name) {
+      auto found = peers.find(name);
+      return found == peers.end() || found->second.count(key) == 0 ? 0.0 : found->second.at(key);
+    };
+    double graphile = peer("graphile-worker");
+    double boss = peer("pg-boss");
+    double faster = std::max(graphile, boss);
+    std::printf("%-36s %10.0f %16.0f %10.0f %7.2fx\n", label, ours[key], graphile, boss,
+                faster > 0 ? ours[key] / faster : 0.0);
+  }
+  std::printf(
+      "(ratio: pgkit / the faster peer; %d single enqueues, %d x 1000 in batches, "
+      "work at 1 thread drains those %d, at 8 threads %d more)\n",
+      singles, batches, singles + batches * 1000, more);
+  std::printf("load average after: %s\n", load_average().c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   double run_seconds = 0;
   double hold_seconds = 0;
   double every = 0;
+  bool sustained_only = false;
   std::vector<char*> positional{argv[0]};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -240,6 +309,10 @@ int main(int argc, char** argv) {
       hold_seconds = std::stod(argv[++i]);
     else if (arg == "--every" && i + 1 < argc)
       every = std::stod(argv[++i]);
+    else if (arg == "--no-cursor")
+      g_cursor = false;
+    else if (arg == "--sustained-only")
+      sustained_only = true;
     else
       positional.push_back(argv[i]);
   }
@@ -255,54 +328,14 @@ int main(int argc, char** argv) {
     auto pool = std::make_shared<pgkit::pool>(config);
     pgkit::queue_store store{pool};
 
-    constexpr int singles = 5000;
-    constexpr int batches = 10;
-    constexpr int more = 20000;
-    std::map<std::string, double> ours;
-    auto started = clock_type::now();
-    for (int i = 0; i < singles; ++i)
-      store.enqueue("noop", "");
-    ours["enqueue"] = singles / seconds_since(started);
-    started = clock_type::now();
-    for (int i = 0; i < batches; ++i) {
-      std::vector<pgkit::job_request> batch(1000, pgkit::job_request{"noop", "", {}});
-      store.enqueue_many(batch);
-    }
-    ours["enqueue_many"] = batches * 1000 / seconds_since(started);
-    ours["work_1"] = work_all(store, 1);
-    std::vector<pgkit::job_request> extra(more, pgkit::job_request{"noop", "", {}});
-    store.enqueue_many(extra);
-    ours["work_8"] = work_all(store, 8);
-    auto peers = run_peers(server.url(), singles, batches, more);
-
-    std::printf("\n%-36s %10s %16s %10s %8s\n", "jobs/s", "pgkit", "graphile-worker", "pg-boss",
-                "ratio");
-    const std::pair<const char*, const char*> rows[] = {
-        {"enqueue", "enqueue, one job per call"},
-        {"enqueue_many", "enqueue many, 1000 per call"},
-        {"work_1", "work no-op jobs, 1 worker thread"},
-        {"work_8", "work no-op jobs, 8 worker threads"}};
-    for (const auto& [key, label] : rows) {
-      auto peer = [&](const char* name) {
-        auto found = peers.find(name);
-        return found == peers.end() || found->second.count(key) == 0 ? 0.0 : found->second.at(key);
-      };
-      double graphile = peer("graphile-worker");
-      double boss = peer("pg-boss");
-      double faster = std::max(graphile, boss);
-      std::printf("%-36s %10.0f %16.0f %10.0f %7.2fx\n", label, ours[key], graphile, boss,
-                  faster > 0 ? ours[key] / faster : 0.0);
-    }
-    std::printf(
-        "(ratio: pgkit / the faster peer; %d single enqueues, %d x 1000 in batches, "
-        "work at 1 thread drains those %d, at 8 threads %d more)\n",
-        singles, batches, singles + batches * 1000, more);
-    std::printf("load average after: %s\n", load_average().c_str());
-    std::fflush(stdout);
+    if (!sustained_only)
+      compare_with_peers(server.url(), store);
 
     if (run_seconds > 0) {
       double hold_from = std::floor((run_seconds - hold_seconds) / 2 / every) * every;
-      std::printf("\nsustained, %.0f s, no xmin held:\n", run_seconds);
+      reset(server.url());
+      std::printf("\nsustained, %.0f s, no xmin held%s:\n", run_seconds,
+                  g_cursor ? "" : " (no claim cursor)");
       auto free_run = sustained(server.url(), store, run_seconds, every, hold_from,
                                 hold_seconds > 0 ? hold_seconds : every, false);
       if (hold_seconds > 0) {

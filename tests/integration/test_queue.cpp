@@ -292,6 +292,86 @@ TEST_CASE("pgkit::queue_store") {
     CHECK(seen.ids.size() == 200);
   }
 
+  SUBCASE("a claim cursor goes on where it stopped, and still finds jobs that sort before it") {
+    std::vector<pgkit::job_request> batch(6, pgkit::job_request{"q", "", {}});
+    auto ids = store.enqueue_many(batch);
+    pgkit::claim_cursor cursor{1h};  // no walk from the start by the clock in this test
+    const auto claim_ids = [&](std::size_t limit) {
+      std::vector<std::int64_t> got;
+      for (const auto& claimed : store.claim({"q"}, limit, "w", cursor))
+        got.push_back(claimed.id);
+      return got;
+    };
+    CHECK(claim_ids(2) == std::vector<std::int64_t>{ids[0], ids[1]});
+    CHECK(claim_ids(2) == std::vector<std::int64_t>{ids[2], ids[3]});
+    // A job that sorts first comes in: the cursor's walk goes on past it while it finds jobs,
+    pgkit::enqueue_options urgent;
+    urgent.priority = -1;
+    auto first = store.enqueue("q", "urgent", urgent);
+    CHECK(claim_ids(2) == std::vector<std::int64_t>{ids[4], ids[5]});
+    // and when it finds none, a walk from the start takes it (as soon as the last walk from
+    // the start has been paid off: a twentieth of the time).
+    std::vector<std::int64_t> got;
+    for (int tries = 0; tries < 200 && got.empty(); ++tries) {
+      got = claim_ids(2);
+      if (got.empty())
+        std::this_thread::sleep_for(10ms);
+    }
+    CHECK(got == std::vector<std::int64_t>{first});
+    CHECK(claim_ids(2).empty());
+    CHECK(fx.number("SELECT count(*) FROM pgkit.queue_job WHERE state = 'running'") == 7);
+  }
+
+  SUBCASE("with the xmin horizon held, a cursor's claims do not read again what was claimed") {
+    // Another session's open transaction keeps VACUUM from removing the claimed jobs' old
+    // entries in the claim index. A walk from the queue's start reads every one of them (the
+    // claim index's idx_tup_read grows by thousands); the cursor's walk starts after them.
+    // One connection, so that its statistics can be pushed to the server: a backend sends
+    // them at the end of a statement at most once a second (500 ms before PostgreSQL 15).
+    auto config = pgkit::config_from_url(fx.db.url(), "test");
+    config.pool_size = 1;
+    auto one = std::make_shared<pgkit::pool>(config);
+    pgkit::queue_store on_one{one};
+    std::vector<pgkit::job_request> batch(3000, pgkit::job_request{"q", "", {}});
+    on_one.enqueue_many(batch);
+    pqxx::connection holder{fx.db.url()};
+    pqxx::work pinned{holder};
+    pinned.exec("SELECT txid_current()");
+    pgkit::claim_cursor cursor{1h};
+    for (int i = 0; i < 20; ++i)
+      CHECK(on_one.complete(on_one.claim({"q"}, 100, "w", cursor)) == 100);
+    // Index entries read so far, once the connection's statistics have reached the server.
+    const auto entries_read = [&] {
+      std::this_thread::sleep_for(1100ms);
+      {
+        auto lease = one->acquire();
+        pqxx::nontransaction{lease.connection()}.exec("SELECT 1");
+      }
+      const auto read = [&] {
+        return fx.number(
+            "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = "
+            "'queue_job_claim_idx'");
+      };
+      long long last = read();
+      for (int tries = 0; tries < 10; ++tries) {
+        std::this_thread::sleep_for(300ms);
+        auto now = read();
+        if (now == last)
+          break;
+        last = now;
+      }
+      return last;
+    };
+    auto before = entries_read();
+    CHECK(on_one.claim({"q"}, 10, "w", cursor).size() == 10);
+    auto after_cursor = entries_read();
+    CHECK(on_one.claim({"q"}, 10, "w").size() == 10);
+    auto after_start = entries_read();
+    CHECK(after_cursor - before < 200);
+    CHECK(after_start - after_cursor >= 2000);
+    pinned.abort();
+  }
+
   SUBCASE("bad input is refused before anything is sent") {
     CHECK(pgkit_test::expect_error([&] { store.enqueue("", "x"); }).kind() ==
           pgkit::error_kind::usage);

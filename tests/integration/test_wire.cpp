@@ -303,3 +303,32 @@ TEST_CASE("a script's answer is its last statement's, and its first failure is t
   CHECK(e.sqlstate() == "22012");
   CHECK(value_of(*conn, "SELECT 'usable'") == "usable");
 }
+
+TEST_CASE("a store statement planned each time is never prepared on the connection") {
+  pgkit_test::scratch_database db{"wire_planning"};
+  auto conn = pgkit::connect(db.url());
+  pgkit::detail::prepared_statements prepared;
+  const pgkit::detail::wire on{pgkit::detail::wire::of(*conn).handle(), &prepared};
+  const pgkit::detail::statement_text cached_text{"cached", "SELECT $1::int + 1"};
+  const pgkit::detail::statement_text each_time_text{"each_time", "SELECT $1::int + 2",
+                                                     pgkit::detail::planning::each_time};
+  const auto cached = pgkit::detail::make_statement("test", cached_text, "public");
+  const auto each_time = pgkit::detail::make_statement("test", each_time_text, "public");
+  for (int run = 0; run < 2; ++run) {
+    CHECK(
+        on.run(cached, {pgkit::detail::int_param(1)}, pgkit::detail::result_format::text, "cached")
+            .bytes(0, 0) == "2");
+    CHECK(on.run(each_time, {pgkit::detail::int_param(1)}, pgkit::detail::result_format::text,
+                 "each time")
+              .bytes(0, 0) == "3");
+  }
+  const auto count_prepared = [&](const std::string& name) {
+    return on
+        .run("SELECT count(*) FROM pg_prepared_statements WHERE name = $1", {name},
+             pgkit::detail::result_format::text, "counting")
+        .bytes(0, 0);
+  };
+  CHECK(count_prepared(cached.name) == "1");
+  CHECK(count_prepared(each_time.name) == "0");
+  CHECK(prepared.count(each_time.name) == 0);
+}

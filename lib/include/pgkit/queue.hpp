@@ -9,7 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -122,6 +124,46 @@ struct backoff_options {
 /// The channel enqueue notifies on commit, with payload "SCHEMA QUEUE".
 inline constexpr std::string_view queue_channel = "pgkit_queue";
 
+/// A claimer's place in the claim order of its queues. claim() with a cursor starts each
+/// queue's index walk where its last claim ended instead of at the queue's first due job, so it
+/// does not step again over the jobs claimed before. That matters while a long transaction
+/// elsewhere pins the xmin horizon: VACUUM may not remove those jobs' old entries from the claim
+/// index then, and a walk from the start grows slower with every job claimed (docs/queue.md,
+/// "Dead tuples"). Jobs that sort before the cursor (a higher priority enqueued later, a
+/// transaction that committed after a later one, a released job) are found by a walk from the
+/// start, which claim() makes at least every `full_walk_every` (a second by default) while jobs
+/// are found and at once when the cursor's walk finds none, but never so often that such walks
+/// take more than a twentieth of the time. Thread-safe: the threads of one worker share one.
+/// Non-copyable.
+class claim_cursor {
+ public:
+  explicit claim_cursor(std::chrono::milliseconds full_walk_every = std::chrono::seconds{1})
+      : m_full_walk_every(full_walk_every) {}
+  claim_cursor(const claim_cursor&) = delete;
+  claim_cursor& operator=(const claim_cursor&) = delete;
+
+ private:
+  friend class queue_store;
+  // The claim order of the last job claimed from a queue: its priority, due time
+  // (microseconds since 2000-01-01 UTC, exact) and id. The next walk starts after it.
+  struct position {
+    std::int64_t priority = 0;
+    std::int64_t due_us = 0;
+    std::int64_t id = 0;
+    bool operator<(const position& other) const {
+      if (priority != other.priority)
+        return priority < other.priority;
+      return due_us != other.due_us ? due_us < other.due_us : id < other.id;
+    }
+  };
+  std::chrono::milliseconds m_full_walk_every;
+  std::mutex m_mutex;
+  std::map<std::string, position> m_positions;
+  std::chrono::steady_clock::time_point m_last_full{};
+  std::chrono::steady_clock::duration m_full_cost{};
+  bool m_full_running = false;
+};
+
 /// The queue store over a pool. Thread-safe; each call borrows a connection for itself.
 /// Non-copyable. Queue names are 1 to 128 bytes of text without NUL; payloads are bytes.
 class queue_store {
@@ -160,6 +202,11 @@ class queue_store {
   /// `worker` with its attempt counted.
   std::vector<job> claim(const std::vector<std::string>& queues, std::size_t limit,
                          std::string_view worker);
+  /// Same, starting each queue's walk at `cursor` (see claim_cursor), which it moves on. The
+  /// order is the same except for jobs that sort before the cursor: those wait for the next
+  /// walk from the start (at most about a second while the queues are busy).
+  std::vector<job> claim(const std::vector<std::string>& queues, std::size_t limit,
+                         std::string_view worker, claim_cursor& cursor);
   /// Marks a claimed job completed; returns false when the claim is no longer the job's (it
   /// was rescued, cancelled or retried meanwhile).
   bool complete(const job& claimed);

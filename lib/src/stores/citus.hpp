@@ -58,7 +58,7 @@ inline statement per_shard_statement(std::string_view store, const statement_tex
       "::bigint, string_agg(result, '; ') FILTER (WHERE NOT success) "
       "FROM run_command_on_shards('" +
       table + "'::regclass, " + filled + ")";
-  return statement{statement_name(store, std::string{text.name} + "_sh", schema), sql};
+  return statement{statement_name(store, std::string{text.name} + "_sh", schema), sql, text.plan};
 }
 
 }  // namespace pgkit::detail

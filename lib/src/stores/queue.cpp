@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <optional>
 #include <random>
 
 #include "core/pqxx_compat.hpp"
@@ -288,29 +290,162 @@ std::vector<std::int64_t> queue_store::enqueue_many(const std::vector<job_reques
   return ids;
 }
 
+namespace {
+
+// claim_cursor's walks from the start take at most one part in this many of the time (a walk's
+// own duration counts).
+constexpr int k_full_walk_share = 20;
+
+// A claimed job with its place in the claim order: priority, due time (microseconds since
+// 2000-01-01 UTC: timestamptz in binary), id.
+struct claimed_row {
+  job claimed;
+  std::int64_t priority = 0;
+  std::int64_t due_us = 0;
+};
+
+// `{1,NULL,3}`: a bigint array literal with NULL for the missing ones.
+std::string int_array(const std::vector<std::optional<std::int64_t>>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += items[i] ? std::to_string(*items[i]) : "NULL";
+  }
+  return out + "}";
+}
+
+// Where each queue's walk starts, parallel to the queues: nullopt for its first due job.
+struct walk_starts {
+  explicit walk_starts(std::size_t queues) : priorities(queues), dues(queues), ids(queues) {}
+  std::vector<std::optional<std::int64_t>> priorities, dues, ids;
+};
+
+// Runs the claim statement. Rows come back in id order (UPDATE ... RETURNING keeps no order).
+std::vector<claimed_row> claim_rows(pool& connections, const statement& claim,
+                                    const std::string& schema,
+                                    const std::vector<std::string>& queues, std::size_t limit,
+                                    std::string_view worker, const walk_starts& from) {
+  auto lease = connections.acquire();
+  auto rows = run_queue(
+      detail::wire_of(lease), claim,
+      {text_param(detail::text_array(queues)), int_param(static_cast<std::int64_t>(limit)),
+       text_param(worker), text_param(int_array(from.priorities)), text_param(int_array(from.dues)),
+       text_param(int_array(from.ids))},
+      "claiming jobs", schema);
+  std::vector<claimed_row> claimed;
+  for (int row = 0; row < rows.rows(); ++row) {
+    claimed_row next;
+    next.claimed.id = rows.int8(row, 0);
+    next.claimed.queue = rows.bytes(row, 1);
+    next.claimed.payload = rows.bytes(row, 2);
+    next.claimed.attempt = static_cast<int>(rows.int8(row, 3));
+    next.claimed.max_attempts = static_cast<int>(rows.int8(row, 4));
+    next.claimed.timeout = milliseconds{rows.int8(row, 5)};
+    next.priority = rows.int8(row, 6);
+    next.due_us = rows.int8(row, 7);
+    claimed.push_back(std::move(next));
+  }
+  std::sort(claimed.begin(), claimed.end(),
+            [](const claimed_row& a, const claimed_row& b) { return a.claimed.id < b.claimed.id; });
+  return claimed;
+}
+
+std::vector<job> jobs_of(std::vector<claimed_row>&& rows) {
+  std::vector<job> jobs;
+  jobs.reserve(rows.size());
+  for (auto& row : rows)
+    jobs.push_back(std::move(row.claimed));
+  return jobs;
+}
+
+}  // namespace
+
 std::vector<job> queue_store::claim(const std::vector<std::string>& queues, std::size_t limit,
                                     std::string_view worker) {
   if (limit == 0 || queues.empty())
     return {};
-  auto lease = m_pool->acquire();
-  auto rows = run_queue(detail::wire_of(lease), m_sql->claim,
-                        {text_param(detail::text_array(queues)),
-                         int_param(static_cast<std::int64_t>(limit)), text_param(worker)},
-                        "claiming jobs", m_schema);
-  std::vector<job> claimed;
-  for (int row = 0; row < rows.rows(); ++row) {
-    job next;
-    next.id = rows.int8(row, 0);
-    next.queue = rows.bytes(row, 1);
-    next.payload = rows.bytes(row, 2);
-    next.attempt = static_cast<int>(rows.int8(row, 3));
-    next.max_attempts = static_cast<int>(rows.int8(row, 4));
-    next.timeout = milliseconds{rows.int8(row, 5)};
-    claimed.push_back(std::move(next));
+  return jobs_of(claim_rows(*m_pool, m_sql->claim, m_schema, queues, limit, worker,
+                            walk_starts{queues.size()}));
+}
+
+std::vector<job> queue_store::claim(const std::vector<std::string>& queues, std::size_t limit,
+                                    std::string_view worker, claim_cursor& cursor) {
+  if (limit == 0 || queues.empty())
+    return {};
+  using steady = std::chrono::steady_clock;
+  // Whether a walk from the start may run now (none running, and the last one's cost is paid
+  // off); with `due`, only when one is also due by the clock. (A queue without a position is
+  // walked from its start by the cursor's walk too.)
+  const auto begin_full_walk = [&](bool due) {
+    std::lock_guard<std::mutex> guard{cursor.m_mutex};
+    auto now = steady::now();
+    auto since = now - cursor.m_last_full;
+    if (cursor.m_full_running || since < k_full_walk_share * cursor.m_full_cost)
+      return false;
+    if (due && since < cursor.m_full_walk_every)
+      return false;
+    cursor.m_full_running = true;
+    cursor.m_last_full = now;
+    return true;
+  };
+  // A walk from the start: a full batch moves each queue's position to where it ended, even
+  // back (jobs that sort before it are waiting); a short one means every due job was taken, so
+  // positions only move on.
+  const auto full_walk = [&] {
+    auto started = steady::now();
+    std::vector<claimed_row> rows;
+    try {
+      rows = claim_rows(*m_pool, m_sql->claim, m_schema, queues, limit, worker,
+                        walk_starts{queues.size()});
+    } catch (...) {
+      std::lock_guard<std::mutex> guard{cursor.m_mutex};
+      cursor.m_full_running = false;
+      throw;
+    }
+    std::lock_guard<std::mutex> guard{cursor.m_mutex};
+    cursor.m_full_running = false;
+    cursor.m_full_cost = steady::now() - started;
+    std::map<std::string, claim_cursor::position> ends;
+    for (const auto& row : rows) {
+      claim_cursor::position at{row.priority, row.due_us, row.claimed.id};
+      auto [found, added] = ends.emplace(row.claimed.queue, at);
+      if (!added && found->second < at)
+        found->second = at;
+    }
+    for (const auto& [queue, at] : ends) {
+      auto [found, added] = cursor.m_positions.emplace(queue, at);
+      if (!added && (rows.size() == limit || found->second < at))
+        found->second = at;
+    }
+    return rows;
+  };
+  if (begin_full_walk(true))
+    return jobs_of(full_walk());
+
+  walk_starts from{queues.size()};
+  {
+    std::lock_guard<std::mutex> guard{cursor.m_mutex};
+    for (std::size_t i = 0; i < queues.size(); ++i) {
+      auto found = cursor.m_positions.find(queues[i]);
+      if (found != cursor.m_positions.end()) {
+        from.priorities[i] = found->second.priority;
+        from.dues[i] = found->second.due_us;
+        from.ids[i] = found->second.id;
+      }
+    }
   }
-  // UPDATE ... RETURNING does not keep the subquery's order.
-  std::sort(claimed.begin(), claimed.end(), [](const job& a, const job& b) { return a.id < b.id; });
-  return claimed;
+  auto rows = claim_rows(*m_pool, m_sql->claim, m_schema, queues, limit, worker, from);
+  if (rows.empty())
+    return begin_full_walk(false) ? jobs_of(full_walk()) : std::vector<job>{};
+  std::lock_guard<std::mutex> guard{cursor.m_mutex};
+  for (const auto& row : rows) {
+    claim_cursor::position at{row.priority, row.due_us, row.claimed.id};
+    auto [found, added] = cursor.m_positions.emplace(row.claimed.queue, at);
+    if (!added && found->second < at)
+      found->second = at;
+  }
+  return jobs_of(std::move(rows));
 }
 
 bool queue_store::complete(const job& claimed) {

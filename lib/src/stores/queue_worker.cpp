@@ -58,6 +58,7 @@ struct queue_worker::impl {
   std::map<std::int64_t, milliseconds> held;  // job id -> its timeout
   std::map<std::string, std::int64_t> last_tick;
   std::map<std::string, detail::cron_expression> crons;  // schedule name -> its expression
+  claim_cursor cursor;  // the threads' place in the queues (claims skip what they took before)
   std::atomic<std::uint64_t> processed{0};
   std::atomic<std::uint64_t> failures{0};
 
@@ -256,7 +257,7 @@ struct queue_worker::impl {
       std::uint64_t ran = 0;
       auto seen = wakeups_so_far();
       try {
-        ran = run_batch(options.batch_size);
+        ran = run_batch(options.batch_size, until_empty);
       } catch (...) {
         report_current();
         idle(k_pause_after_failure);
@@ -277,9 +278,12 @@ struct queue_worker::impl {
 
   // Claims up to `limit` jobs and runs them; returns how many it claimed. The batch's
   // completions go in one statement when it is done (heartbeats keep them meanwhile); a failed
-  // attempt is recorded at once.
-  std::uint64_t run_batch(std::size_t limit) {
-    auto claimed = store.claim(queues, limit, options.worker_name);
+  // attempt is recorded at once. With `sure_when_none`, finding none is checked by a walk from
+  // each queue's start (the cursor may be past a job that sorts earlier).
+  std::uint64_t run_batch(std::size_t limit, bool sure_when_none) {
+    auto claimed = store.claim(queues, limit, options.worker_name, cursor);
+    if (claimed.empty() && sure_when_none)
+      claimed = store.claim(queues, limit, options.worker_name);
     {
       std::lock_guard<std::mutex> guard{mutex};
       for (const auto& next : claimed)

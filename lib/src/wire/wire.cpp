@@ -388,7 +388,7 @@ statement make_statement(std::string_view store, const statement_text& text,
   const std::string quoted = quote_identifier(schema);
   for (auto at = sql.find("{S}"); at != std::string::npos; at = sql.find("{S}", at + quoted.size()))
     sql.replace(at, 3, quoted);
-  return {statement_name(store, text.name, schema), std::move(sql)};
+  return {statement_name(store, text.name, schema), std::move(sql), text.plan};
 }
 
 bound_param text_param(std::string_view text) {
@@ -576,7 +576,7 @@ result wire::run(const statement& stmt, const std::vector<bound_param>& paramete
   param_arrays arrays{parameters};
   check_sendable(context, control);
   const int result_format_code = static_cast<int>(format);
-  if (m_prepared == nullptr) {
+  if (m_prepared == nullptr || stmt.plan == planning::each_time) {
     int sent =
         PQsendQueryParams(m_conn, stmt.sql.c_str(), arrays.count(), nullptr, arrays.values.data(),
                           arrays.length_data(), arrays.format_data(), result_format_code);

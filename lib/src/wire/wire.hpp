@@ -61,10 +61,21 @@ struct stop_control {
   static stop_control from(const query_options& options);
 };
 
+/// How a store statement is planned.
+enum class planning {
+  /// Prepared once per connection; the server may settle on a generic plan after five runs.
+  cached,
+  /// Sent unnamed, so that every run is planned for its parameters and the table as it is now.
+  /// For statements whose table starts empty and grows fast: a generic plan made while it was
+  /// empty (a sequential scan) stays in use until the next ANALYZE.
+  each_time,
+};
+
 /// A statement of a store: its name on the connection and its SQL.
 struct statement {
   std::string name;
   std::string sql;
+  planning plan = planning::cached;
 };
 
 /// A store statement as written in its store's statements header: a short name and SQL in
@@ -72,6 +83,7 @@ struct statement {
 struct statement_text {
   const char* name;
   const char* sql;
+  planning plan = planning::cached;
 };
 
 /// Returns "pgkit_<store>_<name>_<16 hex digits of a hash of schema>"; throws pgkit::error of
@@ -195,7 +207,8 @@ class wire {
 
   /// Runs `stmt` with `parameters`: prepared once under its name when this wire has the
   /// connection's prepared statements (reused after), unnamed otherwise (a pooler in
-  /// transaction mode). Throws pgkit::error (the server's message prefixed by `context`).
+  /// transaction mode) or when it is planned each time. Throws pgkit::error (the server's message
+  /// prefixed by `context`).
   result run(const statement& stmt, const std::vector<bound_param>& parameters,
              result_format format, std::string_view context,
              const stop_control& control = {}) const;
