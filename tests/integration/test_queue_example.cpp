@@ -23,8 +23,11 @@ TEST_CASE("docs/queue.md example: pgkit::queue_store and queue_worker") {
           "mail {\"to\": \"ada@example.com\", \"template\": \"welcome\"}\n"
           "report 2026-12-06\n"
           "ran 2 jobs\n"
+          "thumbnail img-1\n"
+          "thumbnail img-2\n"
           "mail completed 1\n"
-          "reports completed 1\n");
+          "reports completed 1\n"
+          "thumbnails completed 2\n");
   }
   SUBCASE("without the queue module it says what to apply") {
     auto result = pgkit_test::run_process({PGKIT_EXAMPLE_QUEUE}, options);

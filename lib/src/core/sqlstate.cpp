@@ -65,7 +65,7 @@ constexpr std::array<sqlstate_row, 33> k_table{{
 }};
 
 // The code of each sql_condition, in the enum's order.
-constexpr std::array<std::string_view, 17> k_conditions{{
+constexpr std::array<std::string_view, 18> k_conditions{{
     "23505",
     "23503",
     "23514",
@@ -83,9 +83,10 @@ constexpr std::array<std::string_view, 17> k_conditions{{
     "08P01",
     "08006",
     "3D000",
+    "55006",
 }};
 static_assert(std::size(k_conditions) ==
-              static_cast<std::size_t>(sql_condition::invalid_catalog_name) + 1);
+              static_cast<std::size_t>(sql_condition::object_in_use) + 1);
 
 const sqlstate_row* find(std::string_view sqlstate) noexcept {
   if (sqlstate.size() != 5)

@@ -29,6 +29,7 @@ enum class sql_condition {
   protocol_violation,
   connection_failure,
   invalid_catalog_name,
+  object_in_use,
 };
 
 /// Returns the five-character SQLSTATE of `condition`.

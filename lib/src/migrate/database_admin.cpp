@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "config/conninfo.hpp"
+#include "core/sqlstate.hpp"
 #include "core/text.hpp"
 #include "pgkit/connection.hpp"
 #include "pgkit/database.hpp"
@@ -119,7 +120,7 @@ database_change drop_database(const connection_config& config, drop_mode mode) {
       on.script(drop, context);
       return database_change::done;
     } catch (const error& e) {
-      if (e.sqlstate() != "55006")
+      if (!detail::is(e.sqlstate(), detail::sql_condition::object_in_use))
         throw;
     }
     auto pids = other_sessions();
@@ -127,7 +128,8 @@ database_change drop_database(const connection_config& config, drop_mode mode) {
                 "refusing to drop database " + session.target +
                     ": other sessions are connected to it" +
                     (pids.empty() ? std::string{} : " (backend pids " + pids + ")"),
-                "stop them, or pass --force to end them", "55006");
+                "stop them, or pass --force to end them",
+                std::string{detail::sqlstate_of(detail::sql_condition::object_in_use)});
   }
   auto pids = other_sessions();
   if (!pids.empty()) {
