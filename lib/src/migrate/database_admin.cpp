@@ -104,8 +104,9 @@ database_change drop_database(const connection_config& config, drop_mode mode) {
     return database_change::nothing_to_do;
   const auto on = wire::of(*session.connection);
   const auto name = detail::quote_literal(session.target);
-  const auto others =
-      "FROM pg_stat_activity WHERE datname = " + name + " AND pid <> pg_backend_pid()";
+  // Autovacuum workers do not count: DROP DATABASE ends them itself.
+  const auto others = "FROM pg_stat_activity WHERE datname = " + name +
+                      " AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'";
   const auto other_sessions = [&] {
     return first_value(on, "SELECT string_agg(pid::text, ', ' ORDER BY pid) " + others,
                        "looking for sessions of database " + session.target);
