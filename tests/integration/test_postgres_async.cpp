@@ -7,12 +7,14 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/pqxx_compat.hpp"
 #include "harness.hpp"
 #include "pgkit/config.hpp"
 #include "pgkit/connection.hpp"
@@ -154,6 +156,32 @@ TEST_CASE("postgres_async: listen_to_notifications") {
                     pgkit::usage_error);
     auto plain = pgkit::connect(db.url());
     CHECK_THROWS_AS(pgkit::wait_for_notifications(*plain, {nullptr, 10ms}), pgkit::usage_error);
+  }
+}
+
+TEST_CASE("postgres_async: a new connection at a destroyed one's address has no callbacks") {
+  // The callbacks are kept by libpq handle; a connection destroyed without close() leaves its
+  // entry, and malloc often gives the next connection the same address. wait_for_notifications
+  // took the old entry for the new connection's (found as a flaky "bad input" subcase above).
+  pgkit_test::scratch_database db{"pa_reuse"};
+  bool reused = false;
+  for (int attempt = 0; attempt < 20 && !reused; ++attempt) {
+    std::uintptr_t old_address = 0;
+    {
+      auto first = pgkit::connect(db.url());
+      pgkit::listen_to_notifications(*first, "c", [](int, const std::string&) {});
+      old_address = reinterpret_cast<std::uintptr_t>(pgkit::detail::libpq_handle(*first));
+    }
+    auto next = pgkit::connect(db.url());
+    if (reinterpret_cast<std::uintptr_t>(pgkit::detail::libpq_handle(*next)) != old_address)
+      continue;
+    reused = true;
+    CHECK_THROWS_AS(pgkit::wait_for_notifications(*next, {nullptr, 10ms}), pgkit::usage_error);
+  }
+  if (!reused) {
+    MESSAGE(
+        "no new connection got a destroyed one's address in 20 tries (AddressSanitizer "
+        "quarantines freed memory): nothing to check here");
   }
 }
 

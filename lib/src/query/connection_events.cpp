@@ -309,7 +309,14 @@ std::size_t wait_for_notifications(pqxx::connection& conn, const query_options& 
   }
   {
     std::lock_guard<std::mutex> lock{g_mutex};
-    if (g_listening.count(handle) == 0) {
+    auto found = g_listening.find(handle);
+    // Callbacks kept for another backend at this address were a connection destroyed without
+    // close(): they are not this one's.
+    if (found != g_listening.end() && found->second.backend_pid != PQbackendPID(handle)) {
+      g_listening.erase(found);
+      found = g_listening.end();
+    }
+    if (found == g_listening.end()) {
       throw usage_error(context + ": no callbacks are kept for this connection",
                         "call listen_to_notifications first");
     }
