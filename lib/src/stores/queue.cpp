@@ -389,6 +389,22 @@ std::vector<job> queue_store::claim(const std::vector<std::string>& queues, std:
     cursor.m_last_full = now;
     return true;
   };
+  // Moves each queue's position to where `rows` of it end: only on, unless `back` (call with
+  // the cursor's mutex held).
+  const auto move_to_ends = [&](const std::vector<claimed_row>& rows, bool back) {
+    std::map<std::string, claim_cursor::position> ends;
+    for (const auto& row : rows) {
+      claim_cursor::position at{row.priority, row.due_us, row.claimed.id};
+      auto [found, added] = ends.emplace(row.claimed.queue, at);
+      if (!added && found->second < at)
+        found->second = at;
+    }
+    for (const auto& [queue, at] : ends) {
+      auto [found, added] = cursor.m_positions.emplace(queue, at);
+      if (!added && (back || found->second < at))
+        found->second = at;
+    }
+  };
   // A walk from the start: a full batch moves each queue's position to where it ended, even
   // back (jobs that sort before it are waiting); a short one means every due job was taken, so
   // positions only move on.
@@ -406,18 +422,7 @@ std::vector<job> queue_store::claim(const std::vector<std::string>& queues, std:
     std::lock_guard<std::mutex> guard{cursor.m_mutex};
     cursor.m_full_running = false;
     cursor.m_full_cost = steady::now() - started;
-    std::map<std::string, claim_cursor::position> ends;
-    for (const auto& row : rows) {
-      claim_cursor::position at{row.priority, row.due_us, row.claimed.id};
-      auto [found, added] = ends.emplace(row.claimed.queue, at);
-      if (!added && found->second < at)
-        found->second = at;
-    }
-    for (const auto& [queue, at] : ends) {
-      auto [found, added] = cursor.m_positions.emplace(queue, at);
-      if (!added && (rows.size() == limit || found->second < at))
-        found->second = at;
-    }
+    move_to_ends(rows, rows.size() == limit);
     return rows;
   };
   if (begin_full_walk(true))
@@ -438,12 +443,9 @@ std::vector<job> queue_store::claim(const std::vector<std::string>& queues, std:
   auto rows = claim_rows(*m_pool, m_sql->claim, m_schema, queues, limit, worker, from);
   if (rows.empty())
     return begin_full_walk(false) ? jobs_of(full_walk()) : std::vector<job>{};
-  std::lock_guard<std::mutex> guard{cursor.m_mutex};
-  for (const auto& row : rows) {
-    claim_cursor::position at{row.priority, row.due_us, row.claimed.id};
-    auto [found, added] = cursor.m_positions.emplace(row.claimed.queue, at);
-    if (!added && found->second < at)
-      found->second = at;
+  {
+    std::lock_guard<std::mutex> guard{cursor.m_mutex};
+    move_to_ends(rows, false);
   }
   return jobs_of(std::move(rows));
 }
