@@ -99,3 +99,63 @@ TEST_CASE("pgkit::cache_store under concurrent writers, readers and gc") {
                                 "SELECT count(*) FROM pgkit.cache WHERE resource_type "
                                 "= 'live'") == std::to_string(k_writers * 11));
 }
+
+// The near tier's readers mostly read without the shard's lock (a slot per thread); fills,
+// evictions (a tier far smaller than the keys read), invalidations from the writer and from
+// the listener's thread all change the shards meanwhile. Under ThreadSanitizer this is the test
+// of that protocol; everywhere, every read after the writes must see the last value.
+TEST_CASE("pgkit::cache_store near tier under readers, writers, fills and evictions") {
+  pgkit_test::scratch_database db{"near_concurrency"};
+  {
+    pqxx::connection connection{db.url()};
+    pgkit::apply_modules(connection, {"cache"});
+  }
+  auto config = pgkit::config_from_url(db.url(), "test");
+  config.pool_size = 6;
+  pgkit::cache_options options;
+  options.near.emplace();
+  options.near->max_entries = 64;  // four shards of 16 entries
+  pgkit::cache_store store{std::make_shared<pgkit::pool>(config), options};
+
+  constexpr int k_keys = 80;
+  constexpr int k_rounds = 12;
+  auto key_of = [](int k) { return "k" + std::to_string(k); };
+  for (int k = 0; k < k_keys; ++k)
+    store.set("page", key_of(k), "0", pgkit::never_expires);
+  std::atomic<bool> writing{true};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      try {
+        for (int i = t; writing.load(); ++i) {
+          if (i % 16 == 0) {
+            store.get_many("page", {key_of(i % k_keys), key_of((i + 1) % k_keys)});
+          } else if (!store.get("page", key_of(i % k_keys))) {
+            MESSAGE("a live key was missing");
+            ++failures;
+          }
+        }
+      } catch (const std::exception& e) {
+        MESSAGE("reader failed: " << e.what());
+        ++failures;
+      }
+    });
+  }
+  for (int round = 1; round <= k_rounds; ++round) {
+    for (int k = 0; k < k_keys; ++k)
+      store.set("page", key_of(k), std::to_string(round), pgkit::never_expires);
+  }
+  writing = false;
+  for (auto& reader : readers)
+    reader.join();
+
+  CHECK(failures == 0);
+  for (int k = 0; k < k_keys; ++k) {
+    CHECK(store.get("page", key_of(k)) == std::optional<std::string>{std::to_string(k_rounds)});
+    CHECK(store.get("page", key_of(k)) == std::optional<std::string>{std::to_string(k_rounds)});
+  }
+  auto stats = store.near_statistics();
+  CHECK(stats.hits > 0);
+  CHECK(stats.entries <= 64);
+}

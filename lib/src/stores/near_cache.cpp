@@ -146,8 +146,21 @@ struct near_entry {
   std::atomic<bool> referenced{true};
 };
 
-struct near_shard {
-  std::shared_mutex mutex;  // shared for reads, exclusive for changes
+// Readers do not write the shard's lock word while `read_bias` is set (a lock word that every
+// hit writes moves between the cores' caches on nearly every hit, as soon as two threads read:
+// it halved the 2-thread figure). A reader then announces the shard in its own thread slot,
+// checks the bias again and reads; a change clears the bias under the exclusive lock and waits
+// until no slot names the shard (near_tier::lock_for_change). Both sides store, then load the
+// other's word, sequentially consistent: either the writer sees the reader's slot and waits, or
+// the reader sees the bias gone and takes the lock. After a change, readers take the shared
+// lock until `bias_after`, so a run of changes (misses that fill) pays the scan of the slots
+// once; the first reader after that sets the bias again (biased reader-writer locking, as in
+// Dice and Kogan's BRAVO). The lock word and what changes write are on a cache line of their
+// own, apart from what readers read.
+struct alignas(64) near_shard {
+  std::shared_mutex mutex;  // shared for locked reads, exclusive for changes
+  near_tier::clock::time_point bias_after;  // written under the exclusive lock
+  alignas(64) std::atomic<bool> read_bias{true};
   std::vector<std::unique_ptr<near_entry>> ring;
   std::size_t hand = 0;
   // Keys are views of the entries' own `composite`, which never moves while the entry lives.
@@ -347,12 +360,28 @@ near_shard& near_tier::shard_of(std::string_view composite) {
   return *m_shards[std::hash<std::string_view>{}(composite) % m_shards.size()];
 }
 
-near_tier::counter_slot& near_tier::counters_of_thread() {
-  // Each thread counts into its own slot (threads share one only beyond k_counter_slots), so
-  // hits on different cores never write to the same cache line.
+near_tier::thread_slot& near_tier::slot_of_thread() {
+  // Each thread has its own slot (threads share one only beyond k_thread_slots), so hits on
+  // different cores never write to the same cache line.
   static std::atomic<std::size_t> next_slot{0};
   thread_local std::size_t slot = next_slot.fetch_add(1, std::memory_order_relaxed);
-  return m_counts[slot % m_counts.size()];
+  return m_slots[slot % m_slots.size()];
+}
+
+std::optional<std::string> near_tier::read_entry(near_shard& shard, const std::string& composite,
+                                                 thread_slot& slot) {
+  auto found = shard.by_key.find(composite);
+  // An expired entry stays until a fill replaces it or the clock hand evicts it.
+  if (found == shard.by_key.end() || (found->second->expires != clock::time_point::max() &&
+                                      found->second->expires <= clock::now())) {
+    slot.misses.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  auto* entry = found->second;
+  if (!entry->referenced.load(std::memory_order_relaxed))
+    entry->referenced.store(true, std::memory_order_relaxed);
+  slot.hits.fetch_add(1, std::memory_order_relaxed);
+  return entry->value;
 }
 
 std::optional<std::string> near_tier::get(std::string_view resource_type, std::string_view key) {
@@ -363,21 +392,42 @@ std::optional<std::string> near_tier::get(std::string_view resource_type, std::s
   composite.assign(resource_type);
   composite.push_back('\0');
   composite.append(key);
-  auto& counters = counters_of_thread();
+  auto& slot = slot_of_thread();
   auto& shard = shard_of(composite);
-  std::shared_lock<std::shared_mutex> lock{shard.mutex};
-  auto found = shard.by_key.find(composite);
-  // An expired entry stays until a fill replaces it or the clock hand evicts it.
-  if (found == shard.by_key.end() || (found->second->expires != clock::time_point::max() &&
-                                      found->second->expires <= clock::now())) {
-    counters.misses.fetch_add(1, std::memory_order_relaxed);
-    return std::nullopt;
+  if (shard.read_bias.load(std::memory_order_acquire)) {
+    const near_shard* none = nullptr;
+    // Fails only when another thread of a shared slot is reading: then take the lock.
+    if (slot.reading.compare_exchange_strong(none, &shard)) {
+      struct leave {
+        thread_slot& slot;
+        ~leave() { slot.reading.store(nullptr, std::memory_order_release); }
+      } leaving{slot};
+      if (shard.read_bias.load())
+        return read_entry(shard, composite, slot);
+    }
   }
-  auto* entry = found->second;
-  if (!entry->referenced.load(std::memory_order_relaxed))
-    entry->referenced.store(true, std::memory_order_relaxed);
-  counters.hits.fetch_add(1, std::memory_order_relaxed);
-  return entry->value;
+  std::shared_lock<std::shared_mutex> lock{shard.mutex};
+  auto result = read_entry(shard, composite, slot);
+  if (!shard.read_bias.load(std::memory_order_relaxed) && clock::now() >= shard.bias_after)
+    shard.read_bias.store(true);
+  return result;
+}
+
+std::unique_lock<std::shared_mutex> near_tier::lock_for_change(near_shard& shard) {
+  std::unique_lock<std::shared_mutex> lock{shard.mutex};
+  if (shard.read_bias.load(std::memory_order_relaxed)) {
+    shard.read_bias.store(false);
+    auto started = clock::now();
+    for (auto& slot : m_slots) {
+      while (slot.reading.load() == &shard)
+        std::this_thread::yield();
+    }
+    // Readers lock for nine times as long as the scan took (BRAVO's choice): changes that come
+    // in a run then pay the scan about once in ten.
+    auto now = clock::now();
+    shard.bias_after = now + 9 * (now - started);
+  }
+  return lock;
 }
 
 near_tier::fill_ticket near_tier::prepare_fill(std::string_view resource_type,
@@ -418,7 +468,7 @@ void near_tier::fill(const fill_ticket& ticket, std::string_view resource_type,
   entry->type_digest = near_type_digest(resource_type);
   entry->expires = expires;
   auto& shard = shard_of(entry->composite);
-  std::unique_lock<std::shared_mutex> lock{shard.mutex};
+  auto lock = lock_for_change(shard);
   if (!m_serving.load() || m_generation.load() != ticket.generation ||
       m_counters[ticket.digest & 0xff].load() != ticket.counter) {
     return;
@@ -436,7 +486,7 @@ void near_tier::invalidate_digest(std::uint64_t digest) {
   // before has inserted already, so the erase below finds its entry.
   m_counters[digest & 0xff].fetch_add(1);
   for (auto& shard : m_shards) {
-    std::unique_lock<std::shared_mutex> lock{shard->mutex};
+    auto lock = lock_for_change(*shard);
     auto [it, last] = shard->by_digest.equal_range(digest);
     while (it != last) {
       auto* entry = it->second;
@@ -457,7 +507,7 @@ void near_tier::invalidate_type(std::string_view resource_type) {
 void near_tier::erase_types(const std::vector<std::uint64_t>& type_digests) {
   m_generation.fetch_add(1);
   for (auto& shard : m_shards) {
-    std::unique_lock<std::shared_mutex> lock{shard->mutex};
+    auto lock = lock_for_change(*shard);
     for (std::size_t i = 0; i < shard->ring.size();) {
       auto* entry = shard->ring[i].get();
       if (std::find(type_digests.begin(), type_digests.end(), entry->type_digest) !=
@@ -473,7 +523,7 @@ void near_tier::erase_types(const std::vector<std::uint64_t>& type_digests) {
 void near_tier::flush_all(bool count_flush) {
   m_generation.fetch_add(1);
   for (auto& shard : m_shards) {
-    std::unique_lock<std::shared_mutex> lock{shard->mutex};
+    auto lock = lock_for_change(*shard);
     shard->clear();
   }
   if (count_flush)
@@ -528,7 +578,7 @@ void near_tier::report(near_event::kind what, const std::string& reason) noexcep
 
 near_stats near_tier::statistics() const {
   near_stats stats;
-  for (const auto& counters : m_counts) {
+  for (const auto& counters : m_slots) {
     stats.hits += counters.hits.load(std::memory_order_relaxed);
     stats.misses += counters.misses.load(std::memory_order_relaxed);
   }

@@ -17,7 +17,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,14 +95,21 @@ class near_tier {
   void start_serving();
 
  private:
-  // Hit and miss counters of a group of threads, on a cache line of their own.
-  struct alignas(64) counter_slot {
+  // What a thread (a group of threads, beyond k_thread_slots) writes on a hit, on a cache line
+  // of its own: its hit and miss counters, and the shard it is reading without the shard's lock
+  // (see near_shard::read_bias).
+  struct alignas(64) thread_slot {
     std::atomic<std::uint64_t> hits{0};
     std::atomic<std::uint64_t> misses{0};
+    std::atomic<const near_shard*> reading{nullptr};
   };
+  static constexpr std::size_t k_thread_slots = 64;
 
   near_shard& shard_of(std::string_view composite);
-  counter_slot& counters_of_thread();
+  thread_slot& slot_of_thread();
+  std::optional<std::string> read_entry(near_shard& shard, const std::string& composite,
+                                        thread_slot& slot);
+  std::unique_lock<std::shared_mutex> lock_for_change(near_shard& shard);
   void invalidate_digest(std::uint64_t digest);
   void erase_types(const std::vector<std::uint64_t>& type_digests);
   void flush_all(bool count_flush);
@@ -116,7 +125,7 @@ class near_tier {
   std::array<std::atomic<std::uint64_t>, 256> m_counters{};
   std::atomic<std::uint64_t> m_invalidations{0};
   std::atomic<std::uint64_t> m_flushes{0};
-  std::array<counter_slot, 32> m_counts{};
+  std::array<thread_slot, k_thread_slots> m_slots{};
   std::shared_ptr<near_hub> m_hub;
 };
 
