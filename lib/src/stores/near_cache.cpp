@@ -158,7 +158,7 @@ struct near_entry {
 // Dice and Kogan's BRAVO). The lock word and what changes write are on a cache line of their
 // own, apart from what readers read.
 struct alignas(64) near_shard {
-  std::shared_mutex mutex;  // shared for locked reads, exclusive for changes
+  std::shared_mutex mutex;                  // shared for locked reads, exclusive for changes
   near_tier::clock::time_point bias_after;  // written under the exclusive lock
   alignas(64) std::atomic<bool> read_bias{true};
   std::vector<std::unique_ptr<near_entry>> ring;
