@@ -49,7 +49,7 @@ struct column_info {
 class row_view {
  public:
   /// Returns the number of columns.
-  std::size_t size() const noexcept;
+  std::size_t size() const noexcept { return static_cast<std::size_t>(m_columns); }
   /// Returns true when `column` is SQL NULL. Throws usage_error for a column out of range.
   bool is_null(std::size_t column) const;
   /// Returns the value of `column` as text, std::nullopt for NULL. Throws usage_error for a
@@ -74,8 +74,11 @@ class row_view {
   /// uuid, as its canonical lower-case text (36 characters).
   std::optional<std::string_view> get_uuid(std::size_t column) const;
 
-  /// Wraps one row of `result` (for pgkit's own code).
-  row_view(const pg_result* result, int row) noexcept : m_result(result), m_row(row) {}
+  /// Wraps one row of `result` (for pgkit's own code); `columns` is the result's column count,
+  /// counted once per result by whoever walks its rows.
+  row_view(const pg_result* result, int row) noexcept;
+  row_view(const pg_result* result, int row, int columns) noexcept
+      : m_result(result), m_row(row), m_columns(columns) {}
 
  private:
   void check(std::size_t column) const;
@@ -85,6 +88,7 @@ class row_view {
 
   const pg_result* m_result;
   int m_row;
+  int m_columns;
 };
 
 /// What the row callback of stream_query wants next.

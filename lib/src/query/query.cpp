@@ -45,9 +45,10 @@ stream_result stream(const detail::wire& on, std::string_view sql, const params&
             on_columns(columns_of(batch));
         }
         const int rows = PQntuples(batch);
+        const int columns = PQnfields(batch);
         for (int row = 0; row < rows; ++row) {
           ++outcome.rows;
-          if (on_row && on_row(row_view{batch, row}) == row_action::stop) {
+          if (on_row && on_row(row_view{batch, row, columns}) == row_action::stop) {
             outcome.stopped = true;
             return false;
           }
@@ -77,9 +78,8 @@ std::uint64_t run_no_data(const detail::wire& on, std::string_view sql, const pa
 
 }  // namespace
 
-std::size_t row_view::size() const noexcept {
-  return static_cast<std::size_t>(PQnfields(m_result));
-}
+row_view::row_view(const pg_result* result, int row) noexcept
+    : row_view(result, row, PQnfields(result)) {}
 
 void row_view::check(std::size_t column) const {
   if (column >= size()) {
