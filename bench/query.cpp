@@ -310,7 +310,8 @@ int main(int argc, char** argv) {
     if (PQstatus(raw) != CONNECTION_OK)
       throw std::runtime_error(PQerrorMessage(raw));
     const std::string mode{pgkit::detail::row_mode()};
-    std::printf("%-44s %12s %12s %8s\n", "rows/s (best of the rounds)", "pgkit", "baseline", "ratio");
+    std::printf("%-44s %12s %12s %8s\n", "rows/s (best of the rounds)", "pgkit", "baseline",
+                "ratio");
 
     const long stream_rounds = count_from_env("PGKIT_BENCH_STREAM_ROUNDS", 5);
     stream_figures best_libpq, best_pgkit;
