@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -930,20 +931,20 @@ int main(int argc, char** argv) {
                   duration);
       std::printf("%7s  %12s %12s %12s %9s %14s %17s\n", "threads", "near ops/s", "map ops/s",
                   "own map ops/s", "near/map", "near/1 thread", "own map/1 thread");
-      double near_one = 0, own_one = 0;
-      for (int threads : {1, 2, 4}) {
-        double near = 0, map = 0, own = 0;
-        for (int round = 0; round < rounds; ++round) {
-          near = std::max(near, throughput(threads, duration, near_side));
-          map = std::max(map, throughput(threads, duration, plain_side));
-          own = std::max(own, throughput(threads, duration, private_side));
+      // Every round measures every thread count, so that a slower spell of the machine falls
+      // on the 1-thread and the 2-thread figures alike instead of on one of them.
+      const std::array<int, 3> thread_counts{1, 2, 4};
+      std::array<double, 3> near{}, map{}, own{};
+      for (int round = 0; round < rounds; ++round) {
+        for (std::size_t i = 0; i < thread_counts.size(); ++i) {
+          near[i] = std::max(near[i], throughput(thread_counts[i], duration, near_side));
+          map[i] = std::max(map[i], throughput(thread_counts[i], duration, plain_side));
+          own[i] = std::max(own[i], throughput(thread_counts[i], duration, private_side));
         }
-        if (threads == 1) {
-          near_one = near;
-          own_one = own;
-        }
-        std::printf("%7d  %12.0f %12.0f %12.0f %9.2f %14.2f %17.2f\n", threads, near, map, own,
-                    near / map, near / near_one, own / own_one);
+      }
+      for (std::size_t i = 0; i < thread_counts.size(); ++i) {
+        std::printf("%7d  %12.0f %12.0f %12.0f %9.2f %14.2f %17.2f\n", thread_counts[i], near[i],
+                    map[i], own[i], near[i] / map[i], near[i] / near[0], own[i] / own[0]);
       }
       std::printf("\n");
     }
