@@ -19,9 +19,9 @@ namespace {
 // What an entry costs besides the heap blocks of its key and value: the entry in its list node,
 // the nodes and bucket slots of the two indexes that point at it, and malloc's headers.
 constexpr std::size_t k_entry_overhead = 256;
-// Readers share a shard's lock, but each still writes its lock word: enough shards that two
-// cores rarely read the same one, while each keeps at least k_min_shard_entries entries so that
-// its eviction order still means something.
+// A change locks one shard (and sends its readers to the lock for a while): enough shards that
+// a fill or an invalidation leaves nearly all reads alone, while each keeps at least
+// k_min_shard_entries entries so that its eviction order still means something.
 constexpr std::size_t k_max_shards = 64;
 constexpr std::size_t k_min_shard_entries = 16;
 constexpr std::size_t k_min_shard_bytes = 16 * 1024;
@@ -486,6 +486,14 @@ void near_tier::invalidate_digest(std::uint64_t digest) {
   // before has inserted already, so the erase below finds its entry.
   m_counters[digest & 0xff].fetch_add(1);
   for (auto& shard : m_shards) {
+    // Looked for under the shared lock first, so that only the shard holding the entry (if
+    // any) turns its readers to the lock: a fill that inserted before the counter moved did
+    // so under the exclusive lock, which this shared one follows.
+    {
+      std::shared_lock<std::shared_mutex> looking{shard->mutex};
+      if (shard->by_digest.find(digest) == shard->by_digest.end())
+        continue;
+    }
     auto lock = lock_for_change(*shard);
     auto [it, last] = shard->by_digest.equal_range(digest);
     while (it != last) {
