@@ -443,6 +443,32 @@ TEST_CASE("pgkit::cache_store near tier bounds, expiry and refusals") {
     CHECK(stats.hits > 0);
   }
 
+  SUBCASE("once the invalidations counter has moved, the entry is gone") {
+    // near_statistics().invalidations counts notifications applied: a reader that sees it move
+    // must not be served the value the notification dropped (it was counted on arrival, before
+    // the tier's shards were searched, and a reader polling it could read the old value).
+    pgkit::cache_store store{connections, near_on()};
+    for (int k = 0; k < 500; ++k)  // entries in every shard
+      store.set("page", "k" + std::to_string(k), "x", pgkit::never_expires);
+    for (int k = 0; k < 500; ++k)
+      store.get("page", "k" + std::to_string(k));
+    pqxx::connection writer{db.url()};
+    int stale = 0;
+    for (int round = 1; round <= 150; ++round) {
+      const std::string key = "k" + std::to_string(round % 500);
+      const std::string value = "v" + std::to_string(round);
+      REQUIRE(store.get("page", key).has_value());  // in the tier (filled now if not before)
+      auto seen = store.near_statistics().invalidations;
+      pqxx::nontransaction tx{writer};
+      tx.exec("UPDATE pgkit.cache SET value = " + tx.quote(value) +
+              "::bytea WHERE key = " + tx.quote(key));
+      REQUIRE(eventually([&] { return store.near_statistics().invalidations > seen; }));
+      if (store.get("page", key) != std::optional<std::string>{value})
+        ++stale;
+    }
+    CHECK_MESSAGE(stale == 0, stale << " of 150 reads were stale");
+  }
+
   SUBCASE("the tier is off by default and its counters are zero") {
     pgkit::cache_store store{connections};
     store.set("page", "a", "1", pgkit::never_expires);

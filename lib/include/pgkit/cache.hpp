@@ -57,7 +57,7 @@ struct near_options {
 struct near_stats {
   std::uint64_t hits = 0;           ///< reads answered from the tier
   std::uint64_t misses = 0;         ///< reads that went to the table while the tier was serving
-  std::uint64_t invalidations = 0;  ///< invalidation notifications received for this schema
+  std::uint64_t invalidations = 0;  ///< invalidation notifications applied for this schema
   std::uint64_t flushes = 0;        ///< times the whole tier (or a resource type) was dropped
   std::size_t entries = 0;          ///< entries held now
   std::size_t bytes = 0;            ///< bytes held now (keys, values and bookkeeping)

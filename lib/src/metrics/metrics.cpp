@@ -141,7 +141,7 @@ void collect_cache(scrape& out, const std::string& name, const cache_store& stor
   out.counter("pgkit_cache_near_hits_total", "Reads answered by the near tier", label, near.hits);
   out.counter("pgkit_cache_near_misses_total",
               "Reads the near tier sent to the table while serving", label, near.misses);
-  out.counter("pgkit_cache_near_invalidations_total", "Invalidation notifications received", label,
+  out.counter("pgkit_cache_near_invalidations_total", "Invalidation notifications applied", label,
               near.invalidations);
   out.counter("pgkit_cache_near_flushes_total", "Times the near tier (or a type) was dropped",
               label, near.flushes);

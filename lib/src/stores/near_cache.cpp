@@ -539,7 +539,6 @@ void near_tier::flush_all(bool count_flush) {
 }
 
 void near_tier::apply(const near_message& message) {
-  m_invalidations.fetch_add(1);
   switch (message.what) {
     case near_message::scope::entries:
       for (auto digest : message.digests)
@@ -553,6 +552,8 @@ void near_tier::apply(const near_message& message) {
       flush_all(true);
       break;
   }
+  // Counted once applied: whoever sees the count move is no longer served what it dropped.
+  m_invalidations.fetch_add(1);
 }
 
 void near_tier::listener_lost(const std::string& reason) {
