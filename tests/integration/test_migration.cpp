@@ -2,8 +2,10 @@
 
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "harness.hpp"
 #include "pgkit/error.hpp"
@@ -245,6 +247,36 @@ TEST_CASE("pgkit::apply_modules: schemas, failures, locks and order") {
           "was rolled back");
     CHECK(bookkeeping(db.url()) == "app 20260301120000,app 20260302120000,core 20000101000000");
     CHECK(query_value(db.url(), k_advisory_locks_here) == "0");
+  }
+  SUBCASE(
+      "an interruption that cancels the reading of what is applied ends the run as interrupted") {
+    // The CLI's interruption sends a cancel request, which fails whatever statement runs; one
+    // that lands before the first change (here reading schema_migration, held up by a lock)
+    // must still read "interrupted", as one between migrations does.
+    pgkit::apply_modules(connection, {"core"});
+    write_file(dir / "app" / "20260301120000_table.sql", migration_text("CREATE TABLE t (x int);"));
+    pqxx::connection holder{db.url()};
+    pqxx::work hold{holder};
+    hold.exec("LOCK TABLE pgkit.schema_migration IN ACCESS EXCLUSIVE MODE");
+    auto options = user_options(dir, {"app"});
+    std::atomic<bool> stop{false};
+    options.interrupted = [&stop] { return stop.load(); };
+    const auto pid = std::to_string(connection.backendpid());
+    std::thread interrupter{[&] {
+      pgkit_test::eventually([&] {
+        return query_value(db.url(), "SELECT wait_event_type FROM pg_stat_activity WHERE pid = " +
+                                         pid) == "Lock";
+      });
+      stop = true;
+      connection.cancel_query();
+    }};
+    auto failure = pgkit_test::expect_error([&] { pgkit::apply_modules(connection, options); });
+    interrupter.join();
+    hold.abort();
+    CHECK(failure.kind() == pgkit::error_kind::canceled);
+    CHECK(std::string{failure.what()} ==
+          "interrupted: the running transaction was rolled back and nothing was applied");
+    CHECK(query_value(db.url(), "SELECT to_regclass('t') IS NULL") == "t");
   }
   SUBCASE("a transaction-mode pooler is refused before the lock") {
     auto options = user_options(dir, {"cache"});

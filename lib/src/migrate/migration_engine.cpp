@@ -49,6 +49,21 @@ bool interrupted(const migration_options& options) {
               "run pgkit status to see what is applied, and apply again when ready");
 }
 
+// Runs `step`, a part of a run before its first change (a check, the lock, reading what is
+// applied). The cancel request sent on an interruption makes whichever statement is running
+// fail, these included: then the run ends as interrupted, nothing done, instead of with that
+// statement's "canceling statement due to user request".
+template <typename Step>
+auto before_any_change(const migration_options& options, const Step& step) {
+  try {
+    return step();
+  } catch (const error&) {
+    if (interrupted(options))
+      throw_interrupted(0);
+    throw;
+  }
+}
+
 // A standby takes no writes: say so, naming it, before any lock is taken or waited for.
 void refuse_standby(pqxx::connection& connection) {
   if (first_value(wire::of(connection), "SELECT pg_is_in_recovery()",
@@ -544,16 +559,19 @@ apply_result apply_modules(pqxx::connection& connection, const migration_options
   auto catalog = module_catalog::load(options.migrations_dirs);
   auto order = run_order(catalog.select(options.modules));
 
-  check_before_lock(connection, options);
   apply_result result;
   // Most runs find nothing to do; they need not wait for a lock to learn that.
-  auto first_look = make_plan(order, read_applied(connection, options.schema), options);
+  auto first_look = before_any_change(options, [&] {
+    check_before_lock(connection, options);
+    return make_plan(order, read_applied(connection, options.schema), options);
+  });
   if (first_look.pending.empty()) {
     result.drifted = std::move(first_look.drifted);
     return result;
   }
-  migration_lock lock{connection, options};
-  auto work = make_plan(order, read_applied(connection, options.schema), options);
+  auto lock = before_any_change(options, [&] { return migration_lock{connection, options}; });
+  auto work = before_any_change(
+      options, [&] { return make_plan(order, read_applied(connection, options.schema), options); });
   result.drifted = std::move(work.drifted);
   try {
     std::vector<const migration*> batch;
@@ -602,10 +620,10 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
                         "first '_' of a file name), or 0 for everything");
     }
   }
-  check_before_lock(connection, options);
-
-  migration_lock lock{connection, options};
-  auto applied = read_applied(connection, options.schema);
+  before_any_change(options, [&] { check_before_lock(connection, options); });
+  auto lock = before_any_change(options, [&] { return migration_lock{connection, options}; });
+  auto applied =
+      before_any_change(options, [&] { return read_applied(connection, options.schema); });
   std::vector<const applied_migration*> mine;
   std::set<std::string> other_modules;
   for (const auto& row : applied) {
@@ -728,9 +746,10 @@ std::vector<migration_step> baseline_module(pqxx::connection& connection,
     dependencies.modules = module->depends_on;
     apply_modules(connection, dependencies);
   }
-  check_before_lock(connection, options);
-  migration_lock lock{connection, options};
-  auto applied = read_applied(connection, options.schema);
+  before_any_change(options, [&] { check_before_lock(connection, options); });
+  auto lock = before_any_change(options, [&] { return migration_lock{connection, options}; });
+  auto applied =
+      before_any_change(options, [&] { return read_applied(connection, options.schema); });
   std::vector<const migration*> chosen;
   std::string recorded;
   for (const auto& m : module->migrations) {
