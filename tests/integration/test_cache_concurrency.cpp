@@ -20,16 +20,24 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("pgkit::cache_store under concurrent writers, readers and gc") {
-  pgkit_test::scratch_database db{"cache_concurrency"};
+namespace {
+
+// A pool of `size` connections on `db`, with the cache module applied there.
+std::shared_ptr<pgkit::pool> cache_pool(const pgkit_test::scratch_database& db, std::size_t size) {
   {
     pqxx::connection connection{db.url()};
     pgkit::apply_modules(connection, {"cache"});
   }
   auto config = pgkit::config_from_url(db.url(), "test");
-  config.pool_size = 8;
-  auto connections = std::make_shared<pgkit::pool>(config);
-  pgkit::cache_store store{connections};
+  config.pool_size = size;
+  return std::make_shared<pgkit::pool>(config);
+}
+
+}  // namespace
+
+TEST_CASE("pgkit::cache_store under concurrent writers, readers and gc") {
+  pgkit_test::scratch_database db{"cache_concurrency"};
+  pgkit::cache_store store{cache_pool(db, 8)};
 
   constexpr int k_writers = 4;
   constexpr int k_rounds = 150;
@@ -106,16 +114,10 @@ TEST_CASE("pgkit::cache_store under concurrent writers, readers and gc") {
 // of that protocol; everywhere, every read after the writes must see the last value.
 TEST_CASE("pgkit::cache_store near tier under readers, writers, fills and evictions") {
   pgkit_test::scratch_database db{"near_concurrency"};
-  {
-    pqxx::connection connection{db.url()};
-    pgkit::apply_modules(connection, {"cache"});
-  }
-  auto config = pgkit::config_from_url(db.url(), "test");
-  config.pool_size = 6;
   pgkit::cache_options options;
   options.near.emplace();
   options.near->max_entries = 64;  // four shards of 16 entries
-  pgkit::cache_store store{std::make_shared<pgkit::pool>(config), options};
+  pgkit::cache_store store{cache_pool(db, 6), options};
 
   constexpr int k_keys = 80;
   constexpr int k_rounds = 12;

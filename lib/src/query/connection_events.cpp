@@ -25,8 +25,7 @@
 namespace pgkit {
 namespace {
 
-// The callbacks kept for one connection; a new backend at the same address (a connection
-// destroyed without close() and another one made) starts afresh.
+// The callbacks kept for one connection (see listening_of).
 struct listening {
   int backend_pid = 0;
   std::vector<std::pair<std::string, notification_callback>> callbacks;
@@ -48,6 +47,20 @@ std::unordered_map<pg_conn*, ending> g_ending;
 // Kept with the backend's process id: another connection at the same address starts afresh.
 std::unordered_map<pg_conn*, std::pair<int, std::string>> g_farewells;
 std::atomic<bool> g_any_listening{false};
+
+// The callbacks kept for `handle` (g_mutex held), or nullptr. An entry of another backend at
+// this address was left by a connection destroyed without close(): it is dropped, not this
+// connection's.
+listening* listening_of(pg_conn* handle) {
+  auto found = g_listening.find(handle);
+  if (found == g_listening.end())
+    return nullptr;
+  if (found->second.backend_pid != PQbackendPID(handle)) {
+    g_listening.erase(found);
+    return nullptr;
+  }
+  return &found->second;
+}
 
 // Leaves g_ending[handle] once nobody needs the entry.
 void release_ending(pg_conn* handle) {
@@ -135,8 +148,7 @@ std::size_t dispatch_notifications(pg_conn* handle) {
     return 0;
   {
     std::lock_guard<std::mutex> lock{g_mutex};
-    auto found = g_listening.find(handle);
-    if (found == g_listening.end() || found->second.backend_pid != PQbackendPID(handle))
+    if (listening_of(handle) == nullptr)
       return 0;
   }
   std::size_t taken = 0;
@@ -149,10 +161,10 @@ std::size_t dispatch_notifications(pg_conn* handle) {
     std::vector<notification_callback> matching;
     {
       std::lock_guard<std::mutex> lock{g_mutex};
-      auto found = g_listening.find(handle);
-      if (found == g_listening.end())
+      const auto* kept = listening_of(handle);
+      if (kept == nullptr)
         continue;
-      for (const auto& [name, callback] : found->second.callbacks) {
+      for (const auto& [name, callback] : kept->callbacks) {
         if (name == channel)
           matching.push_back(callback);
       }
@@ -291,11 +303,10 @@ void listen_to_notifications(pqxx::connection& conn, std::string_view channel,
   on.run("LISTEN " + quoted, {}, detail::result_format::text, "listening on " + quoted,
          detail::stop_control::from(options));
   std::lock_guard<std::mutex> lock{g_mutex};
-  auto& entry = g_listening[on.handle()];
-  const int backend = PQbackendPID(on.handle());
-  if (entry.backend_pid != backend)
-    entry = listening{backend, {}};
-  entry.callbacks.emplace_back(std::string{channel}, std::move(callback));
+  auto* entry = listening_of(on.handle());
+  if (entry == nullptr)
+    entry = &(g_listening[on.handle()] = listening{PQbackendPID(on.handle()), {}});
+  entry->callbacks.emplace_back(std::string{channel}, std::move(callback));
   g_any_listening.store(true, std::memory_order_release);
 }
 
@@ -309,14 +320,7 @@ std::size_t wait_for_notifications(pqxx::connection& conn, const query_options& 
   }
   {
     std::lock_guard<std::mutex> lock{g_mutex};
-    auto found = g_listening.find(handle);
-    // Callbacks kept for another backend at this address were a connection destroyed without
-    // close(): they are not this one's.
-    if (found != g_listening.end() && found->second.backend_pid != PQbackendPID(handle)) {
-      g_listening.erase(found);
-      found = g_listening.end();
-    }
-    if (found == g_listening.end()) {
+    if (listening_of(handle) == nullptr) {
       throw usage_error(context + ": no callbacks are kept for this connection",
                         "call listen_to_notifications first");
     }
