@@ -1,6 +1,7 @@
 // `pgkit inspect` end to end: on a database with known contents --exact reports those numbers,
 // the estimates come within 10 % of them after ANALYZE on a 1 M-row cache, and the backends
-// listening on pgkit's channel and holding the migration lock are the ones the test started.
+// listening on pgkit's channel and holding the migration lock are the ones the test started in
+// that database (not those of another database on the same server).
 
 #include <doctest/doctest.h>
 
@@ -91,12 +92,23 @@ TEST_CASE("pgkit inspect") {
     CHECK(within_ten_percent(estimated["live"].get<std::uint64_t>(), 800000));
   }
   SUBCASE("listeners on pgkit's channel and the migration lock's holder") {
+    // A second database with its own listener and its own holder of the same lock key: the
+    // report covers the database it was asked about, so neither may be counted.
+    pgkit_test::scratch_database elsewhere{"inspect_other"};
+    pgkit_test::child_process listening_elsewhere{
+        {pgkit_test::pgkit_binary(), "listen", "--addr", elsewhere.url(), "pgkit_cache"}};
+    pqxx::connection holder_elsewhere{elsewhere.url()};
+    pqxx::nontransaction tx_elsewhere{holder_elsewhere};
+    tx_elsewhere.exec("SELECT pg_advisory_lock(" +
+                      std::to_string(pgkit::migration_lock_key("pgkit")) + ")");
     pgkit_test::child_process listening{
         {pgkit_test::pgkit_binary(), "listen", "--addr", db.url(), "pgkit_cache"}};
+    const std::string listening_here =
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query "
+        "LIKE 'LISTEN %pgkit_cache%'";
     REQUIRE(pgkit_test::eventually([&] {
-      return query_value(db.url(),
-                         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                         "'LISTEN %pgkit_cache%'") == "1";
+      return query_value(db.url(), listening_here) == "1" &&
+             query_value(elsewhere.url(), listening_here) == "1";
     }));
     pqxx::connection holder{db.url()};
     pqxx::nontransaction tx{holder};
