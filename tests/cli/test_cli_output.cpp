@@ -50,8 +50,8 @@ void check_full_disk_failure(const pgkit_test::process_result& result, const std
 bool listening(const std::string& url, const std::string& channel) {
   return pgkit_test::eventually([&] {
     return pgkit_test::query_value(url,
-                                   "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                                   "'LISTEN%" +
+                                   "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                   "current_database() AND query LIKE 'LISTEN%" +
                                        channel + "%'") == "1";
   });
 }

@@ -286,8 +286,9 @@ TEST_CASE("pgkit::cache_store near tier: writes pay for announcing only while a 
     // The new tier's listener waits for the writer's lock before it LISTENs.
     bool waited = eventually([&] {
       return query_value(db.url(),
-                         "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                         "'pgkit near cache' AND wait_event_type = 'Lock'") == "1";
+                         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                         "AND application_name = 'pgkit near cache' AND wait_event_type = "
+                         "'Lock'") == "1";
     });
     tx.commit();
     starting.join();

@@ -481,8 +481,8 @@ TEST_CASE("pgkit::queue_worker") {
     // during that look must end the wait that follows it (it was lost before, until the poll).
     REQUIRE(eventually([&] {
       return fx.sql(
-                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                 "'pgkit queue worker' AND query LIKE 'LISTEN%'") == "1";
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND application_name = 'pgkit queue worker' AND query LIKE 'LISTEN%'") == "1";
     }));
     store.enqueue("wake", "now");
     CHECK(eventually([&] { return seen.size() == 1; }));
