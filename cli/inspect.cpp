@@ -16,6 +16,7 @@
 #include "commands.hpp"
 #include "context.hpp"
 #include "core/text.hpp"
+#include "migrate/migration_sql.hpp"
 #include "migration_common.hpp"
 #include "pgkit/migration.hpp"
 #include "pgkit/query.hpp"
@@ -149,14 +150,11 @@ int run_inspect(const inspect_options& options, context& ctx) {
                            "WHERE pid <> pg_backend_pid() AND datname = current_database() AND "
                            "(query ~* '^\\s*LISTEN\\s+\"?pgkit_' "
                            "OR application_name = 'pgkit near cache') ORDER BY pid");
-  auto holders = rows_of(*connection,
-                         "SELECT l.pid, a.application_name, a.backend_start FROM pg_locks l "
-                         "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-                         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND "
-                         "l.database = (SELECT oid FROM pg_database WHERE datname = "
-                         "current_database()) AND "
-                         "(l.classid::bigint << 32 | l.objid::bigint) = $1::bigint ORDER BY l.pid",
-                         {std::to_string(migration_lock_key(schema))});
+  auto holders =
+      rows_of(*connection,
+              "SELECT l.pid, a.application_name, a.backend_start FROM pg_locks l "
+              "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE " +
+                  detail::migration_lock_held(migration_lock_key(schema), "l") + " ORDER BY l.pid");
 
   if (out.json()) {
     auto modules = nlohmann::ordered_json::array();

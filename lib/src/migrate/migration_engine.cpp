@@ -291,15 +291,11 @@ class migration_lock {
   }
   std::optional<long> holder_pid() {
     try {
-      auto bits = static_cast<std::uint64_t>(m_key);
-      auto pid = first_value(
-          wire::of(m_connection),
-          "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-          " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-          " AND classid = " +
-              std::to_string(bits >> 32) + " AND objid = " + std::to_string(bits & 0xffffffffULL) +
-              " AND pid <> pg_backend_pid() LIMIT 1",
-          "looking for the migration lock's holder");
+      auto pid = first_value(wire::of(m_connection),
+                             "SELECT pid FROM pg_locks WHERE " +
+                                 detail::migration_lock_held(m_key, "pg_locks") +
+                                 " AND pid <> pg_backend_pid() LIMIT 1",
+                             "looking for the migration lock's holder");
       if (pid.empty())
         return std::nullopt;
       return std::stol(pid);
@@ -620,8 +616,10 @@ std::vector<migration_step> rollback_module(pqxx::connection& connection,
                         "first '_' of a file name), or 0 for everything");
     }
   }
-  before_any_change(options, [&] { check_before_lock(connection, options); });
-  auto lock = before_any_change(options, [&] { return migration_lock{connection, options}; });
+  auto lock = before_any_change(options, [&] {
+    check_before_lock(connection, options);
+    return migration_lock{connection, options};
+  });
   auto applied =
       before_any_change(options, [&] { return read_applied(connection, options.schema); });
   std::vector<const applied_migration*> mine;
@@ -746,8 +744,10 @@ std::vector<migration_step> baseline_module(pqxx::connection& connection,
     dependencies.modules = module->depends_on;
     apply_modules(connection, dependencies);
   }
-  before_any_change(options, [&] { check_before_lock(connection, options); });
-  auto lock = before_any_change(options, [&] { return migration_lock{connection, options}; });
+  auto lock = before_any_change(options, [&] {
+    check_before_lock(connection, options);
+    return migration_lock{connection, options};
+  });
   auto applied =
       before_any_change(options, [&] { return read_applied(connection, options.schema); });
   std::vector<const migration*> chosen;

@@ -3,6 +3,7 @@
 // the offline renderings print them, so a printed script leaves the state apply leaves.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,18 @@ struct run_timeouts {
   std::chrono::milliseconds lock_timeout{10000};
   std::optional<std::chrono::milliseconds> statement_timeout;
 };
+
+/// Returns the condition a row of pg_locks (named `locks` in the query) meets while it is a
+/// granted hold of the migration lock `key` (migration_lock_key) in the current database;
+/// advisory locks belong to one database, so the same key elsewhere is not this lock.
+inline std::string migration_lock_held(std::int64_t key, const std::string& locks) {
+  const auto bits = static_cast<std::uint64_t>(key);
+  return locks + ".locktype = 'advisory' AND " + locks + ".granted AND " + locks +
+         ".objsubid = 1 AND " + locks +
+         ".database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND " +
+         locks + ".classid = " + std::to_string(bits >> 32) + " AND " + locks +
+         ".objid = " + std::to_string(bits & 0xffffffffULL);
+}
 
 /// Returns `<set> search_path TO "schema", public`, with `set` "SET" or "SET LOCAL".
 inline std::string search_path_statement(const std::string& schema, const std::string& set) {
